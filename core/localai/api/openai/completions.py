@@ -1,0 +1,134 @@
+"""``POST /v1/completions``: legacy text completions, plain and streamed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import Field
+
+from localai.api import sse
+from localai.api.openai.common import SamplingFields, add_usage, merge, new_id, now, usage_dict
+from localai.engine import Engine, collect
+from localai.errors import invalid, to_api_error
+from localai.api.errors import error_body
+from localai.events import Event, Finish, TextDelta
+from localai.types import GenerateRequest, TokenLogprob, Usage
+
+router = APIRouter()
+
+
+class CompletionBody(SamplingFields):
+    prompt: str | list[str] | list[int] | list[list[int]] = ""
+    max_tokens: int | None = Field(default=16, ge=0)
+    echo: bool = False
+    logprobs: int | None = Field(default=None, ge=0, le=20)
+    suffix: str | None = None
+    best_of: int | None = None
+
+    def prompts(self) -> list[str | list[int]]:
+        p = self.prompt
+        if isinstance(p, str):
+            return [p]
+        if not p:
+            return [""]
+        if all(isinstance(x, int) for x in p):
+            return [list(p)]  # type: ignore[arg-type]
+        return list(p)  # type: ignore[arg-type]
+
+
+def legacy_logprobs(items: list[TokenLogprob], offset: int) -> dict[str, Any]:
+    tokens, lps, tops, offsets = [], [], [], []
+    pos = offset
+    for item in items:
+        tokens.append(item.token)
+        lps.append(item.logprob)
+        tops.append({t: lp for t, lp in item.top} if item.top else None)
+        offsets.append(pos)
+        pos += len(item.token)
+    return {"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets}
+
+
+def requests_for(body: CompletionBody) -> list[GenerateRequest]:
+    if body.suffix:
+        raise invalid("suffix (fill-in-the-middle) is not supported", param="suffix")
+    out = []
+    for prompt in body.prompts():
+        for j in range(body.n):
+            out.append(GenerateRequest(
+                model=body.model or "", prompt=prompt, sampling=body.sampling(j),
+                max_tokens=body.max_tokens if body.max_tokens else None, stop=body.stop_list(),
+                logprobs=body.logprobs, echo=body.echo,
+            ))
+    return out
+
+
+async def echo_text(engine: Engine, model: str, prompt: str | list[int]) -> str:
+    if isinstance(prompt, str):
+        return prompt
+    return (await engine.detokenize(model, prompt))[1]
+
+
+@router.post("/completions")
+async def completions(body: CompletionBody, request: Request) -> Any:
+    engine: Engine = request.app.state.localai.engine
+    reqs = requests_for(body)
+    loaded = await engine.load(body.model, "completion")
+    model = loaded.entry.name
+    for r in reqs:
+        r.model = model
+    cid, created = new_id("cmpl"), now()
+    if body.stream:
+        # Resolve errors (bad model, load failure) before the 200 goes out.
+        return sse.response(stream(engine, body, reqs, cid, created, model))
+    results = await _gather(engine, reqs)
+    choices = []
+    total = Usage()
+    for i, (r, res) in enumerate(zip(reqs, results)):
+        prefix = await echo_text(engine, model, r.prompt) if body.echo else ""  # type: ignore[arg-type]
+        choices.append({
+            "index": i,
+            "text": prefix + res.text,
+            "logprobs": legacy_logprobs(res.logprobs, len(prefix)) if body.logprobs is not None else None,
+            "finish_reason": res.finish.reason if res.finish.reason in ("stop", "length") else "stop",
+        })
+        add_usage(total, res.finish.usage, count_prompt=(i % body.n == 0))
+    return {"id": cid, "object": "text_completion", "created": created, "model": model, "choices": choices,
+            "usage": usage_dict(total)}
+
+
+async def _gather(engine: Engine, reqs: list[GenerateRequest]) -> list[Any]:
+    import asyncio
+
+    return list(await asyncio.gather(*(collect(engine.stream(r, "completion")) for r in reqs)))
+
+
+async def stream(engine: Engine, body: CompletionBody, reqs: list[GenerateRequest], cid: str, created: int, model: str) -> AsyncIterator[Any]:
+    def chunk(index: int, text: str, finish: str | None = None, logprobs: Any = None) -> dict[str, Any]:
+        return {"id": cid, "object": "text_completion", "created": created, "model": model,
+                "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish}]}
+
+    total = Usage()
+    offsets = [0] * len(reqs)
+    try:
+        if body.echo:
+            for i, r in enumerate(reqs):
+                text = await echo_text(engine, model, r.prompt)  # type: ignore[arg-type]
+                offsets[i] = len(text)
+                yield sse.event(chunk(i, text))
+        streams: list[AsyncIterator[Event]] = [engine.stream(r, "completion") for r in reqs]
+        async for i, ev in merge(streams):
+            if isinstance(ev, TextDelta):
+                lp = legacy_logprobs(ev.logprobs or [], offsets[i]) if body.logprobs is not None else None
+                offsets[i] += len(ev.text)
+                yield sse.event(chunk(i, ev.text, logprobs=lp))
+            elif isinstance(ev, Finish):
+                add_usage(total, ev.usage, count_prompt=(i % body.n == 0))
+                yield sse.event(chunk(i, "", ev.reason if ev.reason in ("stop", "length") else "stop"))
+        if body.stream_options and body.stream_options.include_usage:
+            yield sse.event({"id": cid, "object": "text_completion", "created": created, "model": model, "choices": [],
+                             "usage": usage_dict(total)})
+    except Exception as exc:  # noqa: BLE001 - reported in-stream, the status line is already sent
+        yield sse.event(error_body("openai", to_api_error(exc)))
+    yield sse.event("[DONE]")

@@ -1,0 +1,13 @@
+"""The protocol routers the app mounts (each under ``/v1`` and without the prefix, as LocalAI does)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+
+def all_routers(state: Any) -> list[APIRouter]:
+    from localai.api.openai import router as openai_router
+
+    return [openai_router]

@@ -1,0 +1,166 @@
+"""The FastAPI application: state, API keys, error shapes, and the protocol routers."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from localai import __version__
+from localai.api.errors import error_response, protocol_for_path
+from localai.backends import Registry
+from localai.catalog import Catalog
+from localai.engine import Engine
+from localai.errors import APIError, to_api_error
+from localai.plugins import PluginManager, make_plugin_manager
+from localai.runtime import Runtime
+
+log = logging.getLogger("localai.server")
+
+OPEN_PATHS = {"/healthz", "/readyz"}
+
+
+@dataclass
+class Settings:
+    models_path: Path = Path("models")
+    data_path: Path = Path("data")
+    api_keys: list[str] = field(default_factory=list)
+
+
+class State:
+    """Everything a request handler needs, built once at start-up."""
+
+    def __init__(self, settings: Settings, pm: PluginManager | None = None) -> None:
+        self.settings = settings
+        self.pm = pm or make_plugin_manager()
+        self.registry = Registry(self.pm)
+        self.catalog = Catalog(settings.models_path, self.registry).load()
+        self.runtime = Runtime(self.catalog)
+        self.engine = Engine(self.runtime)
+        self.extensions: dict[str, Any] = {}
+
+    def log_summary(self) -> None:
+        for info in self.pm.infos.values():
+            if info.error:
+                log.error("plugin %s (%s): %s", info.name, info.distribution or "in-process", info.error)
+            else:
+                log.info("plugin %s loaded (%s %s)", info.name, info.distribution or "in-process", info.version or "")
+        for b in self.registry.backends.values():
+            status = "available" if b.unavailable is None else f"unavailable: {b.unavailable}"
+            log.info("backend %s (aliases: %s) from %s: %s", b.name, ", ".join(b.aliases) or "-", b.distribution or b.plugin, status)
+        for e in self.catalog.entries.values():
+            if e.usable:
+                log.info("model %s -> backend %s (%s)", e.name, e.backend.name if e.backend else "?", e.file)
+            else:
+                log.error("model %s unusable: %s", e.name, "; ".join(e.problems))
+        log.info("%d model(s) configured from %s", len(self.catalog.entries), self.settings.models_path)
+
+
+class APIKeyMiddleware:
+    """Every route but the probes needs ``Authorization: Bearer <key>`` or ``x-api-key: <key>``."""
+
+    def __init__(self, app: ASGIApp, keys: list[str]) -> None:
+        self.app = app
+        self.keys = [k.encode() for k in keys if k]
+
+    def _allowed(self, scope: Scope) -> bool:
+        headers = dict(scope.get("headers") or [])
+        candidates = []
+        auth = headers.get(b"authorization", b"")
+        if auth[:7].lower() == b"bearer ":
+            candidates.append(auth[7:].strip())
+        if b"x-api-key" in headers:
+            candidates.append(headers[b"x-api-key"].strip())
+        ok = False
+        for cand in candidates:
+            for key in self.keys:
+                ok |= hmac.compare_digest(cand, key)
+        return ok
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.keys or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        if self._allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        err = APIError("authentication", "invalid or missing API key: send Authorization: Bearer <key> or x-api-key: <key>",
+                       code="invalid_api_key")
+        await error_response(protocol_for_path(scope["path"]), err)(scope, receive, send)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    errors = exc.errors()
+    if not errors:
+        return "invalid request", None
+    first = errors[0]
+    loc = [str(x) for x in first.get("loc", ()) if x != "body"]
+    if first.get("type") == "json_invalid":
+        return f"request body is not valid JSON: {first.get('msg')}", None
+    param = ".".join(loc) or None
+    msg = first.get("msg", "invalid value")
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return (f"{param}: {msg}{more}" if param else f"{msg}{more}"), param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = _validation_message(exc)
+        return error_response(protocol_for_path(request.url.path), APIError("invalid_request", message, param=param))
+
+    @app.exception_handler(APIError)
+    async def _api(request: Request, exc: APIError) -> JSONResponse:
+        return error_response(protocol_for_path(request.url.path), exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {401: "authentication", 403: "permission", 404: "not_found", 413: "request_too_large", 429: "rate_limit"}.get(
+            exc.status_code, "invalid_request" if exc.status_code < 500 else "server")
+        err = APIError(kind, str(exc.detail), status=exc.status_code)
+        return error_response(protocol_for_path(request.url.path), err)
+
+    @app.exception_handler(Exception)
+    async def _any(request: Request, exc: Exception) -> JSONResponse:
+        err = to_api_error(exc)
+        if err.code == "internal_error":
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(protocol_for_path(request.url.path), err)
+
+
+def create_app(settings: Settings, pm: PluginManager | None = None) -> FastAPI:
+    state = State(settings, pm)
+    state.log_summary()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        for hook in state.extensions.get("startup", []):
+            await hook(state)
+        yield
+        for hook in state.extensions.get("shutdown", []):
+            await hook(state)
+        await state.runtime.shutdown()
+
+    app = FastAPI(title="localai", version=__version__, lifespan=lifespan)
+    app.state.localai = state
+    install_error_handlers(app)
+    from localai.api import routers
+
+    for router in routers.all_routers(state):
+        app.include_router(router, prefix="/v1")
+        app.include_router(router, include_in_schema=False)
+    from localai.api import health
+
+    app.include_router(health.router)
+    if settings.api_keys:
+        app.add_middleware(APIKeyMiddleware, keys=settings.api_keys)
+    return app

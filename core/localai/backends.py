@@ -1,0 +1,154 @@
+"""The backend registry: which plugin serves which ``backend:`` name, and whether it can run here."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from localai.plugins import PluginManager
+
+log = logging.getLogger("localai.backends")
+
+# Backends the project ships as separate distributions: lets "not installed" name what to install.
+KNOWN_BACKENDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "llama-cpp": ("localai-llama-cpp", ("llama", "llama.cpp", "llamacpp")),
+    "ik-llama-cpp": ("localai-ik-llama", ("ik_llama", "ik-llama", "ik_llama_cpp")),
+    "turboquant": ("localai-turboquant", ()),
+    "vllm": ("localai-vllm", ()),
+    "transformers": ("localai-transformers", ()),
+}
+
+# Preference among backends that claim the same file format when no ``backend:`` is given.
+FORMAT_PREFERENCE = ("llama-cpp", "ik-llama-cpp", "turboquant")
+
+
+def normalise(name: str) -> str:
+    """LocalAI's spelling rules: case-insensitive, ``.`` and ``_`` count as ``-``."""
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+class BackendError(Exception):
+    """A ``backend:`` that cannot be served; the message says what to do."""
+
+
+@dataclass
+class Backend:
+    name: str
+    plugin: str
+    distribution: str | None
+    version: str | None
+    aliases: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ()
+    description: str = ""
+    check: Callable[[], str | None] | None = None
+    options: list[Any] = field(default_factory=list)
+    python: str | None = None
+    _unavailable: str | None | bool = field(default=False, repr=False)
+
+    @property
+    def unavailable(self) -> str | None:
+        """Why the engine cannot run here, or ``None``; the check runs once."""
+        if self._unavailable is False:
+            try:
+                self._unavailable = self.check() if self.check else None
+            except Exception as exc:  # a broken check is itself a reason
+                self._unavailable = f"availability check failed: {type(exc).__name__}: {exc}"
+        return self._unavailable  # type: ignore[return-value]
+
+    @property
+    def interpreter(self) -> str:
+        return self.python or sys.executable
+
+
+class Registry:
+    """Backends by canonical name, with an alias index; built from the plugins' registrations."""
+
+    def __init__(self, pm: PluginManager) -> None:
+        self.pm = pm
+        self.backends: dict[str, Backend] = {}
+        self._index: dict[str, str] = {}
+        self.errors: list[str] = []
+        for impl in pm.hook.register_backends.get_hookimpls():
+            info = pm.infos.get(impl.plugin_name)
+            try:
+                impl.function(register=self._registrar(impl.plugin_name, info))
+            except BackendError as exc:
+                self.errors.append(str(exc))
+                log.error("%s", exc)
+            except Exception as exc:
+                msg = f"plugin {impl.plugin_name} failed in register_backends: {type(exc).__name__}: {exc}"
+                if info:
+                    info.error = msg
+                self.errors.append(msg)
+                log.error("%s", msg)
+
+    def _registrar(self, plugin: str, info: Any) -> Callable[..., None]:
+        def register(
+            name: str,
+            *,
+            aliases: tuple[str, ...] | list[str] = (),
+            capabilities: tuple[str, ...] | list[str] = (),
+            formats: tuple[str, ...] | list[str] = (),
+            description: str = "",
+            check: Callable[[], str | None] | None = None,
+            options: list[Any] | None = None,
+            python: str | None = None,
+        ) -> None:
+            backend = Backend(
+                name=normalise(name),
+                plugin=plugin,
+                distribution=getattr(info, "distribution", None),
+                version=getattr(info, "version", None),
+                aliases=tuple(aliases),
+                capabilities=tuple(capabilities),
+                formats=tuple(f.lower().lstrip(".") for f in formats),
+                description=description,
+                check=check,
+                options=list(options or []),
+                python=python,
+            )
+            self._add(backend)
+
+        return register
+
+    def _add(self, backend: Backend) -> None:
+        for key in (backend.name, *map(normalise, backend.aliases)):
+            owner = self._index.get(key)
+            if owner is not None and owner != backend.name or (key == backend.name and key in self.backends):
+                other = self.backends[owner or key]
+                raise BackendError(
+                    f"backend name {key!r} is claimed by two plugins: "
+                    f"{other.plugin} ({other.distribution or 'in-process'}) and "
+                    f"{backend.plugin} ({backend.distribution or 'in-process'}); uninstall one of them"
+                )
+        self.backends[backend.name] = backend
+        for key in (backend.name, *map(normalise, backend.aliases)):
+            self._index[key] = backend.name
+        log.debug("backend %s registered by %s", backend.name, backend.plugin)
+
+    def resolve(self, name: str) -> Backend:
+        """The backend a YAML ``backend:`` value means; :class:`BackendError` saying why not."""
+        key = normalise(name)
+        if key in self._index:
+            return self.backends[self._index[key]]
+        for canonical, (dist, aliases) in KNOWN_BACKENDS.items():
+            if key == canonical or key in map(normalise, aliases):
+                raise BackendError(
+                    f"backend {name!r} ({canonical}) is not installed: pip install {dist}"
+                )
+        installed = ", ".join(sorted(self.backends)) or "none"
+        raise BackendError(f"unknown backend {name!r}; installed backends: {installed}")
+
+    def for_file(self, filename: str) -> Backend | None:
+        """The first installed, available backend claiming ``filename``'s suffix."""
+        suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+        claimants = [b for b in self.backends.values() if suffix in b.formats]
+        claimants.sort(key=lambda b: FORMAT_PREFERENCE.index(b.name) if b.name in FORMAT_PREFERENCE else 99)
+        for backend in claimants:
+            if backend.unavailable is None:
+                return backend
+        return claimants[0] if claimants else None

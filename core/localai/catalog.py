@@ -1,0 +1,113 @@
+"""The models the server offers: configs joined with the backend that serves each."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localai.backends import Backend, BackendError, Registry
+from localai.config import ConfigProblem, ModelConfig, load_folder, resolve_model_file
+
+log = logging.getLogger("localai.catalog")
+
+
+@dataclass
+class ModelEntry:
+    config: ModelConfig
+    file: str
+    backend: Backend | None = None
+    model_path: Path | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def usable(self) -> bool:
+        return not self.problems and self.backend is not None
+
+    def usecases(self) -> set[str]:
+        """What the model serves: ``chat``, ``completion``, ``embeddings`` (LocalAI's known_usecases wins)."""
+        if self.config.known_usecases:
+            return {u.lower().replace("flag_", "") for u in self.config.known_usecases}
+        caps = set(self.backend.capabilities) if self.backend else {"chat", "completion"}
+        if self.config.embeddings:
+            return {"embeddings"} | (caps & {"tokenize"})
+        return caps - {"embeddings"}
+
+
+class Catalog:
+    """Loads a models folder against a backend registry; broken entries carry their problems."""
+
+    def __init__(self, models_path: Path, registry: Registry) -> None:
+        self.models_path = models_path
+        self.registry = registry
+        self.entries: dict[str, ModelEntry] = {}
+        self.problems: list[ConfigProblem] = []
+
+    def load(self) -> Catalog:
+        configs, self.problems = load_folder(self.models_path)
+        for problem in self.problems:
+            log.error("model config: %s", problem)
+        for cfg, file in configs:
+            if cfg.name in self.entries:
+                msg = f"duplicate model name {cfg.name!r} (also in {self.entries[cfg.name].file}); ignored"
+                self.problems.append(ConfigProblem(file=file, model=cfg.name, message=msg))
+                log.error("%s: %s", file, msg)
+                continue
+            self.entries[cfg.name] = self._entry(cfg, file)
+        return self
+
+    def _entry(self, cfg: ModelConfig, file: str) -> ModelEntry:
+        entry = ModelEntry(config=cfg, file=file)
+        if cfg.parameters.model:
+            try:
+                entry.model_path = resolve_model_file(self.models_path, cfg.parameters.model)
+            except ValueError as exc:
+                entry.problems.append(f"parameters.model: {exc}")
+        if cfg.mmproj:
+            try:
+                resolve_model_file(self.models_path, cfg.mmproj)
+            except ValueError as exc:
+                entry.problems.append(f"mmproj: {exc}")
+        try:
+            if cfg.backend:
+                entry.backend = self.registry.resolve(cfg.backend)
+            elif cfg.parameters.model:
+                entry.backend = self.registry.for_file(cfg.parameters.model)
+                if entry.backend is None:
+                    entry.problems.append(
+                        f"no backend given and none installed serves {cfg.parameters.model!r}; "
+                        "set backend: (installed: " + (", ".join(sorted(self.registry.backends)) or "none") + ")"
+                    )
+            else:
+                entry.problems.append("no backend and no parameters.model given")
+        except BackendError as exc:
+            entry.problems.append(str(exc))
+        if entry.backend is not None:
+            try:
+                parsed = self.registry.pm.hook.parse_options(backend=entry.backend.name, options=list(cfg.options), config=cfg)
+                entry.options = parsed or {}
+                if parsed is None and cfg.options:
+                    log.warning("%s: model %r: backend %s parses no options; %s ignored", file, cfg.name, entry.backend.name, cfg.options)
+            except ValueError as exc:
+                entry.problems.append(f"options: {exc}")
+            except Exception as exc:
+                entry.problems.append(f"options: {type(exc).__name__}: {exc}")
+        for problem in entry.problems:
+            log.error("%s: model %r: %s", file, cfg.name, problem)
+        return entry
+
+    def get(self, name: str) -> ModelEntry | None:
+        return self.entries.get(name)
+
+    def first_for(self, usecase: str) -> ModelEntry | None:
+        """The first usable model serving ``usecase``, for requests that name no model."""
+        for entry in self.entries.values():
+            if entry.usable and usecase in entry.usecases():
+                return entry
+        return None

@@ -1,0 +1,195 @@
+"""LocalAI-compatible model configs: the YAML schema and loading a models folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+log = logging.getLogger("localai.config")
+
+_warned_unknown: set[tuple[str, str]] = set()
+
+
+class Parameters(BaseModel):
+    """LocalAI's ``parameters:`` block: the model file and default sampling settings."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    model: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    repeat_penalty: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+
+
+class TemplateConfig(BaseModel):
+    """Prompt templates (Jinja2). ``use_tokenizer_template`` prefers the model file's own template."""
+
+    model_config = ConfigDict(extra="allow")
+
+    chat: str | None = None
+    chat_message: str | None = None
+    completion: str | None = None
+    function: str | None = None
+    use_tokenizer_template: bool = False
+
+
+class ModelConfig(BaseModel):
+    """One model as a LocalAI YAML describes it. Unknown keys are kept (and warned about once)."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    name: str
+    backend: str | None = None
+    description: str | None = None
+    parameters: Parameters = Field(default_factory=Parameters)
+    context_size: int | None = Field(default=None, ge=1)
+    threads: int | None = Field(default=None, ge=1)
+    f16: bool | None = None
+    mmap: bool | None = None
+    mmlock: bool | None = None
+    gpu_layers: int | None = None
+    embeddings: bool = False
+    template: TemplateConfig = Field(default_factory=TemplateConfig)
+    stopwords: list[str] = Field(default_factory=list)
+    options: list[str] = Field(default_factory=list)
+    cache_type_k: str | None = None
+    cache_type_v: str | None = None
+    flash_attention: bool | str | None = None
+    main_gpu: str | int | None = None
+    mmproj: str | None = None
+    type: str | None = None
+    system_prompt: str | None = None
+    roles: dict[str, str] = Field(default_factory=dict)
+    known_usecases: list[str] = Field(default_factory=list)
+    function: dict[str, Any] | None = None
+    tool_parser: str | None = None
+
+    @field_validator("options", "stopwords", "known_usecases", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v: Any) -> Any:
+        return [] if v is None else v
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options_as_strings(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [str(x) if isinstance(x, (int, float, bool)) else x for x in v]
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+
+class ConfigProblem(BaseModel):
+    file: str
+    model: str | None = None
+    field: str | None = None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file + (f" (model {self.model!r})" if self.model else "")
+        what = f"field {self.field!r}: " if self.field else ""
+        return f"{where}: {what}{self.message}"
+
+
+def resolve_model_file(models_path: Path, relative: str) -> Path:
+    """``relative`` inside ``models_path``; absolute paths and ``..`` escapes are refused."""
+    p = Path(relative)
+    if p.is_absolute():
+        raise ValueError(f"absolute path {relative!r} is not allowed; give a path relative to the models folder")
+    if ".." in p.parts:
+        raise ValueError(f"path {relative!r} leaves the models folder ('..' is not allowed)")
+    # Symlinks the user placed in the folder are fine: only the YAML's own path must stay inside.
+    return models_path.absolute() / p
+
+
+def _problems_from_validation(file: str, model: str | None, exc: ValidationError) -> list[ConfigProblem]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or None
+        out.append(ConfigProblem(file=file, model=model, field=loc, message=err["msg"]))
+    return out
+
+
+def _warn_unknown(file: str, cfg: ModelConfig) -> None:
+    extras = list((cfg.model_extra or {}).keys())
+    for key in extras:
+        if (file, key) not in _warned_unknown:
+            _warned_unknown.add((file, key))
+            log.warning("%s: model %r: unknown key %r kept but not used", file, cfg.name, key)
+
+
+def parse_yaml_file(path: Path) -> tuple[list[ModelConfig], list[ConfigProblem]]:
+    """Configs in one YAML file (a mapping or a list of mappings) and the problems found."""
+    fname = path.name
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        return [], [ConfigProblem(file=fname, message=f"YAML syntax error{where}: {problem}")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [ConfigProblem(file=fname, message=f"cannot read: {exc}")]
+    if data is None:
+        return [], [ConfigProblem(file=fname, message="file is empty")]
+    items = data if isinstance(data, list) else [data]
+    configs: list[ConfigProblem | ModelConfig] = []
+    problems: list[ConfigProblem] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            problems.append(ConfigProblem(file=fname, message=f"entry {i + 1} is a {type(item).__name__}, expected a mapping"))
+            continue
+        name = item.get("name") if isinstance(item.get("name"), str) else None
+        try:
+            cfg = ModelConfig.model_validate(item)
+        except ValidationError as exc:
+            problems.extend(_problems_from_validation(fname, name, exc))
+            continue
+        _warn_unknown(fname, cfg)
+        configs.append(cfg)
+    return configs, problems  # type: ignore[return-value]
+
+
+def load_folder(models_path: Path) -> tuple[list[tuple[ModelConfig, str]], list[ConfigProblem]]:
+    """Every config under ``models_path`` (with its file name) plus bare ``.gguf`` files.
+
+    A ``.gguf`` that no YAML's ``parameters.model`` names is served under its file name
+    without the extension, as LocalAI does.
+    """
+    found: list[tuple[ModelConfig, str]] = []
+    problems: list[ConfigProblem] = []
+    if not models_path.is_dir():
+        return found, [ConfigProblem(file=str(models_path), message="models folder does not exist")]
+    for path in sorted(models_path.iterdir()):
+        if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
+            cfgs, probs = parse_yaml_file(path)
+            found.extend((c, path.name) for c in cfgs)
+            problems.extend(probs)
+    referenced = set()
+    for cfg, _ in found:
+        if cfg.parameters.model:
+            try:
+                referenced.add(resolve_model_file(models_path, cfg.parameters.model))
+            except ValueError:
+                pass
+    names = {cfg.name for cfg, _ in found}
+    for path in sorted(models_path.glob("*.gguf")):
+        if path.absolute() in referenced or path.stem in names or "mmproj" in path.stem.lower():
+            continue
+        found.append((ModelConfig(name=path.stem, parameters=Parameters(model=path.name)), path.name))
+    return found, problems

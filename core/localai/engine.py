@@ -1,0 +1,199 @@
+"""The one native handler every protocol adapter translates into (Ollama's pattern).
+
+``Engine.stream`` takes a :class:`GenerateRequest`, applies the model config's defaults, renders
+chats with the chosen template, plans tools and constraints, runs the worker, and turns its raw
+text into :mod:`localai.events`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from localai import tools
+from localai.catalog import ModelEntry
+from localai.chat import templates
+from localai.errors import invalid
+from localai.events import Event, Finish, TextDelta, ToolCallEnd
+from localai.runtime import Loaded, Runtime
+from localai.types import EmbeddingResult, GenerateRequest, Message, ModelInfo, SamplingParams, ToolCall, TokenLogprob, Usage
+
+log = logging.getLogger("localai.engine")
+
+
+@dataclass
+class Result:
+    """A whole generation, gathered from its events (for non-streaming responses)."""
+
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish: Finish = field(default_factory=lambda: Finish("stop"))
+
+
+def apply_defaults(request: GenerateRequest, entry: ModelEntry) -> GenerateRequest:
+    """Fill what the request leaves unset from the model config (LocalAI's ``parameters:``)."""
+    cfg = entry.config
+    p = cfg.parameters
+    s = request.sampling
+    sampling = SamplingParams(
+        temperature=s.temperature if s.temperature is not None else p.temperature,
+        top_p=s.top_p if s.top_p is not None else p.top_p,
+        top_k=s.top_k if s.top_k is not None else p.top_k,
+        min_p=s.min_p if s.min_p is not None else p.min_p,
+        repeat_penalty=s.repeat_penalty if s.repeat_penalty is not None else p.repeat_penalty,
+        presence_penalty=s.presence_penalty if s.presence_penalty is not None else p.presence_penalty,
+        frequency_penalty=s.frequency_penalty if s.frequency_penalty is not None else p.frequency_penalty,
+        seed=s.seed if s.seed is not None else p.seed,
+        logit_bias=s.logit_bias,
+    )
+    stop = list(dict.fromkeys([*request.stop, *cfg.stopwords]))
+    max_tokens = request.max_tokens if request.max_tokens is not None else p.max_tokens
+    return request.model_copy(update={"sampling": sampling, "stop": stop, "max_tokens": max_tokens, "model": entry.name})
+
+
+def chat_template(entry: ModelEntry, info: ModelInfo) -> str:
+    cfg = entry.config
+    yaml_template = None if cfg.template.use_tokenizer_template and info.chat_template else cfg.template.chat
+    source, origin = templates.choose_template(yaml_template, info.chat_template, info.architecture)
+    log.debug("model %r: chat template from %s", entry.name, origin)
+    return source
+
+
+def with_system_prompt(messages: list[Message], entry: ModelEntry) -> list[Message]:
+    if entry.config.system_prompt and not any(m.role == "system" for m in messages):
+        return [Message(role="system", content=entry.config.system_prompt), *messages]
+    return messages
+
+
+class Engine:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def load(self, model: str | None, usecase: str) -> Loaded:
+        loaded = await self.runtime.get(model, usecase)
+        if usecase not in loaded.entry.usecases() and not (usecase == "chat" and "completion" in loaded.entry.usecases()):
+            raise invalid(f"model {loaded.entry.name!r} does not support {usecase}", param="model", code="unsupported_model")
+        return loaded
+
+    async def prepare(self, request: GenerateRequest, usecase: str) -> tuple[Loaded, GenerateRequest, tools.OutputParser]:
+        """Load the model and turn ``request`` into what the backend receives, plus its output parser."""
+        loaded = await self.load(request.model or None, usecase)
+        entry, info = loaded.entry, loaded.info
+        request = apply_defaults(request, entry)
+        if request.messages is not None:
+            if any(m.images() for m in request.messages) and not info.vision:
+                raise invalid(f"model {entry.name!r} does not support image input", param="messages", code="vision_not_supported")
+            messages = with_system_prompt(request.messages, entry)
+            source = chat_template(entry, info)
+            plan = tools.plan(request.model_copy(update={"messages": messages}), template_source=source, info=info, config=entry.config)
+            stop = list(dict.fromkeys([*request.stop, *plan.stop]))
+            update: dict = {"messages": plan.messages, "constraint": plan.constraint, "stop": stop}
+            if not info.renders_chat:
+                try:
+                    update["prompt"] = templates.render(
+                        source, plan.messages, bos_token=info.bos_token, eos_token=info.eos_token,
+                        tools=plan.template_tools, extra=request.chat_template_kwargs,
+                    )
+                except Exception as exc:  # a template raising on these messages is the caller's problem
+                    raise invalid(f"chat template of model {entry.name!r} rejected the messages: {exc}", param="messages") from exc
+            parser = plan.parser
+        else:
+            if isinstance(request.prompt, str) and entry.config.template.completion:
+                request = request.model_copy(update={"prompt": templates.render_completion(entry.config.template.completion, request.prompt)})
+            update = {"constraint": request.constraint or tools.planning.response_format_constraint(request)}
+            parser = tools.planning.PlainParser()
+        if update.get("constraint") is not None and not info.supports_grammar:
+            raise invalid(f"model {entry.name!r} (backend {info.backend}) cannot constrain its output to a grammar or JSON schema",
+                          code="constraint_not_supported")
+        return loaded, request.model_copy(update=update), parser
+
+    async def stream(self, request: GenerateRequest, usecase: str = "chat") -> AsyncIterator[Event]:
+        """Generate, yielding text/reasoning/tool events and exactly one :class:`Finish` last."""
+        loaded, backend_request, parser = await self.prepare(request, usecase)
+        async for event in self.run(loaded, backend_request, parser):
+            yield event
+
+    async def run(self, loaded: Loaded, backend_request: GenerateRequest, parser: tools.OutputParser) -> AsyncIterator[Event]:
+        gen = loaded.worker.generate(backend_request)
+        try:
+            async for chunk in gen:
+                if chunk.text:
+                    events = parser.feed(chunk.text)
+                    if chunk.logprobs:
+                        for ev in events:
+                            if isinstance(ev, TextDelta):
+                                ev.logprobs = chunk.logprobs
+                                break
+                    for ev in events:
+                        yield ev
+                if chunk.finish_reason is not None:
+                    for ev in parser.finish():
+                        yield ev
+                    reason = chunk.finish_reason
+                    if parser.called_tools and reason == "stop":
+                        reason = "tool_calls"
+                    yield Finish(reason, chunk.usage or Usage(), chunk.stop_sequence)
+                    return
+        finally:
+            await gen.aclose()
+
+    async def generate(self, request: GenerateRequest, usecase: str = "chat") -> Result:
+        """The whole generation at once."""
+        return await collect(self.stream(request, usecase))
+
+    async def embed(self, model: str | None, inputs: list[str] | list[list[int]]) -> tuple[ModelEntry, EmbeddingResult]:
+        loaded = await self.load(model, "embeddings")
+        data = await loaded.worker.call("embed", inputs=inputs)
+        return loaded.entry, EmbeddingResult.model_validate(data)
+
+    async def tokenize(self, model: str | None, text: str, add_special: bool = True) -> tuple[ModelEntry, list[int]]:
+        loaded = await self.runtime.get(model, "tokenize")
+        return loaded.entry, await loaded.worker.call("tokenize", text=text, add_special=add_special)
+
+    async def detokenize(self, model: str | None, tokens: list[int]) -> tuple[ModelEntry, str]:
+        loaded = await self.runtime.get(model, "tokenize")
+        return loaded.entry, await loaded.worker.call("detokenize", tokens=tokens)
+
+    async def count_prompt_tokens(self, request: GenerateRequest, usecase: str = "chat") -> int:
+        """Tokens the prompt of ``request`` would take, without generating."""
+        loaded, backend_request, _ = await self.prepare(request, usecase)
+        prompt = backend_request.prompt
+        if isinstance(prompt, list):
+            return len(prompt)
+        tokens = await loaded.worker.call("tokenize", text=prompt or "", add_special=True)
+        return len(tokens)
+
+
+async def collect(events: AsyncIterator[Event]) -> Result:
+    result = Result()
+    text: list[str] = []
+    reasoning: list[str] = []
+    from localai.events import ReasoningDelta, ToolCallStart
+
+    starts: dict[int, ToolCallStart] = {}
+    async for ev in events:
+        if isinstance(ev, TextDelta):
+            text.append(ev.text)
+            if ev.logprobs:
+                result.logprobs.extend(ev.logprobs)
+        elif isinstance(ev, ReasoningDelta):
+            reasoning.append(ev.text)
+        elif isinstance(ev, ToolCallStart):
+            starts[ev.index] = ev
+        elif isinstance(ev, ToolCallEnd):
+            start = starts[ev.index]
+            result.tool_calls.append(ToolCall(id=start.id, name=start.name, arguments=ev.arguments))
+        elif isinstance(ev, Finish):
+            result.finish = ev
+    result.text = "".join(text)
+    result.reasoning = "".join(reasoning)
+    return result
+
+
+async def gather_choices(coros: list) -> list:
+    """Run n choices concurrently (a batching backend decodes them together)."""
+    return list(await asyncio.gather(*coros))

@@ -1,0 +1,145 @@
+"""Hook specifications a backend plugin implements.
+
+A plugin is a module (or object) exposed through the ``localai.backends`` entry-point group
+whose functions are decorated with :data:`localai.hookimpl`. The core calls the hooks below.
+
+Where hooks run:
+
+* ``register_backends`` and ``parse_options`` run in the **server process** at start-up and must
+  not import the inference engine (``localai backends`` and ``localai --help`` stay fast).
+* ``load_model``, ``generate``, ``embed``, ``tokenize``, ``detokenize`` and ``unload_model`` run in
+  the model's **worker process** (one per loaded model); import the engine there, lazily.
+
+Dispatch: the per-model hooks are ``firstresult``. Every plugin sees every call and answers
+only for its own backends or model objects, returning ``None`` otherwise, so the first
+non-``None`` answer wins (the tox ``tox_register_tox_env`` pattern: the config's ``backend:``
+picks the implementation by id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from localai.config import ModelConfig
+    from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ModelInfo
+
+hookspec = pluggy.HookspecMarker("localai")
+
+
+@hookspec
+def register_backends(register: Callable[..., None]) -> None:
+    """Declare the backends this plugin serves.
+
+    :param register: call it once per backend as
+        ``register(name, *, aliases=(), capabilities=(), formats=(), description="",
+        check=None, options=None, python=None)``:
+
+        * ``name``: the canonical backend id a model YAML's ``backend:`` names.
+        * ``aliases``: other accepted spellings (case, ``.`` and ``_`` are normalised anyway).
+        * ``capabilities``: what the backend can do: ``"completion"``, ``"chat"``,
+          ``"embeddings"``, ``"tokenize"``, ``"grammar"``, ``"vision"``.
+        * ``formats``: model file suffixes it serves without a ``backend:`` line, e.g. ``("gguf",)``.
+        * ``check``: a callable returning ``None`` when the engine can run here, else a
+          human-readable reason (``"llama_cpp is not installed"``). It must not import the engine.
+        * ``options``: a list of :class:`localai.options.OptionSpec` documenting ``options:`` entries.
+        * ``python``: the interpreter to start this backend's workers with (default: the server's).
+
+    Called once in the server process at start-up. Not ``firstresult``: every plugin is asked.
+    A plugin raising here is reported as broken by name; the others still register.
+    """
+
+
+@hookspec(firstresult=True)
+def parse_options(backend: str, options: list[str], config: ModelConfig) -> dict[str, Any] | None:
+    """Turn a model's ``options:`` list (LocalAI's ``name`` / ``name:value`` entries) into settings.
+
+    :param backend: the canonical backend id the model resolved to.
+    :param options: the raw entries, in YAML order.
+    :param config: the whole model config, for options that depend on other fields.
+    :return: the parsed settings (JSON-serialisable), handed to :func:`load_model` as ``options``;
+        ``None`` if this plugin does not serve ``backend``.
+    :raises ValueError: for an unknown option or a value that does not parse; the message names
+        the option. The core reports it against the model and file.
+
+    Called in the server process when model configs load, so errors show in ``localai models``
+    before any request. ``firstresult``: the first non-``None`` answer is used.
+    """
+
+
+@hookspec(firstresult=True)
+def load_model(backend: str, config: ModelConfig, model_path: str | None, options: dict[str, Any]) -> Any:
+    """Load a model and return an opaque model object that later hooks receive.
+
+    :param backend: the canonical backend id.
+    :param config: the model config (paths already resolved inside the models folder).
+    :param model_path: absolute path of ``parameters.model``, or ``None`` if the config has none.
+    :param options: what :func:`parse_options` returned (``{}`` if no plugin parsed options).
+    :return: the plugin's model object, or ``None`` if ``backend`` is not this plugin's.
+        The object should expose ``info() -> localai.types.ModelInfo``.
+    :raises Exception: a load failure; its message reaches the client as a 5xx naming the model.
+
+    Called once per worker process, which serves exactly one model. ``firstresult``.
+    """
+
+
+@hookspec(firstresult=True)
+def generate(model: Any, request: GenerateRequest, cancelled: Callable[[], bool]) -> Iterator[GenerationChunk] | None:
+    """Stream a completion for ``request`` from ``model``.
+
+    :param model: an object this plugin's :func:`load_model` returned.
+    :param request: the internal request. For chats the core has already rendered
+        ``request.prompt`` unless the model reported ``renders_chat``.
+    :param cancelled: poll it between tokens; once it returns ``True`` stop and yield a final
+        chunk with ``finish_reason="cancelled"``.
+    :return: an iterator of :class:`localai.types.GenerationChunk` whose last item has
+        ``finish_reason`` and ``usage`` set, or ``None`` if ``model`` is not this plugin's.
+        Stop strings in ``request.stop`` must not appear in the text; report the one that
+        matched in ``stop_sequence``. A ``request.constraint`` the engine cannot enforce must
+        raise ``NotImplementedError`` with a clear message, never be silently ignored.
+
+    Called in the worker, possibly from several threads at once (one per request); a backend
+    that cannot run requests concurrently must serialise them itself. ``firstresult``.
+    """
+
+
+@hookspec(firstresult=True)
+def embed(model: Any, inputs: list[str] | list[list[int]]) -> EmbeddingResult | None:
+    """Embed each input (text or token ids) into one pooled vector.
+
+    :return: one vector per input, in order, with the prompt token count; ``None`` if ``model``
+        is not this plugin's. Raise ``NotImplementedError`` if the model cannot embed.
+
+    Called in the worker. ``firstresult``.
+    """
+
+
+@hookspec(firstresult=True)
+def tokenize(model: Any, text: str, add_special: bool) -> list[int] | None:
+    """Token ids of ``text`` (with BOS etc. when ``add_special``); ``None`` if not this plugin's model.
+
+    Called in the worker. ``firstresult``.
+    """
+
+
+@hookspec(firstresult=True)
+def detokenize(model: Any, tokens: list[int]) -> str | None:
+    """Text of ``tokens``; ``None`` if not this plugin's model. Called in the worker. ``firstresult``."""
+
+
+@hookspec
+def unload_model(model: Any) -> None:
+    """Release ``model``'s resources before its worker exits. Every plugin is asked; ignore foreign models."""
+
+
+@hookspec
+def register_tool_parsers(register: Callable[..., None]) -> None:
+    """Add tool-call output parsers: ``register(name, factory, *, architectures=(), markers=())``.
+
+    ``factory()`` returns a fresh :class:`localai.tools.parsers.ToolCallParser`. ``architectures``
+    are GGUF ``general.architecture`` values and ``markers`` substrings of a chat template that
+    select the parser when the model config does not name one. Called in the server process.
+    """

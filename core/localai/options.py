@@ -1,0 +1,118 @@
+"""LocalAI's ``options:`` list: ``name`` or ``name:value`` entries, parsed against a declared table.
+
+Everything after the first colon is the value, so ``grpc_servers:host1:50052,host2:50052`` keeps
+its ports. A name without a value means ``true``. Unknown names and unparsable values raise
+``ValueError`` naming the option, never pass silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+TRUE = {"true", "1", "yes", "on", "enabled", "enable", "y"}
+FALSE = {"false", "0", "no", "off", "disabled", "disable", "n"}
+
+
+def parse_bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in TRUE:
+        return True
+    if v in FALSE:
+        return False
+    raise ValueError(f"expected a boolean (true/1/yes/on/enabled or false/0/no/off/disabled), got {value!r}")
+
+
+def parse_int(value: str) -> int:
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise ValueError(f"expected an integer, got {value!r}") from None
+
+
+def parse_float(value: str) -> float:
+    try:
+        return float(value.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {value!r}") from None
+
+
+def parse_str(value: str) -> str:
+    return value
+
+
+def parse_list(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+PARSERS: dict[str, Callable[[str], Any]] = {
+    "bool": parse_bool,
+    "int": parse_int,
+    "float": parse_float,
+    "str": parse_str,
+    "list": parse_list,
+}
+
+
+@dataclass
+class OptionSpec:
+    """One documented option: its key in the parsed dict, its type, default and meaning.
+
+    ``supported`` is ``None`` when the engine honours it, else why it cannot here.
+    ``env`` names an environment variable that applies when the YAML does not set it.
+    """
+
+    name: str
+    type: str
+    help: str
+    default: Any = None
+    aliases: tuple[str, ...] = ()
+    env: str | None = None
+    supported: str | None = None
+    choices: tuple[str, ...] = field(default=())
+
+    def parse(self, raw: str | None) -> Any:
+        if raw is None:
+            if self.type == "bool":
+                return True
+            raise ValueError("needs a value (name:value)")
+        value = PARSERS[self.type](raw)
+        if self.choices and value not in self.choices:
+            raise ValueError(f"expected one of {', '.join(self.choices)}, got {raw!r}")
+        return value
+
+
+def split_entry(entry: str) -> tuple[str, str | None]:
+    name, sep, value = str(entry).partition(":")
+    return name.strip(), (value if sep else None)
+
+
+def parse_option_list(entries: list[str], specs: list[OptionSpec], environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Parse ``entries`` into ``{spec.name: value}``; defaults and env vars fill the rest."""
+    index: dict[str, OptionSpec] = {}
+    for spec in specs:
+        for key in (spec.name, *spec.aliases):
+            index[key.lower()] = spec
+    result: dict[str, Any] = {}
+    for entry in entries:
+        name, raw = split_entry(entry)
+        spec = index.get(name.lower())
+        if spec is None:
+            known = ", ".join(sorted(s.name for s in specs))
+            raise ValueError(f"unknown option {name!r} (known options: {known})")
+        try:
+            result[spec.name] = spec.parse(raw)
+        except ValueError as exc:
+            raise ValueError(f"option {name!r}: {exc}") from None
+    for spec in specs:
+        if spec.name in result:
+            continue
+        if spec.env and environ and environ.get(spec.env, "") != "":
+            try:
+                result[spec.name] = spec.parse(environ[spec.env])
+            except ValueError as exc:
+                raise ValueError(f"option {spec.name!r} from ${spec.env}: {exc}") from None
+        elif spec.default is not None:
+            result[spec.name] = spec.default
+    return result

@@ -1,0 +1,189 @@
+"""The internal request and result types every protocol adapter and backend shares.
+
+Protocol adapters (OpenAI, Anthropic, Open Responses) translate into :class:`GenerateRequest`
+and back from :class:`GenerationChunk` / the engine events; backends receive the same
+``GenerateRequest`` inside their worker process, so every type here must survive a JSON round trip.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
+
+
+class ContentPart(BaseModel):
+    """One part of a message: text, or an image given as a data URL or an http(s) URL."""
+
+    type: Literal["text", "image"]
+    text: str | None = None
+    image_url: str | None = None
+
+
+class ToolCall(BaseModel):
+    """A call the assistant made; ``arguments`` is always a JSON string."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+class Message(BaseModel):
+    role: Role
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    reasoning: str | None = None
+
+    def text(self) -> str:
+        """The message's text parts joined; images are dropped."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text or "" for p in self.content if p.type == "text")
+
+    def images(self) -> list[str]:
+        if isinstance(self.content, list):
+            return [p.image_url for p in self.content if p.type == "image" and p.image_url]
+        return []
+
+
+class ToolSpec(BaseModel):
+    """A function the model may call; ``parameters`` is a JSON schema."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool = False
+
+
+class ToolChoice(BaseModel):
+    """What the caller demands: ``auto``, ``none``, ``required`` (any tool) or ``named``."""
+
+    mode: Literal["auto", "none", "required", "named"] = "auto"
+    name: str | None = None
+    parallel: bool = True
+
+
+class ResponseFormat(BaseModel):
+    """Structured output: plain text, any JSON object, or JSON valid against ``schema``."""
+
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    name: str | None = None
+    strict: bool = False
+
+    model_config = {"populate_by_name": True}
+
+
+class Constraint(BaseModel):
+    """A decoding constraint the backend must enforce, or refuse clearly.
+
+    ``json_schema`` carries a JSON schema the output must satisfy; ``grammar`` a GBNF grammar.
+    The core builds these from tools and response formats; backends turn them into their
+    engine's own mechanism (llama.cpp grammars, guided decoding, ...).
+    """
+
+    type: Literal["json_schema", "grammar"]
+    json_schema: dict[str, Any] | None = None
+    grammar: str | None = None
+
+
+class SamplingParams(BaseModel):
+    """Sampling settings; ``None`` means "the model config's default, else the engine's"."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    seed: int | None = None
+    logit_bias: dict[int, float] | None = None
+
+
+class GenerateRequest(BaseModel):
+    """The one request type every protocol translates into and every backend receives.
+
+    Exactly one of ``messages`` or ``prompt`` is the source. For chat, the core renders
+    ``prompt`` from ``messages`` with the chosen chat template before the request reaches a
+    backend that does not template chats itself; such a backend uses ``prompt`` and may
+    ignore ``messages``. Engines with their own templating (vLLM, transformers) may use
+    ``messages`` and ``tools`` directly.
+    """
+
+    model: str
+    messages: list[Message] | None = None
+    prompt: str | list[int] | None = None
+    tools: list[ToolSpec] | None = None
+    tool_choice: ToolChoice | None = None
+    response_format: ResponseFormat | None = None
+    sampling: SamplingParams = Field(default_factory=SamplingParams)
+    max_tokens: int | None = None
+    stop: list[str] = Field(default_factory=list)
+    constraint: Constraint | None = None
+    logprobs: int | None = None
+    echo: bool = False
+    add_special: bool = True
+    chat_template_kwargs: dict[str, Any] | None = None
+    reasoning: bool | None = None
+
+
+class TokenLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+    top: list[tuple[str, float]] = Field(default_factory=list)
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class GenerationChunk(BaseModel):
+    """One piece of a backend's streamed output.
+
+    Backends yield text chunks as they decode (``tokens`` says how many tokens the chunk
+    stands for); the last chunk carries ``finish_reason`` and ``usage`` and may have empty text.
+    ``stop_sequence`` names the stop string that ended generation, if any.
+    """
+
+    text: str = ""
+    tokens: int = 0
+    logprobs: list[TokenLogprob] | None = None
+    finish_reason: FinishReason | None = None
+    stop_sequence: str | None = None
+    usage: Usage | None = None
+
+
+class EmbeddingResult(BaseModel):
+    vectors: list[list[float]]
+    prompt_tokens: int = 0
+
+
+class ModelInfo(BaseModel):
+    """What a loaded model tells the core about itself (returned by ``load_model``'s worker)."""
+
+    backend: str = ""
+    architecture: str | None = None
+    context_size: int | None = None
+    chat_template: str | None = None
+    bos_token: str | None = None
+    eos_token: str | None = None
+    embedding_size: int | None = None
+    renders_chat: bool = False
+    supports_grammar: bool = False
+    vision: bool = False
+    extra: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,200 @@
+"""The server's handle on one worker process: start it, stream from it, notice when it dies."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import itertools
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+from localai.types import GenerateRequest, GenerationChunk, ModelInfo
+from localai.worker import protocol
+
+log = logging.getLogger("localai.worker")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel sends SIGKILL when the server dies, even by SIGKILL."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except Exception:  # noqa: BLE001 - not Linux: the worker still exits on socket EOF
+        pass
+
+
+def describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "stopped answering"
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
+class WorkerError(Exception):
+    """A request failed inside the worker; ``kind`` is one of :mod:`localai.worker.protocol`'s kinds."""
+
+    def __init__(self, model: str, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.model = model
+        self.kind = kind
+
+
+class WorkerDied(Exception):
+    """The worker process ended while a request was in flight."""
+
+    def __init__(self, model: str, returncode: int | None) -> None:
+        self.model = model
+        self.returncode = returncode
+        super().__init__(f"the worker serving model {model!r} {describe_exit(returncode)}; the request was lost, retry to reload the model")
+
+
+class WorkerProcess:
+    """One model's worker. Requests are multiplexed by id over a socket pair."""
+
+    def __init__(self, model: str, backend: str, python: str | None = None, env: dict[str, str] | None = None) -> None:
+        self.model = model
+        self.backend = backend
+        self.python = python or sys.executable
+        self.env = env or {}
+        self.proc: asyncio.subprocess.Process | None = None
+        self.info: ModelInfo | None = None
+        self._ids = itertools.count(1)
+        self._queues: dict[int, asyncio.Queue[dict[str, Any]]] = {}
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self.returncode: int | None = None
+        self.dead = False
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and not self.dead
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    async def start(self, config: dict[str, Any], model_path: str | None, options: dict[str, Any]) -> ModelInfo:
+        parent, child = socket.socketpair()
+        env = dict(os.environ, **self.env)
+        env[protocol.FD_ENV] = str(child.fileno())
+        env["LOCALAI_WORKER_MODEL"] = self.model
+        self.proc = await asyncio.create_subprocess_exec(
+            self.python, "-m", "localai.worker",
+            stdin=asyncio.subprocess.DEVNULL,
+            pass_fds=(child.fileno(),),
+            env=env,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        child.close()
+        reader, self._writer = await asyncio.open_unix_connection(sock=parent, limit=256 * 1024 * 1024)
+        self._reader_task = asyncio.create_task(self._read(reader))
+        log.info("started worker pid %s for model %r (backend %s, %s)", self.proc.pid, self.model, self.backend, self.python)
+        data = await self.call_op({"op": "load", "backend": self.backend, "config": config, "model_path": model_path, "options": options})
+        self.info = ModelInfo.model_validate(data)
+        return self.info
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                msg = protocol.decode(line)
+                queue = self._queues.get(msg.get("id", -1))
+                if queue is not None:
+                    queue.put_nowait(msg)
+        except Exception as exc:  # noqa: BLE001
+            log.error("worker %r: broken message stream: %s", self.model, exc)
+        self.dead = True
+        if self.proc is not None:
+            try:
+                self.returncode = await asyncio.wait_for(self.proc.wait(), timeout=5)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                self.returncode = await self.proc.wait()
+        level = logging.ERROR if self.returncode else logging.INFO
+        log.log(level, "worker pid %s for model %r %s", self.pid, self.model, describe_exit(self.returncode))
+        for queue in self._queues.values():
+            queue.put_nowait({"type": "died"})
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        if self._writer is None or self.dead:
+            raise WorkerDied(self.model, self.returncode)
+        self._writer.write(protocol.encode(msg))
+
+    def _raise_for(self, msg: dict[str, Any]) -> None:
+        if msg["type"] == "died":
+            raise WorkerDied(self.model, self.returncode)
+        if msg["type"] == "error":
+            err = msg["error"]
+            raise WorkerError(self.model, err.get("kind", protocol.BACKEND), err.get("message", "unknown error"))
+
+    async def call_op(self, msg: dict[str, Any]) -> Any:
+        rid = next(self._ids)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._queues[rid] = queue
+        try:
+            self._send({**msg, "id": rid})
+            reply = await queue.get()
+            self._raise_for(reply)
+            return reply.get("data")
+        finally:
+            self._queues.pop(rid, None)
+
+    async def call(self, hook: str, **args: Any) -> Any:
+        """Run a non-streaming hook (``embed``, ``tokenize``, ``detokenize``) in the worker."""
+        return await self.call_op({"op": "call", "hook": hook, "args": args})
+
+    async def generate(self, request: GenerateRequest) -> AsyncIterator[GenerationChunk]:
+        """Stream chunks; closing the iterator early cancels the generation in the worker."""
+        rid = next(self._ids)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._queues[rid] = queue
+        finished = False
+        try:
+            self._send({"op": "generate", "id": rid, "request": request.model_dump(mode="json", by_alias=True, exclude_none=True)})
+            while True:
+                msg = await queue.get()
+                if msg["type"] == "end":
+                    finished = True
+                    return
+                self._raise_for(msg)
+                chunk = GenerationChunk.model_validate(msg["data"])
+                yield chunk
+        except (WorkerDied, WorkerError):
+            finished = True
+            raise
+        finally:
+            self._queues.pop(rid, None)
+            if not finished and self.alive:
+                try:
+                    self._send({"op": "cancel", "id": rid})
+                except WorkerDied:
+                    pass
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        try:
+            self._send({"op": "shutdown"})
+            await asyncio.wait_for(self.proc.wait(), timeout=timeout)
+        except (WorkerDied, asyncio.TimeoutError, ConnectionError):
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()
+        if self._reader_task is not None:
+            try:
+                await asyncio.wait_for(self._reader_task, timeout=timeout)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                self._reader_task.cancel()

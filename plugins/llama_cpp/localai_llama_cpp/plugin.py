@@ -1,0 +1,85 @@
+"""Hook implementations: registration and option parsing here, the engine only inside ``load_model``."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from localai import hookimpl
+from localai.options import parse_option_list
+
+from localai_llama_cpp.options import OPTIONS, validate_config
+
+BACKEND = "llama-cpp"
+
+
+def check() -> str | None:
+    """Whether llama-cpp-python is importable, without importing it."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        return "llama-cpp-python is not installed (run scripts/setup.sh, or pip install llama-cpp-python)"
+    return None
+
+
+@hookimpl
+def register_backends(register: Callable[..., None]) -> None:
+    register(
+        BACKEND,
+        aliases=("llama", "llama.cpp", "llamacpp"),
+        capabilities=("chat", "completion", "embeddings", "tokenize", "grammar"),
+        formats=("gguf",),
+        description="GGUF models on llama.cpp via llama-cpp-python",
+        check=check,
+        options=OPTIONS,
+    )
+
+
+@hookimpl
+def parse_options(backend: str, options: list[str], config: Any) -> dict[str, Any] | None:
+    if backend != BACKEND:
+        return None
+    parsed = parse_option_list(options, OPTIONS, dict(os.environ))
+    validate_config(config, parsed)
+    return parsed
+
+
+@hookimpl
+def load_model(backend: str, config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
+    if backend != BACKEND:
+        return None
+    from localai_llama_cpp.model import LlamaCppModel
+
+    return LlamaCppModel.load(config, model_path, options, backend=BACKEND)
+
+
+def _mine(model: Any) -> bool:
+    from localai_llama_cpp.model import LlamaCppModel  # only ever called in a worker with the engine loaded
+
+    return isinstance(model, LlamaCppModel)
+
+
+@hookimpl
+def generate(model: Any, request: Any, cancelled: Callable[[], bool]) -> Iterator[Any] | None:
+    return model.generate(request, cancelled) if _mine(model) else None
+
+
+@hookimpl
+def embed(model: Any, inputs: list[Any]) -> Any:
+    return model.embed(inputs) if _mine(model) else None
+
+
+@hookimpl
+def tokenize(model: Any, text: str, add_special: bool) -> list[int] | None:
+    return model.tokenize(text, add_special) if _mine(model) else None
+
+
+@hookimpl
+def detokenize(model: Any, tokens: list[int]) -> str | None:
+    return model.detokenize(tokens) if _mine(model) else None
+
+
+@hookimpl
+def unload_model(model: Any) -> None:
+    if _mine(model):
+        model.close()
