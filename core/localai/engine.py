@@ -7,7 +7,6 @@ text into :mod:`localai.events`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from localai import tools
 from localai.catalog import ModelEntry
 from localai.chat import templates
 from localai.errors import invalid
-from localai.events import Event, Finish, TextDelta, ToolCallEnd
+from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallEnd, ToolCallStart
 from localai.runtime import Loaded, Runtime
 from localai.types import EmbeddingResult, GenerateRequest, Message, ModelInfo, SamplingParams, ToolCall, TokenLogprob, Usage
 
@@ -111,10 +110,18 @@ class Engine:
                           code="constraint_not_supported")
         return loaded, request.model_copy(update=update), parser
 
-    async def stream(self, request: GenerateRequest, usecase: str = "chat") -> AsyncIterator[Event]:
-        """Generate, yielding text/reasoning/tool events and exactly one :class:`Finish` last."""
+    async def start(self, request: GenerateRequest, usecase: str = "chat") -> AsyncIterator[Event]:
+        """Validate, load and prepare now (so errors can still become an HTTP status), then stream.
+
+        The returned iterator yields text/reasoning/tool events and exactly one :class:`Finish` last.
+        Closing it early cancels the generation in the worker.
+        """
         loaded, backend_request, parser = await self.prepare(request, usecase)
-        async for event in self.run(loaded, backend_request, parser):
+        return self.run(loaded, backend_request, parser)
+
+    async def stream(self, request: GenerateRequest, usecase: str = "chat") -> AsyncIterator[Event]:
+        """Like :meth:`start`, preparing lazily on first iteration."""
+        async for event in await self.start(request, usecase):
             yield event
 
     async def run(self, loaded: Loaded, backend_request: GenerateRequest, parser: tools.OutputParser) -> AsyncIterator[Event]:
@@ -172,8 +179,6 @@ async def collect(events: AsyncIterator[Event]) -> Result:
     result = Result()
     text: list[str] = []
     reasoning: list[str] = []
-    from localai.events import ReasoningDelta, ToolCallStart
-
     starts: dict[int, ToolCallStart] = {}
     async for ev in events:
         if isinstance(ev, TextDelta):
@@ -192,8 +197,3 @@ async def collect(events: AsyncIterator[Event]) -> Result:
     result.text = "".join(text)
     result.reasoning = "".join(reasoning)
     return result
-
-
-async def gather_choices(coros: list) -> list:
-    """Run n choices concurrently (a batching backend decodes them together)."""
-    return list(await asyncio.gather(*coros))

@@ -25,7 +25,14 @@ def decode(line: bytes) -> dict[str, Any]:
     return json.loads(line)
 
 
+QUEUE_FULL = "queue_full"  # localai.errors.QueueFull: the model's request queue is full (429 / 529)
+
+
 def error_kind(exc: BaseException) -> str:
+    from localai.errors import QueueFull
+
+    if isinstance(exc, QueueFull):
+        return QUEUE_FULL
     if isinstance(exc, NotImplementedError):
         return UNSUPPORTED
     if isinstance(exc, ValueError):

@@ -80,8 +80,9 @@ async def completions(body: CompletionBody, request: Request) -> Any:
         r.model = model
     cid, created = new_id("cmpl"), now()
     if body.stream:
-        # Resolve errors (bad model, load failure) before the 200 goes out.
-        return sse.response(stream(engine, body, reqs, cid, created, model))
+        # Prepare every choice before the 200 goes out, so bad requests still get their status code.
+        streams = [await engine.start(r, "completion") for r in reqs]
+        return sse.response(stream(engine, body, reqs, streams, cid, created, model))
     results = await _gather(engine, reqs)
     choices = []
     total = Usage()
@@ -104,7 +105,8 @@ async def _gather(engine: Engine, reqs: list[GenerateRequest]) -> list[Any]:
     return list(await asyncio.gather(*(collect(engine.stream(r, "completion")) for r in reqs)))
 
 
-async def stream(engine: Engine, body: CompletionBody, reqs: list[GenerateRequest], cid: str, created: int, model: str) -> AsyncIterator[Any]:
+async def stream(engine: Engine, body: CompletionBody, reqs: list[GenerateRequest], streams: list[AsyncIterator[Event]],
+                 cid: str, created: int, model: str) -> AsyncIterator[Any]:
     def chunk(index: int, text: str, finish: str | None = None, logprobs: Any = None) -> dict[str, Any]:
         return {"id": cid, "object": "text_completion", "created": created, "model": model,
                 "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish}]}
@@ -117,7 +119,6 @@ async def stream(engine: Engine, body: CompletionBody, reqs: list[GenerateReques
                 text = await echo_text(engine, model, r.prompt)  # type: ignore[arg-type]
                 offsets[i] = len(text)
                 yield sse.event(chunk(i, text))
-        streams: list[AsyncIterator[Event]] = [engine.stream(r, "completion") for r in reqs]
         async for i, ev in merge(streams):
             if isinstance(ev, TextDelta):
                 lp = legacy_logprobs(ev.logprobs or [], offsets[i]) if body.logprobs is not None else None
