@@ -66,6 +66,7 @@ class Worker:
         from localai.types import GenerateRequest
 
         cancel = self.cancels.setdefault(rid, threading.Event())
+        chunks = None
         try:
             request = GenerateRequest.model_validate(raw)
             chunks = self.pm.hook.generate(model=self.model, request=request, cancelled=cancel.is_set)
@@ -79,6 +80,9 @@ class Worker:
         except BaseException as exc:  # noqa: BLE001
             self.fail(rid, exc)
         finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # release the backend's resources (locks, slots) at once
             self.cancels.pop(rid, None)
 
     def call(self, rid: int, hook: str, args: dict[str, Any]) -> None:
