@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,3 +47,7 @@ def server(models_dir: Path) -> Iterator[ServerProcess]:
 @pytest.fixture(scope="session")
 def base_url(server: ServerProcess) -> str:
     return server.url
+
+# Test-only plugin modules (fake_backend) import from here, in this process and in server workers.
+TESTS_DIR = Path(__file__).parent
+sys.path.insert(0, str(TESTS_DIR))

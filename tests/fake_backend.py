@@ -1,0 +1,96 @@
+"""A throw-away backend for core and protocol tests (loaded with ``LOCALAI_PLUGINS=fake_backend``).
+
+It "generates" by echoing the prompt's words back one per chunk, slowly when asked, and writes
+what happened (cancellations) to ``$FAKE_BACKEND_LOG`` so tests can see inside the worker.
+Never a stand-in for a real backend's own tests.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from localai import hookimpl
+from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ModelInfo, Usage
+
+
+class FakeModel:
+    def __init__(self, name: str, delay: float) -> None:
+        self.name = name
+        self.delay = delay
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(backend="fake", architecture="fake", context_size=128, supports_grammar=False)
+
+
+def _log(line: str) -> None:
+    path = os.environ.get("FAKE_BACKEND_LOG")
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+
+
+@hookimpl
+def register_backends(register: Callable[..., None]) -> None:
+    register("fake", aliases=("fake_backend", "Fake.Echo"), capabilities=("chat", "completion", "embeddings", "tokenize"),
+             formats=("fake",), description="echo backend for tests")
+
+
+@hookimpl
+def parse_options(backend: str, options: list[str], config: Any) -> dict[str, Any] | None:
+    if backend != "fake":
+        return None
+    out: dict[str, Any] = {}
+    for entry in options:
+        name, _, value = entry.partition(":")
+        if name != "delay":
+            raise ValueError(f"unknown option {name!r}")
+        out["delay"] = float(value)
+    return out
+
+
+@hookimpl
+def load_model(backend: str, config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
+    if backend != "fake":
+        return None
+    if model_path and not os.path.exists(model_path):
+        raise FileNotFoundError(f"model file {model_path} does not exist")
+    return FakeModel(config.name, float(options.get("delay", 0.0)))
+
+
+@hookimpl
+def generate(model: Any, request: GenerateRequest, cancelled: Callable[[], bool]) -> Iterator[GenerationChunk] | None:
+    if not isinstance(model, FakeModel):
+        return None
+    return _echo(model, request, cancelled)
+
+
+def _echo(model: FakeModel, request: GenerateRequest, cancelled: Callable[[], bool]) -> Iterator[GenerationChunk]:
+    prompt = request.prompt if isinstance(request.prompt, str) else " ".join(map(str, request.prompt or []))
+    words = prompt.split()
+    limit = request.max_tokens or len(words)
+    n = 0
+    for word in words[:limit]:
+        if cancelled():
+            _log(f"cancelled {request.model} after {n}")
+            yield GenerationChunk(finish_reason="cancelled", usage=Usage(prompt_tokens=len(words), completion_tokens=n))
+            return
+        time.sleep(model.delay)
+        n += 1
+        yield GenerationChunk(text=word + " ", tokens=1)
+    reason = "length" if limit < len(words) else "stop"
+    yield GenerationChunk(finish_reason=reason, usage=Usage(prompt_tokens=len(words), completion_tokens=n))
+
+
+@hookimpl
+def embed(model: Any, inputs: list[Any]) -> EmbeddingResult | None:
+    if not isinstance(model, FakeModel):
+        return None
+    return EmbeddingResult(vectors=[[float(len(str(x))), 1.0] for x in inputs], prompt_tokens=len(inputs))
+
+
+@hookimpl
+def tokenize(model: Any, text: str, add_special: bool) -> list[int] | None:
+    return [len(w) for w in text.split()] if isinstance(model, FakeModel) else None

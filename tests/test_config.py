@@ -1,0 +1,132 @@
+"""LocalAI-style model configs: parsing, problems, paths, and the catalog built from a folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+import fake_backend
+from localai.backends import Registry
+from localai.catalog import Catalog
+from localai.config import load_folder, resolve_model_file
+from localai.plugins import PluginManager
+
+
+@pytest.fixture
+def registry() -> Registry:
+    pm = PluginManager()
+    pm.add_plugin(fake_backend, "fake")
+    return Registry(pm)
+
+
+def write(folder: Path, name: str, text: str) -> None:
+    (folder / name).write_text(text)
+
+
+def test_fields_and_list_files(tmp_path: Path) -> None:
+    write(tmp_path, "many.yaml", """
+- name: a
+  backend: fake
+  context_size: 1024
+  threads: 2
+  f16: true
+  mmap: false
+  mmlock: false
+  gpu_layers: 0
+  parameters: {model: a.bin, temperature: 0.2, top_p: 0.9, top_k: 20, min_p: 0.1, max_tokens: 5, seed: 7,
+               repeat_penalty: 1.1, presence_penalty: 0.5, frequency_penalty: 0.5}
+  template: {chat: "{{ messages }}", use_tokenizer_template: true}
+  stopwords: ["</s>"]
+  options: ["delay:0", "flag"]
+  cache_type_k: q8_0
+  flash_attention: auto
+  roles: {user: "User:"}
+  known_usecases: [chat]
+- name: b
+  backend: fake
+""")
+    configs, problems = load_folder(tmp_path)
+    assert problems == []
+    a, b = (c for c, _ in configs)
+    assert a.parameters.temperature == 0.2 and a.parameters.seed == 7 and a.context_size == 1024
+    assert a.template.use_tokenizer_template and a.options == ["delay:0", "flag"] and a.roles == {"user": "User:"}
+    assert b.name == "b"
+
+
+def test_unknown_keys_are_kept_and_warned_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write(tmp_path, "x.yaml", "name: x\nbackend: fake\nmystery_knob: 3\n")
+    with caplog.at_level(logging.WARNING):
+        configs, _ = load_folder(tmp_path)
+        load_folder(tmp_path)
+    assert configs[0][0].model_extra == {"mystery_knob": 3}
+    assert sum("mystery_knob" in r.message for r in caplog.records) == 1
+
+
+def test_broken_yaml_names_file_and_line_and_others_still_load(tmp_path: Path) -> None:
+    write(tmp_path, "bad.yaml", "name: bad\nparameters: [unclosed\n")
+    write(tmp_path, "good.yaml", "name: good\nbackend: fake\n")
+    configs, problems = load_folder(tmp_path)
+    assert [c.name for c, _ in configs] == ["good"]
+    assert problems[0].file == "bad.yaml" and "YAML syntax error at line" in problems[0].message
+
+
+def test_type_errors_name_the_field(tmp_path: Path) -> None:
+    write(tmp_path, "typed.yaml", "name: t\ncontext_size: lots\nparameters: {temperature: hot}\n")
+    _, problems = load_folder(tmp_path)
+    fields = {p.field for p in problems}
+    assert fields == {"context_size", "parameters.temperature"}
+    assert all(p.file == "typed.yaml" and p.model == "t" for p in problems)
+    assert "valid integer" in str(problems[0]) or "valid number" in str(problems[0])
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../outside.gguf", "sub/../../x.gguf"])
+def test_paths_leaving_the_models_folder_are_refused(tmp_path: Path, path: str) -> None:
+    with pytest.raises(ValueError, match="absolute path|leaves the models folder"):
+        resolve_model_file(tmp_path, path)
+
+
+def test_traversal_makes_the_model_unusable_with_a_clear_problem(tmp_path: Path, registry: Registry) -> None:
+    write(tmp_path, "evil.yaml", "name: evil\nbackend: fake\nparameters: {model: ../../etc/passwd}\n")
+    write(tmp_path, "fine.yaml", "name: fine\nbackend: fake\n")
+    catalog = Catalog(tmp_path, registry).load()
+    assert not catalog.entries["evil"].usable
+    assert "leaves the models folder" in catalog.entries["evil"].problems[0]
+    assert catalog.entries["fine"].usable
+
+
+def test_bare_model_file_is_served_under_its_stem(tmp_path: Path, registry: Registry) -> None:
+    (tmp_path / "tiny-model.gguf").write_bytes(b"GGUF")
+    (tmp_path / "named.gguf").write_bytes(b"GGUF")
+    write(tmp_path, "named.yaml", "name: my-named\nbackend: fake\nparameters: {model: named.gguf}\n")
+    configs, _ = load_folder(tmp_path)
+    names = sorted(c.name for c, _ in configs)
+    assert names == ["my-named", "tiny-model"]
+
+
+def test_missing_and_unknown_backends_are_model_problems(tmp_path: Path, registry: Registry) -> None:
+    write(tmp_path, "m.yaml", "- {name: v, backend: vllm}\n- {name: u, backend: warp-drive}\n- {name: ok, backend: Fake_Backend}\n")
+    catalog = Catalog(tmp_path, registry).load()
+    assert "pip install localai-vllm" in catalog.entries["v"].problems[0]
+    assert "installed backends: fake" in catalog.entries["u"].problems[0]
+    assert catalog.entries["ok"].backend.name == "fake"  # type: ignore[union-attr]
+
+
+def test_bad_options_are_reported_against_the_model(tmp_path: Path, registry: Registry) -> None:
+    write(tmp_path, "o.yaml", "name: o\nbackend: fake\noptions: [warp:9]\n")
+    entry = Catalog(tmp_path, registry).load().entries["o"]
+    assert entry.problems == ["options: unknown option 'warp'"]
+
+
+def test_backend_chosen_by_file_suffix(tmp_path: Path, registry: Registry) -> None:
+    write(tmp_path, "s.yaml", "name: s\nparameters: {model: weights.fake}\n")
+    assert Catalog(tmp_path, registry).load().entries["s"].backend.name == "fake"  # type: ignore[union-attr]
+
+
+def test_duplicate_names_keep_the_first(tmp_path: Path, registry: Registry) -> None:
+    write(tmp_path, "1.yaml", "name: d\nbackend: fake\ndescription: first\n")
+    write(tmp_path, "2.yaml", "name: d\nbackend: fake\ndescription: second\n")
+    catalog = Catalog(tmp_path, registry).load()
+    assert catalog.entries["d"].config.description == "first"
+    assert any("duplicate model name" in p.message for p in catalog.problems)

@@ -1,0 +1,187 @@
+"""The server around the backends: probes, broken configs, workers' lives, API keys, CLI.
+
+Uses the test-only ``fake_backend`` plugin (loaded through ``LOCALAI_PLUGINS``) for core logic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from localai.testing import ServerProcess, worker_pids
+
+TESTS_DIR = Path(__file__).parent
+FAKE_ENV = {"LOCALAI_PLUGINS": "fake_backend", "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
+
+FAKE_MODELS = {
+    "echo.yaml": "name: echo\nbackend: fake\n",
+    "slow.yaml": "name: slow\nbackend: Fake_Backend\noptions: ['delay:0.2']\n",
+    "broken.yaml": "name: broken\ncontext_size: [not, an, int\n",
+    "typo.yaml": "name: typo\nbackend: fake\ncontext_size: huge\n",
+    "missing.yaml": "name: wants-vllm\nbackend: vllm\n",
+}
+
+
+def models(tmp_path: Path, files: dict[str, str]) -> Path:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+@pytest.fixture
+def fake_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    log = tmp_path / "backend.log"
+    with ServerProcess(models(tmp_path, FAKE_MODELS), env={**FAKE_ENV, "FAKE_BACKEND_LOG": str(log)}) as srv:
+        srv.backend_log = log  # type: ignore[attr-defined]
+        yield srv
+
+
+def complete(url: str, model: str, prompt: str, **extra: object) -> httpx.Response:
+    return httpx.post(f"{url}/v1/completions", json={"model": model, "prompt": prompt, **extra}, timeout=30)
+
+
+def test_broken_configs_do_not_stop_the_server(fake_server: ServerProcess) -> None:
+    assert httpx.get(fake_server.url + "/readyz").json()["models"] == ["echo", "slow"]
+    ids = [m["id"] for m in httpx.get(fake_server.url + "/v1/models").json()["data"]]
+    assert ids == ["echo", "slow"]
+    log = fake_server.log()
+    assert "broken.yaml" in log and "YAML syntax error" in log
+    assert "typo.yaml" in log and "context_size" in log
+    assert "pip install localai-vllm" in log
+    r = complete(fake_server.url, "wants-vllm", "hi")
+    assert r.status_code == 500 and "pip install localai-vllm" in r.json()["error"]["message"]
+
+
+def test_routes_answer_with_and_without_v1(fake_server: ServerProcess) -> None:
+    a = complete(fake_server.url, "echo", "one two three").json()
+    b = httpx.post(fake_server.url + "/completions", json={"model": "echo", "prompt": "one two three"}).json()
+    assert a["choices"][0]["text"] == b["choices"][0]["text"] == "one two three "
+
+
+def test_readyz_is_503_without_usable_models(tmp_path: Path) -> None:
+    with ServerProcess(models(tmp_path, {"broken.yaml": "name: [x\n"}), env=FAKE_ENV) as srv:
+        assert httpx.get(srv.url + "/healthz").status_code == 200
+        assert httpx.get(srv.url + "/readyz").status_code == 503
+
+
+def test_client_disconnect_cancels_generation_in_the_worker(fake_server: ServerProcess) -> None:
+    prompt = " ".join(f"w{i}" for i in range(40))
+    with httpx.stream("POST", fake_server.url + "/v1/completions",
+                      json={"model": "slow", "prompt": prompt, "stream": True, "max_tokens": 40}, timeout=30) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                break  # got one token; hang up
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if "cancelled slow" in (fake_server.backend_log.read_text() if fake_server.backend_log.exists() else ""):  # type: ignore[attr-defined]
+            break
+        time.sleep(0.1)
+    assert "cancelled slow after" in fake_server.backend_log.read_text()  # type: ignore[attr-defined]
+    assert complete(fake_server.url, "slow", "still alive").json()["choices"][0]["text"] == "still alive "
+
+
+def test_killed_worker_fails_its_request_clearly_and_the_next_reloads(fake_server: ServerProcess) -> None:
+    assert complete(fake_server.url, "echo", "warm up").status_code == 200  # other model, unaffected later
+    import threading
+
+    result: dict[str, httpx.Response] = {}
+    t = threading.Thread(target=lambda: result.setdefault("r", complete(fake_server.url, "slow", "a b c d e f g h i j")))
+    t.start()
+    time.sleep(1.0)
+    victims = [p for p in worker_pids(fake_server.proc.pid) if "slow" in Path(f"/proc/{p}/environ").read_bytes().decode(errors="replace")]  # type: ignore[union-attr]
+    assert len(victims) == 1
+    os.kill(victims[0], signal.SIGKILL)
+    t.join(30)
+    r = result["r"]
+    assert r.status_code == 500
+    err = r.json()["error"]
+    assert "'slow'" in err["message"] and "SIGKILL" in err["message"] and err["code"] == "worker_died"
+    assert complete(fake_server.url, "slow", "back again").json()["choices"][0]["text"] == "back again "
+    assert complete(fake_server.url, "echo", "still here").json()["choices"][0]["text"] == "still here "
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_workers_never_outlive_the_server(tmp_path: Path, sig: int) -> None:
+    srv = ServerProcess(models(tmp_path, FAKE_MODELS), env=FAKE_ENV).start()
+    try:
+        complete(srv.url, "echo", "x")
+        complete(srv.url, "slow", "y")
+        pids = worker_pids(srv.proc.pid)  # type: ignore[union-attr]
+        assert len(pids) == 2
+    finally:
+        srv.stop(sig)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() and _not_zombie(p) for p in pids):
+        time.sleep(0.1)
+    assert not [p for p in pids if Path(f"/proc/{p}").exists() and _not_zombie(p)]
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_unknown_model_is_404_and_bad_json_is_400(fake_server: ServerProcess) -> None:
+    r = complete(fake_server.url, "nope", "x")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "model_not_found" and r.json()["error"]["param"] == "model"
+    r = httpx.post(fake_server.url + "/v1/completions", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    r = httpx.post(fake_server.url + "/v1/completions", json={"model": "echo", "prompt": "x", "temperature": "hot"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "temperature"
+
+
+def test_api_keys(tmp_path: Path) -> None:
+    with ServerProcess(models(tmp_path, {"echo.yaml": "name: echo\nbackend: fake\n"}),
+                       env={**FAKE_ENV, "LOCALAI_API_KEY": "k1, k2"}) as srv:
+        assert httpx.get(srv.url + "/healthz").status_code == 200
+        assert httpx.get(srv.url + "/readyz").status_code == 200
+        r = httpx.get(srv.url + "/v1/models")
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+        assert httpx.get(srv.url + "/v1/models", headers={"Authorization": "Bearer k2"}).status_code == 200
+        assert httpx.get(srv.url + "/v1/models", headers={"x-api-key": "k1"}).status_code == 200
+        assert httpx.get(srv.url + "/v1/models", headers={"Authorization": "Bearer k3"}).status_code == 401
+        r = httpx.post(srv.url + "/v1/messages", json={})
+        assert r.status_code == 401 and r.json()["type"] == "error" and r.json()["error"]["type"] == "authentication_error"
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "localai.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=60)
+
+
+def test_cli_backends_lists_llama_cpp_with_alias_and_what_is_missing() -> None:
+    out = cli("backends").stdout
+    line = next(l for l in out.splitlines() if l.startswith("llama-cpp"))
+    assert "llama" in line and "localai-llama-cpp" in line and "available" in line
+    assert "vllm (pip install localai-vllm)" in out
+
+
+def test_cli_models_shows_problems(tmp_path: Path) -> None:
+    r = cli("models", "--models-path", str(models(tmp_path, FAKE_MODELS)), env=FAKE_ENV)
+    assert r.returncode == 1
+    assert "echo" in r.stdout and "pip install localai-vllm" in r.stdout and "broken.yaml" in r.stdout
+
+
+def test_help_imports_no_engine() -> None:
+    code = ("import sys; from localai import cli\n"
+            "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "cli.main(['backends'])\n"
+            "heavy = [m for m in ('llama_cpp', 'torch', 'vllm', 'openvino', 'ik_llama_cpp', 'transformers') if m in sys.modules]\n"
+            "print(json.dumps(heavy))")
+    r = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == []
+    assert "run" in cli("--help").stdout and "--models-path" in cli("run", "--help").stdout
