@@ -185,3 +185,15 @@ def test_help_imports_no_engine() -> None:
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1]) == []
     assert "run" in cli("--help").stdout and "--models-path" in cli("run", "--help").stdout
+
+
+def test_worker_interpreter_can_differ_per_backend(tmp_path: Path) -> None:
+    """LOCALAI_PYTHON_<BACKEND> launches that backend's workers with another interpreter."""
+    marker = tmp_path / "launched"
+    wrapper = tmp_path / "python-wrapper"
+    wrapper.write_text(f"#!/bin/sh\necho \"$@\" > {marker}\nexec {sys.executable} \"$@\"\n")
+    wrapper.chmod(0o755)
+    with ServerProcess(models(tmp_path, {"echo.yaml": "name: echo\nbackend: fake\n"}),
+                       env={**FAKE_ENV, "LOCALAI_PYTHON_FAKE": str(wrapper)}) as srv:
+        assert complete(srv.url, "echo", "via wrapper").json()["choices"][0]["text"] == "via wrapper "
+    assert marker.read_text().strip() == "-m localai.worker"

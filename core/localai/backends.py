@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,7 +62,13 @@ class Backend:
 
     @property
     def interpreter(self) -> str:
-        return self.python or sys.executable
+        """The Python that runs this backend's workers: ``LOCALAI_PYTHON_<NAME>``, the plugin's choice, or ours.
+
+        Lets a backend live in its own environment (engines pin conflicting torch/transformers versions);
+        that environment needs ``localai-core`` and the plugin installed.
+        """
+        override = os.environ.get("LOCALAI_PYTHON_" + self.name.upper().replace("-", "_"))
+        return override or self.python or sys.executable
 
 
 class Registry:
