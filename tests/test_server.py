@@ -197,3 +197,12 @@ def test_worker_interpreter_can_differ_per_backend(tmp_path: Path) -> None:
                        env={**FAKE_ENV, "LOCALAI_PYTHON_FAKE": str(wrapper)}) as srv:
         assert complete(srv.url, "echo", "via wrapper").json()["choices"][0]["text"] == "via wrapper "
     assert marker.read_text().strip() == "-m localai.worker"
+
+
+def test_errors_keep_the_connection_usable(fake_server: ServerProcess) -> None:
+    """SDKs reuse keep-alive connections: an error response must not drop the connection."""
+    with httpx.Client(base_url=fake_server.url, timeout=30) as client:
+        for _ in range(3):
+            assert client.post("/v1/completions", json={"model": "wants-vllm", "prompt": "x"}).status_code == 500
+            assert client.post("/v1/completions", json={"model": "nope", "prompt": "x"}).status_code == 404
+        assert client.post("/v1/completions", json={"model": "echo", "prompt": "ok"}).json()["choices"][0]["text"] == "ok "

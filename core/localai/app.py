@@ -20,9 +20,10 @@ from localai.api.errors import error_response, protocol_for_path
 from localai.backends import Registry
 from localai.catalog import Catalog
 from localai.engine import Engine
-from localai.errors import APIError, to_api_error
+from localai.errors import APIError, QueueFull, to_api_error
 from localai.plugins import PluginManager, make_plugin_manager
-from localai.runtime import Runtime
+from localai.runtime import ModelNotFound, ModelUnavailable, Runtime
+from localai.worker.client import WorkerDied, WorkerError
 
 log = logging.getLogger("localai.server")
 
@@ -129,12 +130,18 @@ def install_error_handlers(app: FastAPI) -> None:
         err = APIError(kind, str(exc.detail), status=exc.status_code)
         return error_response(protocol_for_path(request.url.path), err)
 
+    async def _core(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(protocol_for_path(request.url.path), to_api_error(exc))
+
+    # Registered per class so Starlette's ExceptionMiddleware answers them: a handler for bare
+    # ``Exception`` runs in ServerErrorMiddleware, which re-raises and drops the keep-alive connection.
+    for cls in (ModelNotFound, ModelUnavailable, WorkerDied, WorkerError, QueueFull):
+        app.add_exception_handler(cls, _core)
+
     @app.exception_handler(Exception)
     async def _any(request: Request, exc: Exception) -> JSONResponse:
-        err = to_api_error(exc)
-        if err.code == "internal_error":
-            log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(protocol_for_path(request.url.path), err)
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(protocol_for_path(request.url.path), to_api_error(exc))
 
 
 def create_app(settings: Settings, pm: PluginManager | None = None) -> FastAPI:
