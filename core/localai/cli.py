@@ -69,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_path(models)
     models.set_defaults(func=cmd_models)
 
+    worker = sub.add_parser("worker", help="run a helper process other machines' models use (e.g. llama.cpp RPC)",
+                            description="Start a worker that serves compute to models on other localai servers.")
+    wsub = worker.add_subparsers(dest="worker_kind", metavar="KIND")
+    rpc = wsub.add_parser("llama-cpp-rpc", help="llama.cpp RPC server (ggml's RPC backend) for grpc_servers / rpc_servers",
+                          description="Serve this machine's CPU to llama.cpp models that list HOST:PORT in their "
+                                      "grpc_servers option. The protocol is unauthenticated: use a trusted network.")
+    rpc.add_argument("--address", type=parse_address, default=env("RPC_ADDRESS", "127.0.0.1:50052"),
+                     help="HOST:PORT to listen on (env LOCALAI_RPC_ADDRESS; default 127.0.0.1:50052)")
+    rpc.add_argument("--threads", type=int, default=None, help="CPU threads for the computation (default: all cores)")
+    rpc.add_argument("--cache-dir", default=None, help="folder where the worker caches tensors it was sent (optional)")
+    rpc.set_defaults(func=cmd_worker_llama_cpp_rpc)
+    worker.set_defaults(func=lambda args: (worker.print_help(), 2)[1])
+
     return parser
 
 
@@ -144,6 +157,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     for p in catalog.problems:
         print(f"problem: {p}")
     return 1 if catalog.problems or any(not e.usable for e in catalog.entries.values()) else 0
+
+
+def cmd_worker_llama_cpp_rpc(args: argparse.Namespace) -> int:
+    try:
+        from localai_llama_cpp.rpc import serve  # the plugin, imported only for this subcommand
+    except ImportError:
+        print("error: the llama-cpp backend is not installed: pip install localai-llama-cpp", file=sys.stderr)
+        return 1
+    host, port = args.address
+    return serve(host, port, threads=args.threads, cache_dir=args.cache_dir)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

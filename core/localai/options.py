@@ -46,12 +46,25 @@ def parse_list(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def parse_hostports(value: str) -> list[str]:
+    """Comma-separated ``host:port`` endpoints (``[v6]:port`` too); at least one."""
+    items = parse_list(value)
+    if not items:
+        raise ValueError("expected a comma-separated list of host:port, got nothing")
+    for item in items:
+        host, sep, port = item.rpartition(":")
+        if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port (e.g. 192.168.1.10:50052), got {item!r}")
+    return items
+
+
 PARSERS: dict[str, Callable[[str], Any]] = {
     "bool": parse_bool,
     "int": parse_int,
     "float": parse_float,
     "str": parse_str,
     "list": parse_list,
+    "hostports": parse_hostports,
 }
 
 
@@ -104,7 +117,8 @@ def parse_option_list(entries: list[str], specs: list[OptionSpec], environ: dict
         try:
             result[spec.name] = spec.parse(raw)
         except ValueError as exc:
-            raise ValueError(f"option {name!r}: {exc}") from None
+            alias = f" ({spec.name})" if name.lower() != spec.name.lower() else ""
+            raise ValueError(f"option {name!r}{alias}: {exc}") from None
     for spec in specs:
         if spec.name in result:
             continue

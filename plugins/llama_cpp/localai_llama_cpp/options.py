@@ -1,39 +1,110 @@
-"""The llama.cpp option table (``options:`` entries) and config checks that need no engine."""
+"""The llama.cpp option table (``options:`` entries) and the config checks that need no engine.
+
+Runs in the server process: nothing here imports ``llama_cpp``.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+from pathlib import Path
 from typing import Any
 
-from localai.options import OptionSpec
+from localai.options import OptionSpec, parse_option_list
 
+# KV cache types llama.cpp accepts for cache_type_k / cache_type_v (its server's allow-list).
 CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+UNQUANTIZED = ("f32", "f16", "bf16")
+FLASH_ATTENTION = {"on": True, "true": True, "yes": True, "enabled": True, "1": True,
+                   "off": False, "false": False, "no": False, "disabled": False, "0": False, "auto": None}
+
+
+def rpc_support() -> str | None:
+    """``None`` when the installed llama.cpp build has the RPC backend, else why not (no import)."""
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None or not spec.submodule_search_locations:
+        return "llama-cpp-python is not installed"
+    lib = Path(os.environ.get("LLAMA_CPP_LIB_PATH") or Path(next(iter(spec.submodule_search_locations)), "lib"))
+    if not any(lib.glob("libggml-rpc.*")) and not any(lib.glob("ggml-rpc.*")):
+        return f"this llama.cpp build has no RPC backend ({lib} has no libggml-rpc); rebuild llama-cpp-python with -DGGML_RPC=ON"
+    return None
+
 
 OPTIONS: list[OptionSpec] = [
-    OptionSpec("use_jinja", "bool", "render chats with the GGUF's own Jinja chat template", default=True, aliases=("jinja",)),
-    OptionSpec("context_shift", "bool", "when the context fills, drop the oldest tokens (keeping the prompt's start) and continue; "
-               "off: stop with finish reason length", default=False),
+    OptionSpec("use_jinja", "bool", "render chats with the GGUF's own Jinja chat template (off: the built-in template "
+               "for the architecture)", default=True, aliases=("jinja",)),
+    OptionSpec("context_shift", "bool", "when the context fills, drop the oldest tokens (keeping the prompt's start) "
+               "and continue; off: stop with finish reason length", default=False),
     OptionSpec("cache_ram", "int", "MiB cap of a host-RAM prompt cache shared by requests (-1 unlimited, 0 off)", default=0),
     OptionSpec("parallel", "int", "sequences decoded together in one context (continuous batching)", default=1,
                aliases=("n_parallel",), env="LLAMACPP_PARALLEL"),
-    OptionSpec("grpc_servers", "list", "offload layers to llama.cpp RPC workers (comma-separated host:port)",
-               aliases=("rpc_servers",), env="LLAMACPP_GRPC_SERVERS"),
-    OptionSpec("fit_params", "bool", "fit context size and offload to the memory available", default=True, aliases=("fit",)),
+    OptionSpec("grpc_servers", "hostports", "offload layers to llama.cpp RPC workers (comma-separated host:port, "
+               "started with `localai worker llama-cpp-rpc`); all layers go to them unless gpu_layers says otherwise",
+               aliases=("rpc_servers",), env="LLAMACPP_GRPC_SERVERS", supported=rpc_support()),
+    OptionSpec("fit_params", "bool", "shrink the context size so weights and KV cache fit the free host RAM, "
+               "keeping fit_params_target MiB spare and at least fit_params_min_ctx tokens (layer offload is "
+               "not fitted: gpu_layers decides it)", default=True, aliases=("fit",)),
     OptionSpec("fit_params_target", "int", "memory margin in MiB kept free when fitting", default=1024, aliases=("fit_target",)),
     OptionSpec("fit_params_min_ctx", "int", "smallest context size fitting may choose", default=4096, aliases=("fit_ctx",)),
-    OptionSpec("n_cache_reuse", "int", "reuse cached KV chunks of at least this many tokens by shifting (0 = off)", default=0,
-               aliases=("cache_reuse",)),
-    OptionSpec("slot_prompt_similarity", "float", "how similar a prompt must be to a slot's cached prompt to reuse that slot "
-               "(0 disables)", default=0.1, aliases=("sps",)),
+    OptionSpec("n_cache_reuse", "int", "reuse cached KV chunks of at least this many tokens by shifting (0 = off)",
+               default=0, aliases=("cache_reuse",)),
+    OptionSpec("slot_prompt_similarity", "float", "how similar a prompt must be to a slot's cached prompt to reuse "
+               "that slot (0 disables)", default=0.1, aliases=("sps",)),
     OptionSpec("n_batch", "int", "prompt tokens evaluated per decode call", default=512, aliases=("batch",)),
 ]
 
+# Checks on parsed values the type alone cannot express: name -> (predicate, what is expected).
+RANGES: dict[str, tuple[Any, str]] = {
+    "cache_ram": (lambda v: v >= -1, "-1 (unlimited), 0 (off) or a size in MiB"),
+    "parallel": (lambda v: v >= 1, "at least 1"),
+    "fit_params_target": (lambda v: v >= 0, "a margin in MiB, 0 or more"),
+    "fit_params_min_ctx": (lambda v: v >= 1, "at least 1"),
+    "n_cache_reuse": (lambda v: v >= 0, "0 (off) or a chunk size in tokens"),
+    "slot_prompt_similarity": (lambda v: 0.0 <= v <= 1.0, "a fraction between 0 and 1"),
+    "n_batch": (lambda v: v >= 1, "at least 1"),
+}
 
-def validate_config(config: Any, options: dict[str, Any]) -> None:
+
+def check_ranges(parsed: dict[str, Any]) -> None:
+    for name, (ok, expected) in RANGES.items():
+        if name in parsed and not ok(parsed[name]):
+            raise ValueError(f"option {name!r}: expected {expected}, got {parsed[name]!r}")
+
+
+def parse(entries: list[str], config: Any, environ: dict[str, str] | None = None,
+          specs: list[OptionSpec] | None = None, cache_types: tuple[str, ...] = CACHE_TYPES) -> dict[str, Any]:
+    """``options:`` -> settings, env vars filling what the YAML leaves out, then the config checks."""
+    parsed = parse_option_list(entries, specs or OPTIONS, dict(os.environ) if environ is None else environ)
+    check_ranges(parsed)
+    validate_config(config, parsed, cache_types)
+    return parsed
+
+
+def flash_attention_setting(value: Any) -> bool | None:
+    """The YAML's flash_attention as on (True), off (False) or auto (None)."""
+    if value is None or isinstance(value, bool):
+        return value
+    key = str(value).strip().lower()
+    if key not in FLASH_ATTENTION:
+        raise ValueError(f"flash_attention {value!r}: use on, off or auto")
+    return FLASH_ATTENTION[key]
+
+
+def cache_types_of(config: Any) -> tuple[str | None, str | None]:
+    """cache_type_k / cache_type_v, lower-cased; ``f16: false`` means f32 where they are unset."""
+    default = "f32" if getattr(config, "f16", None) is False else None
+    k = getattr(config, "cache_type_k", None) or default
+    v = getattr(config, "cache_type_v", None) or default
+    return (str(k).strip().lower() if k else None), (str(v).strip().lower() if v else None)
+
+
+def validate_config(config: Any, options: dict[str, Any], cache_types: tuple[str, ...] = CACHE_TYPES) -> None:
     """Config fields this backend must refuse before load (a clear error beats a crash in the engine)."""
-    for field in ("cache_type_k", "cache_type_v"):
-        value = getattr(config, field, None)
-        if value and str(value).lower() not in CACHE_TYPES:
-            raise ValueError(f"{field} {value!r} is not supported; use one of {', '.join(CACHE_TYPES)}")
-    fa = getattr(config, "flash_attention", None)
-    if isinstance(fa, str) and fa.lower() not in ("on", "off", "auto", "true", "false"):
-        raise ValueError(f"flash_attention {fa!r}: use on, off or auto")
+    k, v = cache_types_of(config)
+    for field, value in (("cache_type_k", k), ("cache_type_v", v)):
+        if value and value not in cache_types:
+            raise ValueError(f"{field} {value!r} is not supported; use one of {', '.join(cache_types)}")
+    fa = flash_attention_setting(getattr(config, "flash_attention", None))
+    if v and v not in UNQUANTIZED and fa is False:
+        raise ValueError(f"cache_type_v {v} (a quantized V cache) needs flash attention, but flash_attention is off; "
+                         "set flash_attention: on (or auto), or use an f16/f32/bf16 V cache")

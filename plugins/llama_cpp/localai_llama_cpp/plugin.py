@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from localai import hookimpl
-from localai.options import parse_option_list
 
-from localai_llama_cpp.options import OPTIONS, validate_config
+from localai_llama_cpp.options import OPTIONS, parse
 
 BACKEND = "llama-cpp"
 
@@ -39,15 +37,16 @@ def register_backends(register: Callable[..., None]) -> None:
 def parse_options(backend: str, options: list[str], config: Any) -> dict[str, Any] | None:
     if backend != BACKEND:
         return None
-    parsed = parse_option_list(options, OPTIONS, dict(os.environ))
-    validate_config(config, parsed)
-    return parsed
+    return parse(options, config)
 
 
 @hookimpl
 def load_model(backend: str, config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
     if backend != BACKEND:
         return None
+    from localai_llama_cpp.ggml import add_rpc_servers
+
+    add_rpc_servers(options.get("grpc_servers") or [])  # before libllama loads: it lists devices once
     from localai_llama_cpp.model import LlamaCppModel
 
     return LlamaCppModel.load(config, model_path, options, backend=BACKEND)
