@@ -2,8 +2,11 @@
 
 from fastapi import APIRouter
 
-from localai.api.openai import completions, models
+from localai.api.openai import chat, completions, embeddings, models, tokenize
 
 router = APIRouter()
 router.include_router(models.router)
 router.include_router(completions.router)
+router.include_router(chat.router)
+router.include_router(embeddings.router)
+router.include_router(tokenize.router)

@@ -9,18 +9,19 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from localai.api import sse
-from localai.api.openai.common import SamplingFields, add_usage, merge, new_id, now, usage_dict
+from localai.api.openai.common import SamplingFields, add_usage, load_model, merge, new_id, now, usage_dict
+from localai.api.openai.logprobs import legacy_logprobs
 from localai.engine import Engine, collect
 from localai.errors import invalid, to_api_error
 from localai.api.errors import error_body
 from localai.events import Event, Finish, TextDelta
-from localai.types import GenerateRequest, TokenLogprob, Usage
+from localai.types import GenerateRequest, Usage
 
 router = APIRouter()
 
 
 class CompletionBody(SamplingFields):
-    prompt: str | list[str] | list[int] | list[list[int]] = ""
+    prompt: str | list[int] | list[str | list[int]] = ""
     max_tokens: int | None = Field(default=16, ge=0)
     echo: bool = False
     logprobs: int | None = Field(default=None, ge=0, le=20)
@@ -33,21 +34,11 @@ class CompletionBody(SamplingFields):
             return [p]
         if not p:
             return [""]
-        if all(isinstance(x, int) for x in p):
-            return [list(p)]  # type: ignore[arg-type]
-        return list(p)  # type: ignore[arg-type]
-
-
-def legacy_logprobs(items: list[TokenLogprob], offset: int) -> dict[str, Any]:
-    tokens, lps, tops, offsets = [], [], [], []
-    pos = offset
-    for item in items:
-        tokens.append(item.token)
-        lps.append(item.logprob)
-        tops.append({t: lp for t, lp in item.top} if item.top else None)
-        offsets.append(pos)
-        pos += len(item.token)
-    return {"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets}
+        items = [list(p)] if all(isinstance(x, int) for x in p) else list(p)
+        for i, item in enumerate(items):
+            if isinstance(item, list) and any(t < 0 for t in item):  # type: ignore[operator]
+                raise invalid(f"prompt[{i}] has a negative token id", param="prompt")
+        return items  # type: ignore[return-value]
 
 
 def requests_for(body: CompletionBody) -> list[GenerateRequest]:
@@ -74,7 +65,7 @@ async def echo_text(engine: Engine, model: str, prompt: str | list[int]) -> str:
 async def completions(body: CompletionBody, request: Request) -> Any:
     engine: Engine = request.app.state.localai.engine
     reqs = requests_for(body)
-    loaded = await engine.load(body.model, "completion")
+    loaded = await load_model(engine, body.model, "completion")
     model = loaded.entry.name
     for r in reqs:
         r.model = model

@@ -1,0 +1,44 @@
+"""``POST /v1/tokenize`` and ``POST /v1/detokenize`` (llama.cpp server's shapes)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from localai.api.openai.common import load_model
+from localai.engine import Engine
+
+router = APIRouter()
+
+
+class TokenizeBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    model: str | None = None
+    content: str
+    add_special: bool = False
+
+
+class DetokenizeBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    model: str | None = None
+    tokens: list[Annotated[int, Field(ge=0)]]
+
+
+@router.post("/tokenize")
+async def tokenize(body: TokenizeBody, request: Request) -> dict[str, Any]:
+    engine: Engine = request.app.state.localai.engine
+    loaded = await load_model(engine, body.model, "tokenize", check_usecase=False)
+    _, tokens = await engine.tokenize(loaded.entry.name, body.content, add_special=body.add_special)
+    return {"tokens": tokens}
+
+
+@router.post("/detokenize")
+async def detokenize(body: DetokenizeBody, request: Request) -> dict[str, Any]:
+    engine: Engine = request.app.state.localai.engine
+    loaded = await load_model(engine, body.model, "tokenize", check_usecase=False)
+    _, text = await engine.detokenize(loaded.entry.name, body.tokens)
+    return {"content": text}
