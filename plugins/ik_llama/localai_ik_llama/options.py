@@ -1,0 +1,104 @@
+"""The ik-llama-cpp option table and config checks that need no engine.
+
+llama-cpp options this engine cannot honour are listed with the reason, so a YAML written for
+llama-cpp fails with a clear message instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from localai.options import OptionSpec
+
+from localai_ik_llama.cpu import has_vnni
+
+# KV cache types ik_llama.cpp's CPU backend implements, and their ``ggml_type`` ids in this fork.
+CACHE_TYPES: dict[str, int] = {
+    "f32": 0, "f16": 1, "bf16": 30, "q8_0": 8, "q4_0": 2, "q4_1": 3, "iq4_nl": 20, "q5_0": 6, "q5_1": 7,
+    "q6_0": 133, "q8_kv": 151,
+}
+# Measured on this fork's CPU backend: its flash attention (iqk) aborts the process for K/V types
+# outside FA_TYPES; without flash attention the V cache must be f16 or bf16 (f32 fails to allocate).
+FA_TYPES = ("f16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q6_0")
+V_WITHOUT_FA = ("f16", "bf16")
+
+_NO_BATCHING = "ik-llama-cpp decodes one sequence at a time (use the llama-cpp backend for continuous batching)"
+_NO_RPC = "this ik_llama.cpp build has no RPC backend"
+
+OPTIONS: list[OptionSpec] = [
+    OptionSpec("use_jinja", "bool", "render chats with the GGUF's own Jinja chat template", default=True, aliases=("jinja",)),
+    OptionSpec("n_batch", "int", "prompt tokens evaluated per decode call", default=512, aliases=("batch",)),
+    OptionSpec("n_ubatch", "int", "physical micro-batch size of one decode (default: n_batch)", aliases=("ubatch",)),
+    OptionSpec("prompt_cache", "bool", "keep the last prompt's KV cache and only evaluate the new suffix of the next one",
+               default=True),
+    OptionSpec("repeat_last_n", "int", "how many recent tokens repetition, presence and frequency penalties look at",
+               default=64, aliases=("penalty_last_n",)),
+    OptionSpec("parallel", "int", "sequences decoded together", aliases=("n_parallel",), supported=_NO_BATCHING),
+    OptionSpec("grpc_servers", "list", "offload layers to llama.cpp RPC workers", aliases=("rpc_servers",), supported=_NO_RPC),
+    OptionSpec("context_shift", "bool", "drop the oldest tokens when the context fills",
+               supported="not implemented for ik-llama-cpp; generation stops with finish reason length"),
+    OptionSpec("cache_ram", "int", "MiB cap of a host-RAM prompt cache",
+               supported="ik-llama-cpp keeps one prompt cache in the KV cache (option prompt_cache)"),
+    OptionSpec("n_cache_reuse", "int", "reuse cached KV chunks by shifting", aliases=("cache_reuse",),
+               supported="ik-llama-cpp reuses only the common prompt prefix (option prompt_cache)"),
+    OptionSpec("slot_prompt_similarity", "float", "prompt similarity needed to reuse a slot", aliases=("sps",),
+               supported=_NO_BATCHING),
+]
+
+
+def check_supported(options: dict[str, Any]) -> None:
+    """Refuse options that are documented but have no effect on this engine."""
+    for spec in OPTIONS:
+        if spec.supported and spec.name in options:
+            raise ValueError(f"option {spec.name!r} is not supported by ik-llama-cpp: {spec.supported}")
+    for name in ("n_batch", "n_ubatch", "repeat_last_n"):
+        value = options.get(name)
+        if value is not None and value < (0 if name == "repeat_last_n" else 1):
+            raise ValueError(f"option {name!r} must be {'>= 0' if name == 'repeat_last_n' else 'at least 1'}, got {value}")
+
+
+def flash_attention(value: Any) -> bool | None:
+    """``on``/``off``/``auto`` (or a YAML bool) as True/False/None."""
+    if value is None or (isinstance(value, str) and value.lower() == "auto"):
+        return None
+    if isinstance(value, str):
+        return value.lower() in ("on", "true")
+    return bool(value)
+
+
+def plan_kv(k: str | None, v: str | None, fa: Any, vnni: bool, embeddings: bool = False) -> tuple[str, str, bool]:
+    """The K and V cache types and flash attention setting to load with, or a ValueError saying why not.
+
+    ``auto`` turns flash attention on where it is safe and fast: CPUs with AVX-VNNI (the fork's
+    FA asserts on long prompts without it), types it implements, and never for pooled embeddings.
+    """
+    k, v, want = (k or "f16").lower(), (v or "f16").lower(), flash_attention(fa)
+    for field, value in (("cache_type_k", k), ("cache_type_v", v)):
+        if value not in CACHE_TYPES:
+            raise ValueError(f"{field} {value!r} is not supported by ik-llama-cpp; use one of {', '.join(CACHE_TYPES)}")
+    needs_fa = v not in V_WITHOUT_FA
+    if needs_fa and v not in FA_TYPES:
+        raise ValueError(f"cache_type_v {v} is not supported by ik-llama-cpp (V cache: {', '.join(V_WITHOUT_FA + FA_TYPES[1:])})")
+    if needs_fa and want is False:
+        raise ValueError(f"cache_type_v {v} (a quantized V cache) needs flash attention; remove flash_attention: off")
+    fa_ok = k in FA_TYPES and v in FA_TYPES
+    if (needs_fa or want) and not fa_ok:
+        bad = k if k not in FA_TYPES else v
+        raise ValueError(f"ik_llama.cpp's flash attention does not support cache type {bad} "
+                         f"(with flash attention use {', '.join(FA_TYPES)})")
+    if needs_fa or want is True:
+        return k, v, True
+    return k, v, want is None and fa_ok and vnni and not embeddings
+
+
+def validate_config(config: Any) -> None:
+    """Config fields this backend must refuse before load (a clear error beats a crash in the engine)."""
+    fa = getattr(config, "flash_attention", None)
+    if isinstance(fa, str) and fa.lower() not in ("on", "off", "auto", "true", "false"):
+        raise ValueError(f"flash_attention {fa!r}: use on, off or auto")
+    plan_kv(cache_k(config), getattr(config, "cache_type_v", None), fa, has_vnni(), bool(getattr(config, "embeddings", False)))
+
+
+def cache_k(config: Any) -> str | None:
+    """``cache_type_k``, or f32 for LocalAI's ``f16: false`` (the V cache stays f16: the fork cannot hold f32 values)."""
+    return getattr(config, "cache_type_k", None) or ("f32" if getattr(config, "f16", None) is False else None)

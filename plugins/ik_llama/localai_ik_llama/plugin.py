@@ -1,0 +1,90 @@
+"""Hook implementations: registration and option parsing here, the engine only inside ``load_model``."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from localai import hookimpl
+from localai.options import parse_option_list
+
+from localai_ik_llama.cpu import missing_avx2
+from localai_ik_llama.options import OPTIONS, check_supported, validate_config
+
+BACKEND = "ik-llama-cpp"
+
+
+def check() -> str | None:
+    """Whether the ik_llama.cpp wheel is installed and this CPU can run it, without importing it."""
+    if importlib.util.find_spec("ik_llama_cpp") is None:
+        return "ik-llama-cpp-python is not installed (pip install ik-llama-cpp-python)"
+    return missing_avx2()
+
+
+@hookimpl
+def register_backends(register: Callable[..., None]) -> None:
+    register(
+        BACKEND,
+        aliases=("ik_llama", "ik-llama"),
+        capabilities=("chat", "completion", "embeddings", "tokenize"),
+        formats=("gguf",),
+        description="GGUF models on ik_llama.cpp (CPU-optimised llama.cpp fork, needs AVX2) via ik-llama-cpp-python",
+        check=check,
+        options=OPTIONS,
+    )
+
+
+@hookimpl
+def parse_options(backend: str, options: list[str], config: Any) -> dict[str, Any] | None:
+    if backend != BACKEND:
+        return None
+    parsed = parse_option_list(options, OPTIONS)
+    check_supported(parsed)
+    validate_config(config)
+    return parsed
+
+
+@hookimpl
+def load_model(backend: str, config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
+    if backend != BACKEND:
+        return None
+    reason = missing_avx2()
+    if reason:
+        raise RuntimeError(f"model {config.name!r}: {reason}")
+    from localai_ik_llama.model import IkLlamaModel
+
+    return IkLlamaModel.load(config, model_path, options, backend=BACKEND)
+
+
+def _mine(model: Any) -> bool:
+    """Ours only if this worker loaded our model module (never load the engine into another backend's worker)."""
+    module = sys.modules.get("localai_ik_llama.model")
+    return module is not None and isinstance(model, module.IkLlamaModel)
+
+
+@hookimpl
+def generate(model: Any, request: Any, cancelled: Callable[[], bool]) -> Iterator[Any] | None:
+    return model.generate(request, cancelled) if _mine(model) else None
+
+
+@hookimpl
+def embed(model: Any, inputs: list[Any]) -> Any:
+    return model.embed(inputs) if _mine(model) else None
+
+
+@hookimpl
+def tokenize(model: Any, text: str, add_special: bool) -> list[int] | None:
+    return model.tokenize(text, add_special) if _mine(model) else None
+
+
+@hookimpl
+def detokenize(model: Any, tokens: list[int]) -> str | None:
+    return model.detokenize(tokens) if _mine(model) else None
+
+
+@hookimpl
+def unload_model(model: Any) -> None:
+    if _mine(model):
+        model.close()
