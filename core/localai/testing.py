@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-GGUF_NAME = "gemma-3-270m-it-q4_k_m.gguf"
+GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 
 
 def default_gguf() -> Path:
