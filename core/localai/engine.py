@@ -71,6 +71,15 @@ def with_system_prompt(messages: list[Message], entry: ModelEntry) -> list[Messa
 class Engine:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self._tool_parsers: tools.ParserRegistry | None = None
+
+    @property
+    def tool_parsers(self) -> tools.ParserRegistry:
+        """Tool-call parser families: built-in plus plugins' ``register_tool_parsers`` (built on first use)."""
+        if self._tool_parsers is None:
+            catalog = getattr(self.runtime, "catalog", None)
+            self._tool_parsers = tools.registry.with_plugins(getattr(getattr(catalog, "registry", None), "pm", None))
+        return self._tool_parsers
 
     async def load(self, model: str | None, usecase: str) -> Loaded:
         loaded = await self.runtime.get(model, usecase)
@@ -88,7 +97,8 @@ class Engine:
                 raise invalid(f"model {entry.name!r} does not support image input", param="messages", code="vision_not_supported")
             messages = with_system_prompt(request.messages, entry)
             source = chat_template(entry, info)
-            plan = tools.plan(request.model_copy(update={"messages": messages}), template_source=source, info=info, config=entry.config)
+            plan = tools.plan(request.model_copy(update={"messages": messages}), template_source=source, info=info, config=entry.config,
+                              parser_registry=self.tool_parsers)
             stop = list(dict.fromkeys([*request.stop, *plan.stop]))
             update: dict = {"messages": plan.messages, "constraint": plan.constraint, "stop": stop}
             if not info.renders_chat:
@@ -99,6 +109,7 @@ class Engine:
                     )
                 except Exception as exc:  # a template raising on these messages is the caller's problem
                     raise invalid(f"chat template of model {entry.name!r} rejected the messages: {exc}", param="messages") from exc
+                plan.rendered(update["prompt"])
             parser = plan.parser
         else:
             if isinstance(request.prompt, str) and entry.config.template.completion:
@@ -126,19 +137,19 @@ class Engine:
 
     async def run(self, loaded: Loaded, backend_request: GenerateRequest, parser: tools.OutputParser) -> AsyncIterator[Event]:
         gen = loaded.worker.generate(backend_request)
+        logprobs: list[TokenLogprob] = []  # waiting for the text they belong to (the parser may hold text back)
         try:
             async for chunk in gen:
                 if chunk.text:
                     events = parser.feed(chunk.text)
-                    if chunk.logprobs:
-                        for ev in events:
-                            if isinstance(ev, TextDelta):
-                                ev.logprobs = chunk.logprobs
-                                break
+                    logprobs.extend(chunk.logprobs or [])
+                    logprobs = _attach_logprobs(events, logprobs)
                     for ev in events:
                         yield ev
                 if chunk.finish_reason is not None:
-                    for ev in parser.finish():
+                    events = parser.finish()
+                    _attach_logprobs(events, logprobs)
+                    for ev in events:
                         yield ev
                     reason = chunk.finish_reason
                     if parser.called_tools and reason == "stop":
@@ -173,6 +184,16 @@ class Engine:
             return len(prompt)
         tokens = await loaded.worker.call("tokenize", text=prompt or "", add_special=True)
         return len(tokens)
+
+
+def _attach_logprobs(events: list[Event], logprobs: list[TokenLogprob]) -> list[TokenLogprob]:
+    """Give pending logprobs to the first text event; what is left still waits."""
+    if logprobs:
+        for ev in events:
+            if isinstance(ev, TextDelta):
+                ev.logprobs = logprobs
+                return []
+    return logprobs
 
 
 async def collect(events: AsyncIterator[Event]) -> Result:

@@ -4,6 +4,8 @@
 the backend must enforce, and which parser turns the model's raw text back into events.
 """
 
+from localai.tools.parsers import ToolCallParser
 from localai.tools.planning import OutputParser, ToolPlan, plan
+from localai.tools.registry import ParserRegistry
 
-__all__ = ["OutputParser", "ToolPlan", "plan"]
+__all__ = ["OutputParser", "ParserRegistry", "ToolCallParser", "ToolPlan", "plan"]

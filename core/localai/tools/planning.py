@@ -1,4 +1,10 @@
-"""Planning a request's tool prompt, decoding constraint and output parser."""
+"""Planning a request's tool prompt, decoding constraint and output parser.
+
+Forced calls (``required`` / ``named``) and JSON response formats become a JSON-schema constraint
+the backend enforces while decoding; ``auto`` prompts with the model's own template when it
+renders tools (else a YAML ``template.function`` or the built-in prompt) and parses the output
+with the model family's parser.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,10 @@ from typing import Protocol
 
 from localai.chat.templates import template_renders_tools
 from localai.config import ModelConfig
+from localai.errors import invalid
 from localai.events import Event, TextDelta
-from localai.types import Constraint, GenerateRequest, Message, ModelInfo, ToolSpec
+from localai.tools import parsers, prompt, registry, schema
+from localai.types import Constraint, GenerateRequest, Message, ModelInfo, ToolChoice, ToolSpec
 
 
 class OutputParser(Protocol):
@@ -23,7 +31,7 @@ class OutputParser(Protocol):
 
 
 class PlainParser:
-    """Text passes through unchanged."""
+    """Text passes through unchanged (raw completions)."""
 
     called_tools = False
 
@@ -42,24 +50,63 @@ class ToolPlan:
     parser: OutputParser
     stop: list[str] = field(default_factory=list)
 
+    def rendered(self, prompt_text: str) -> None:
+        """Tell the parser when the rendered prompt itself opened a thinking block."""
+        p = self.parser
+        if isinstance(p, parsers.ToolCallParser) and p.reasoning and prompt_text.rstrip().endswith(p.reasoning[0]):
+            p.open_reasoning()
+
 
 def response_format_constraint(request: GenerateRequest) -> Constraint | None:
-    fmt = request.response_format
-    if fmt is None or fmt.type == "text":
-        return None
-    if fmt.type == "json_object":
-        return Constraint(type="json_schema", json_schema={"type": "object"})
-    return Constraint(type="json_schema", json_schema=fmt.schema_ or {"type": "object"})
+    fmt = schema.response_format_schema(request.response_format)
+    return Constraint(type="json_schema", json_schema=fmt) if fmt is not None else None
 
 
-def plan(request: GenerateRequest, *, template_source: str, info: ModelInfo, config: ModelConfig) -> ToolPlan:
-    """How to prompt, constrain and parse ``request``; no tools means plain text."""
-    messages = list(request.messages or [])
-    tools = request.tools if request.tools and (request.tool_choice is None or request.tool_choice.mode != "none") else None
-    template_tools = tools if tools and template_renders_tools(template_source) else None
-    return ToolPlan(
-        messages=messages,
-        template_tools=template_tools,
-        constraint=request.constraint or response_format_constraint(request),
-        parser=PlainParser(),
-    )
+def _prompt_messages(messages: list[Message], tools: list[ToolSpec], choice: ToolChoice, template_source: str,
+                     config: ModelConfig) -> tuple[list[Message], list[ToolSpec] | None]:
+    """Messages with the tools placed where this model will see them, and the tools for the template."""
+    messages = prompt.name_tool_results(messages)
+    if "tool_calls" not in template_source:
+        messages = prompt.flatten_tool_messages(messages)
+    if not tools:
+        return messages, None
+    if config.template.function:
+        return prompt.with_tool_prompt(messages, prompt.function_template_prompt(config.template.function, tools, choice)), None
+    if template_renders_tools(template_source):
+        return messages, tools
+    return prompt.with_tool_prompt(messages, prompt.builtin_prompt(tools, choice)), None
+
+
+def plan(request: GenerateRequest, *, template_source: str, info: ModelInfo, config: ModelConfig,
+         parser_registry: registry.ParserRegistry | None = None) -> ToolPlan:
+    """How to prompt, constrain and parse ``request``; no tools means text and reasoning only."""
+    choice = request.tool_choice or ToolChoice()
+    offered = request.tools or []
+    for i, t in enumerate(offered):
+        schema.check_schema(t.parameters, f"tools[{i}].parameters")
+    if choice.mode in ("required", "named") and not offered:
+        raise invalid(f"tool_choice {choice.mode!r} needs at least one tool in tools", param="tool_choice")
+    tools = [] if choice.mode == "none" else schema.allowed_tools(offered, choice)
+    messages, template_tools = _prompt_messages(list(request.messages or []), tools, choice, template_source, config)
+
+    forced = bool(tools) and choice.mode in ("required", "named")
+    answer = schema.response_format_schema(request.response_format)
+    constraint = request.constraint
+    if constraint is None and forced:
+        constraint = Constraint(type="json_schema", json_schema=schema.tool_call_schema(tools, choice.parallel))
+    elif constraint is None and answer is not None:
+        json_schema = schema.either(schema.tool_call_schema(tools, choice.parallel), answer) if tools else answer
+        constraint = Constraint(type="json_schema", json_schema=json_schema)
+
+    parser: parsers.ToolCallParser
+    if forced and request.constraint is None:
+        parser = parsers.ConstrainedParser()
+    elif tools:
+        reg = parser_registry or registry.builtin()
+        native = template_tools is not None
+        name = reg.choose(config.tool_parser, template_source if native else None, info.architecture if native else None)
+        parser = reg.create(name)
+    else:
+        parser = parsers.TextParser()
+    parser.configure([t.name for t in tools], None if choice.parallel else 1)
+    return ToolPlan(messages=messages, template_tools=template_tools, constraint=constraint, parser=parser)
