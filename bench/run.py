@@ -1,0 +1,243 @@
+"""Throughput and time to first token: localai (parallel 1 and 4) against raw llama-cpp-python and its server.
+
+Run from the repository root::
+
+    .venv/bin/python bench/run.py                 # 64 greedy tokens per request, 1 client and 8 clients
+    .venv/bin/python bench/run.py --clients 1 4 8 --tokens 128 --rounds 3
+
+Every target serves the same GGUF (the default Gemma 3 270M unless ``--model``) with the same thread count,
+one target at a time so they never share the CPU. Clients stream ``/v1/completions`` (greedy, EOS banned so
+every request decodes exactly ``--tokens`` tokens) and measure time to first token and aggregate tokens/s.
+llama-cpp-python's own server needs ``starlette-context`` and ``pydantic-settings``: the script builds a
+venv for it under /tmp (``--baseline-venv``) that sees the project's llama-cpp-python, never touching .venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from localai.testing import GGUF_NAME, ServerProcess, default_gguf, free_port, write_models
+
+PROMPTS = [
+    "Once upon a time, in a land far away,",
+    "The history of the Roman Empire begins",
+    "Here is a recipe for a chocolate cake:",
+    "def quicksort(items):",
+    "The three laws of thermodynamics are",
+    "Dear team, I am writing to let you know",
+    "In the year 2050, cities will",
+    "A short guide to planting tomatoes:",
+]
+EOG_BIAS = {"1": -100, "106": -100}  # Gemma's <eos> and <end_of_turn>: every request runs its full length
+
+
+@dataclass
+class Result:
+    tokens: int = 0
+    wall: float = 0.0
+    ttft: list[float] = field(default_factory=list)
+
+    @property
+    def tps(self) -> float:
+        return self.tokens / self.wall if self.wall else 0.0
+
+    @property
+    def ttft_ms(self) -> float:
+        return 1000 * statistics.median(self.ttft) if self.ttft else float("nan")
+
+
+# -- raw llama-cpp-python, in process -------------------------------------------------------------
+
+def bench_raw(model: str, threads: int, tokens: int, rounds: int) -> Result:
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model, n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False)
+    eog = [t for t in range(llm.n_vocab()) if t < 300 and llama_cpp.llama_vocab_is_eog(llm._model.vocab, t)]
+
+    def one(prompt: str) -> tuple[int, float]:
+        toks = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        start, first, n = time.perf_counter(), 0.0, 0
+        for tok in llm.generate(toks, temp=0, reset=True, logits_processor=[lambda _ids, s: _ban(s, eog)]):
+            n += 1
+            if n == 1:
+                first = time.perf_counter() - start
+            if n >= tokens:
+                break
+        return n, first
+
+    one(PROMPTS[0])  # warm-up
+    res = Result()
+    start = time.perf_counter()
+    for r in range(rounds):
+        for prompt in PROMPTS[:2]:
+            n, first = one(prompt)
+            res.tokens += n
+            res.ttft.append(first)
+    res.wall = time.perf_counter() - start
+    llm.close()
+    return res
+
+
+def _ban(scores, eog):  # noqa: ANN001, ANN202
+    scores[eog] = -1e9
+    return scores
+
+
+# -- HTTP load --------------------------------------------------------------------------------------
+
+def stream_once(client: httpx.Client, url: str, model: str, prompt: str, tokens: int) -> tuple[int, float]:
+    body = {"model": model, "prompt": prompt, "max_tokens": tokens, "temperature": 0, "stream": True,
+            "logit_bias": EOG_BIAS}
+    start = time.perf_counter()
+    first, n = 0.0, 0
+    with client.stream("POST", url + "/v1/completions", json=body) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            if '"text":""' in line.replace(" ", ""):
+                continue
+            n += 1  # both servers send one chunk per token here (no stop strings, ASCII-ish text)
+            if n == 1:
+                first = time.perf_counter() - start
+    return n, first
+
+
+def bench_http(url: str, model: str, clients: int, tokens: int, rounds: int) -> Result:
+    http = httpx.Client(timeout=600)
+    stream_once(http, url, model, PROMPTS[0], 8)  # warm-up (loads the model)
+    res = Result()
+    lock = threading.Lock()
+
+    def client(i: int) -> None:
+        with httpx.Client(timeout=600) as c:
+            for r in range(rounds):
+                n, first = stream_once(c, url, model, PROMPTS[i % len(PROMPTS)], tokens)
+                with lock:
+                    res.tokens += n
+                    res.ttft.append(first)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    res.wall = time.perf_counter() - start
+    http.close()
+    return res
+
+
+# -- servers ----------------------------------------------------------------------------------------
+
+def baseline_python(venv: Path) -> str:
+    """A venv for ``llama_cpp.server`` with its extra deps, seeing this interpreter's packages via a .pth file."""
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    site = subprocess.run([str(py), "-c", "import site; print(site.getsitepackages()[0])"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    ours = next(p for p in sys.path if p.endswith("site-packages"))
+    Path(site, "shared-localai.pth").write_text(ours + "\n")
+    check = subprocess.run([str(py), "-c", "import starlette_context, pydantic_settings"], capture_output=True)
+    if check.returncode != 0:
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "starlette-context", "pydantic-settings"], check=True)
+    return str(py)
+
+
+def start_llama_cpp_server(python: str, model: str, threads: int, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([python, "-m", "llama_cpp.server", "--model", model, "--n_ctx", "2048", "--n_threads",
+                             str(threads), "--n_threads_batch", str(threads), "--host", "127.0.0.1", "--port", str(port),
+                             "--verbose", "false", "--interrupt_requests", "false"], stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"llama_cpp.server exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url + "/v1/models", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("llama_cpp.server did not start")
+
+
+def localai_models(folder: Path, model: str, threads: int) -> None:
+    link = folder / GGUF_NAME
+    yamls = {}
+    for n in (1, 4):
+        yamls[f"p{n}.yaml"] = (f"name: p{n}\nbackend: llama-cpp\ncontext_size: {2048 * n}\nthreads: {threads}\n"
+                               f"options: ['parallel:{n}']\nparameters:\n  model: {link.name}\n  temperature: 0\n")
+    write_models(folder, yamls, link_gguf=False)
+    if not link.exists():
+        link.symlink_to(model)
+
+
+# -- report -----------------------------------------------------------------------------------------
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="GGUF path (default: Gemma 3 270M from localai.testing)")
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--rounds", type=int, default=2, help="requests per client")
+    ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--baseline-venv", type=Path, default=Path(tempfile.gettempdir()) / "localai-bench-venv")
+    ap.add_argument("--skip-llama-cpp-server", action="store_true")
+    args = ap.parse_args()
+    model = str(args.model or default_gguf())
+    work = Path(tempfile.mkdtemp(prefix="localai-bench-"))
+    rows: dict[tuple[str, int], Result] = {}
+
+    print(f"model {Path(model).name}, {args.tokens} tokens/request, greedy, {args.threads} threads, "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    rows[("raw llama-cpp-python (in process)", 1)] = bench_raw(model, args.threads, args.tokens, args.rounds)
+
+    if not args.skip_llama_cpp_server:
+        proc, url = start_llama_cpp_server(baseline_python(args.baseline_venv), model, args.threads, work / "llama-cpp-server.log")
+        try:
+            for c in args.clients:
+                rows[("llama-cpp-python server", c)] = bench_http(url, "x", c, args.tokens, args.rounds)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+    localai_models(work / "models", model, args.threads)
+    with ServerProcess(work / "models") as srv:
+        for n in (1, 4):
+            for c in args.clients:
+                rows[(f"localai parallel {n}", c)] = bench_http(srv.url, f"p{n}", c, args.tokens, args.rounds)
+
+    print(f"\n{'target':40} {'clients':>7} {'tok/s':>8} {'TTFT ms':>8}")
+    for (name, c), r in rows.items():
+        print(f"{name:40} {c:7d} {r.tps:8.1f} {r.ttft_ms:8.1f}")
+    raw = rows[("raw llama-cpp-python (in process)", 1)]
+    ours1 = rows.get(("localai parallel 1", 1))
+    print()
+    if ours1:
+        print(f"localai parallel 1, 1 client vs raw: {ours1.tps / raw.tps:.2f}x tokens/s (goal >= 0.97), "
+              f"TTFT {ours1.ttft_ms - raw.ttft_ms:+.1f} ms (goal <= +10)")
+    many = max(args.clients)
+    base = rows.get(("llama-cpp-python server", many))
+    ours4 = rows.get(("localai parallel 4", many))
+    if base and ours4:
+        print(f"localai parallel 4, {many} clients vs llama-cpp-python server: {ours4.tps / base.tps:.2f}x tokens/s (goal >= 3)")
+    if ours4 and raw:
+        print(f"localai parallel 4, {many} clients vs raw single stream: {ours4.tps / raw.tps:.2f}x tokens/s")
+
+
+if __name__ == "__main__":
+    main()

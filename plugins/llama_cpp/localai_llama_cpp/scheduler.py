@@ -1,0 +1,438 @@
+"""Continuous batching on one llama context: N slots (sequences), one ``llama_decode`` per step.
+
+One scheduler thread owns the context. Each step it admits waiting requests into free slots (picking the
+slot whose cached KV shares the longest prefix with the prompt), feeds every generating slot its last token
+and the prompting slots a chunk of their prompt, all in one ``llama_batch``, then samples each slot's next
+token with its own C sampler chain. Finished and cancelled requests free their slot between steps; the slot
+keeps its KV so a later prompt with the same prefix skips it. ``generate`` threads only enqueue a job and
+read its chunks from a per-job queue.
+
+Context: ``context_size`` is the whole context; each of the ``parallel`` slots gets ``context_size /
+parallel`` tokens in its own KV stream (like llama.cpp's server with ``--parallel``, non-unified KV).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import llama_cpp
+
+from localai.errors import QueueFull
+from localai.stopping import StopMatcher, Utf8Stream
+from localai.types import GenerateRequest, GenerationChunk, TokenLogprob, Usage
+from localai_llama_cpp.prompt_cache import PromptCache, common_prefix
+from localai_llama_cpp.sampling import free_sampler, token_logprob
+
+log = logging.getLogger("localai_llama_cpp.scheduler")
+
+PROMPT_CHUNK = 128  # prompt tokens per decode call: a long prompt holds running streams up for one chunk at a time
+DEFAULT_QUEUE = 64  # waiting requests per model beyond the busy slots
+
+
+@dataclass
+class Job:
+    """One request's decoding state; touched only by the scheduler thread once submitted."""
+
+    request: GenerateRequest
+    prompt: list[int]
+    sampler: Any
+    cancelled: Callable[[], bool]
+    max_tokens: int
+    out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    stops: StopMatcher = field(init=False)
+    utf8: Utf8Stream = field(default_factory=Utf8Stream)
+    usage: Usage = field(default_factory=Usage)
+    generated: int = 0
+    pending_tokens: int = 0
+    pending_logprobs: list[TokenLogprob] = field(default_factory=list)
+    closed: bool = False  # the consumer went away
+
+    def __post_init__(self) -> None:
+        self.stops = StopMatcher(self.request.stop)
+        self.usage.prompt_tokens = len(self.prompt)
+
+    def gone(self) -> bool:
+        return self.closed or self.cancelled()
+
+
+@dataclass
+class Slot:
+    seq: int
+    cache: list[int] = field(default_factory=list)  # tokens whose KV sequence ``seq`` holds, by position
+    job: Job | None = None
+    todo: list[int] = field(default_factory=list)  # prompt tokens still to decode
+    last: int | None = None  # sampled token still to decode
+    used: float = 0.0
+
+
+class Scheduler:
+    """Owns a llama context with ``n_slots`` sequences; thread-safe ``submit`` from any thread."""
+
+    def __init__(self, model: Any, context: Any, n_slots: int, options: dict[str, Any]) -> None:
+        self.model = model  # the LlamaCppModel: tokenizer, vocab, config name
+        self.context = context  # the LlamaContext wrapper: keeps the C context alive
+        ctx = self.ctx = context.ctx
+        self.mem = llama_cpp.llama_get_memory(ctx)
+        self.n_ctx_total = int(llama_cpp.llama_n_ctx(ctx))
+        self.n_ctx_slot = int(llama_cpp.llama_n_ctx_seq(ctx))
+        self.n_batch = int(llama_cpp.llama_n_batch(ctx))
+        self.n_vocab = model.llm.n_vocab()
+        self.slots = [Slot(seq=i) for i in range(n_slots)]
+        queue_size = options.get("queue_size")
+        if queue_size is None:
+            queue_size = int(os.environ.get("LLAMACPP_QUEUE_SIZE", DEFAULT_QUEUE))
+        self.queue_size = max(0, int(queue_size))
+        self.context_shift = bool(options.get("context_shift", False))
+        self.cache_reuse = int(options.get("n_cache_reuse") or 0)
+        self.similarity = float(options.get("slot_prompt_similarity", 0.1) or 0.0)
+        self.ram = PromptCache(int(options.get("cache_ram") or 0))
+        self.can_shift = bool(llama_cpp.llama_memory_can_shift(self.mem))
+        self.waiting: deque[Job] = deque()
+        self.inflight = 0
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+        self.thread = threading.Thread(target=self._run, name="llama-scheduler", daemon=True)
+        self.thread.start()
+
+    # -- client side -------------------------------------------------------------------------
+
+    def submit(self, job: Job) -> None:
+        """Queue ``job``; raises ``QueueFull`` when every slot is busy and the wait queue is full."""
+        with self.cond:
+            if self.inflight >= len(self.slots) + self.queue_size:
+                raise QueueFull(self.model.config.name)
+            self.inflight += 1
+            self.waiting.append(job)
+            self.cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no request is running or waiting (every slot's job released); False on timeout."""
+        with self.cond:
+            return self.cond.wait_for(lambda: self.inflight == 0, timeout)
+
+    def wake(self) -> None:
+        with self.cond:
+            self.cond.notify_all()
+
+    def close(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        self.thread.join(timeout=30)
+        if not self.thread.is_alive():
+            llama_cpp.llama_batch_free(self.batch)
+
+    # -- scheduler thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                while not self.stopping and not self.waiting and not any(s.job for s in self.slots):
+                    self.cond.wait()
+                if self.stopping:
+                    break
+                admitted = self._take_admissions()
+            try:
+                for slot, job in admitted:
+                    self._assign(slot, job)
+                self._step()
+            except BaseException as exc:  # noqa: BLE001 - fail the running requests, keep serving others
+                log.exception("decode step failed")
+                for slot in self.slots:
+                    if slot.job is not None:
+                        self._fail(slot, exc)
+        for slot in self.slots:
+            if slot.job is not None:
+                self._fail(slot, RuntimeError("the model is shutting down"))
+
+    def _take_admissions(self) -> list[tuple[Slot, Job]]:
+        """Pair waiting jobs with free slots (called with the lock held). Cancelled waiters are dropped."""
+        out: list[tuple[Slot, Job]] = []
+        free = [s for s in self.slots if s.job is None]
+        while self.waiting and free:
+            job = self.waiting.popleft()
+            if job.gone():
+                self._finish_unstarted(job)
+                continue
+            slot = self._pick_slot(free, job.prompt)
+            free.remove(slot)
+            slot.job = job  # reserve; the KV work happens outside the lock
+            out.append((slot, job))
+        for job in [j for j in self.waiting if j.gone()]:
+            self.waiting.remove(job)
+            self._finish_unstarted(job)
+        return out
+
+    def _pick_slot(self, free: list[Slot], prompt: list[int]) -> Slot:
+        """The free slot with the longest shared prefix if similar enough, else the least recently used."""
+        if self.similarity > 0:
+            best, best_n = None, 0
+            for s in free:
+                n = common_prefix(s.cache, prompt)
+                if n > best_n:
+                    best, best_n = s, n
+            if best is not None and best_n / max(1, len(prompt)) >= self.similarity:
+                return best
+        return min(free, key=lambda s: s.used)
+
+    def _finish_unstarted(self, job: Job) -> None:
+        job.out.put(GenerationChunk(finish_reason="cancelled", usage=job.usage))
+        free_sampler(job.sampler)
+        self.inflight -= 1
+        self.cond.notify_all()
+
+    def _assign(self, slot: Slot, job: Job) -> None:
+        """Reuse what the slot's KV (or the RAM cache) shares with the prompt; queue the rest for decoding."""
+        prompt = job.prompt
+        n_past = common_prefix(slot.cache, prompt)
+        if self.ram.enabled:
+            tokens, n = self.ram.best(prompt)
+            if n > n_past:
+                self.ram.save(self.ctx, slot.seq, slot.cache)
+                llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
+                if self.ram.restore(self.ctx, slot.seq, tokens):
+                    slot.cache, n_past = tokens, n
+                else:
+                    llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
+                    slot.cache, n_past = [], 0
+            elif len(slot.cache) - n_past >= len(slot.cache) // 2:
+                self.ram.save(self.ctx, slot.seq, slot.cache)  # most of this slot's KV is about to go
+        if self.cache_reuse > 0 and self.can_shift and n_past < len(prompt):
+            n_past = self._reuse_chunks(slot, prompt, n_past)
+        # Decode at least two tokens: the logits then come from the same kernels whatever was cached.
+        n_past = max(0, min(n_past, len(prompt) - 2))
+        if not llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, n_past, -1):
+            llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
+            n_past = 0
+        slot.cache = slot.cache[:n_past]
+        slot.todo = prompt[n_past:]
+        slot.last = None
+        slot.used = time.monotonic()
+        job.usage.cached_tokens = n_past
+
+    def _reuse_chunks(self, slot: Slot, prompt: list[int], n_past: int) -> int:
+        """llama.cpp server's ``n_cache_reuse``: shift matching chunks of the old KV into place after the prefix."""
+        cache = slot.cache
+        head_c = head_p = n_past
+        while head_c < len(cache) and head_p < len(prompt):
+            n = 0
+            while head_c + n < len(cache) and head_p + n < len(prompt) and cache[head_c + n] == prompt[head_p + n]:
+                n += 1
+            if n >= self.cache_reuse:
+                shift = head_p - head_c
+                llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, head_p, head_c)
+                llama_cpp.llama_memory_seq_add(self.mem, slot.seq, head_c, head_c + n, shift)
+                cache[head_p: head_p + n] = cache[head_c: head_c + n]
+                n_past += n
+                head_c += n
+                head_p += n
+            else:
+                head_c += 1
+        slot.cache = cache[:n_past] if len(cache) >= n_past else cache
+        return n_past
+
+    def _step(self) -> None:
+        """One decode of every generating slot's next token, then prompt chunks, each sampled right after its decode.
+
+        Prompt chunks get their own ``llama_decode`` calls, never mixed with the generating rows: llama.cpp
+        splits a multi-sequence batch into equal per-sequence pieces anyway, and keeping a request's shapes
+        independent of its neighbours keeps its greedy output the same alone or batched.
+        """
+        for slot in self.slots:
+            if slot.job is not None and slot.job.gone():
+                self._finish(slot, "cancelled")
+        rows: list[Slot] = []
+        for slot in self.slots:
+            if slot.job is None or slot.last is None:
+                continue
+            if len(slot.cache) >= self.n_ctx_slot and not self._shift(slot):
+                self._finish(slot, "length")
+                continue
+            self._put(len(rows), slot.last, len(slot.cache), slot.seq, True)
+            rows.append(slot)
+        if rows:
+            self._decode(len(rows))
+            for i, slot in enumerate(rows):
+                slot.cache.append(slot.last)  # type: ignore[arg-type]
+                self._sample(slot, i)
+        budget = self.n_batch
+        for slot in self.slots:
+            if slot.job is None or not slot.todo or budget < 2:
+                continue
+            take = self._chunk(len(slot.todo), min(budget, PROMPT_CHUNK))
+            pos = len(slot.cache)
+            for i in range(take):
+                self._put(i, slot.todo[i], pos + i, slot.seq, i == take - 1 and take == len(slot.todo))
+            self._decode(take)
+            budget -= take
+            slot.cache.extend(slot.todo[:take])
+            slot.todo = slot.todo[take:]
+            if not slot.todo:
+                self._sample(slot, take - 1)
+
+    @staticmethod
+    def _chunk(remaining: int, limit: int) -> int:
+        """Tokens to feed now: never leave a single token for a later chunk (it would take another kernel path)."""
+        if remaining <= limit:
+            return remaining
+        return limit - 1 if remaining - limit == 1 else limit
+
+    def _decode(self, n: int) -> None:
+        self.batch.n_tokens = n
+        rc = llama_cpp.llama_decode(self.ctx, self.batch)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode failed ({rc})")
+
+    def _put(self, i: int, token: int, pos: int, seq: int, logits: bool) -> None:
+        b = self.batch
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq
+        b.logits[i] = 1 if logits else 0
+
+    def _shift(self, slot: Slot) -> bool:
+        """Context shift: drop the older half after the kept prompt start; False when it is off or impossible."""
+        if not self.context_shift or not self.can_shift:
+            return False
+        n_keep = min(len(slot.job.prompt) if slot.job else 0, self.n_ctx_slot // 2)
+        n_past = len(slot.cache)
+        n_discard = (n_past - n_keep) // 2
+        if n_discard <= 0:
+            return False
+        llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, n_keep, n_keep + n_discard)
+        llama_cpp.llama_memory_seq_add(self.mem, slot.seq, n_keep + n_discard, n_past, -n_discard)
+        slot.cache = slot.cache[:n_keep] + slot.cache[n_keep + n_discard:]
+        return True
+
+    def _sample(self, slot: Slot, idx: int) -> None:
+        job = slot.job
+        assert job is not None
+        token = llama_cpp.llama_sampler_sample(job.sampler, self.ctx, idx)
+        slot.last = token
+        if self.model.is_eog(token):
+            self._finish(slot, "stop")
+            return
+        job.generated += 1
+        job.pending_tokens += 1
+        piece = self.model.piece
+        if job.request.logprobs is not None:
+            job.pending_logprobs.append(token_logprob(self.ctx, idx, self.n_vocab, token, job.request.logprobs,
+                                                      lambda t: self.model.llm.detokenize([t], special=True)))
+        text, matched = job.stops.feed(job.utf8.feed(piece(token)))
+        if text or matched is not None:
+            job.out.put(GenerationChunk(text=text, tokens=job.pending_tokens, logprobs=job.pending_logprobs or None))
+            job.pending_tokens, job.pending_logprobs = 0, []
+        if matched is not None:
+            self._finish(slot, "stop", matched)
+        elif job.generated >= job.max_tokens:
+            self._finish(slot, "length")
+
+    def _finish(self, slot: Slot, reason: str, stop_sequence: str | None = None) -> None:
+        job = slot.job
+        assert job is not None
+        if stop_sequence is None:
+            tail, _ = job.stops.feed(job.utf8.flush())
+            tail += job.stops.flush()
+            if tail and reason != "cancelled":
+                job.out.put(GenerationChunk(text=tail, tokens=job.pending_tokens, logprobs=job.pending_logprobs or None))
+                job.pending_tokens, job.pending_logprobs = 0, []
+        job.usage.completion_tokens = job.generated
+        job.out.put(GenerationChunk(tokens=job.pending_tokens, logprobs=job.pending_logprobs or None,
+                                    finish_reason=reason, stop_sequence=stop_sequence, usage=job.usage))
+        self._release(slot)
+
+    def _fail(self, slot: Slot, exc: BaseException) -> None:
+        assert slot.job is not None
+        slot.job.out.put(exc)
+        llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
+        slot.cache = []
+        self._release(slot)
+
+    def _release(self, slot: Slot) -> None:
+        job = slot.job
+        assert job is not None
+        free_sampler(job.sampler)
+        job.sampler = None
+        slot.job, slot.todo, slot.last = None, [], None
+        slot.used = time.monotonic()
+        with self.cond:
+            self.inflight -= 1
+            self.cond.notify_all()
+
+
+@contextmanager
+def batch_invariant_weights(enabled: bool) -> Iterator[None]:
+    """Load weights without CPU repacking while ``enabled`` (``Llama`` has no argument for it).
+
+    Repacked weights (e.g. q4_K_8x8) multiply groups of 4 batch rows with a gemm kernel and the rest with a
+    gemv kernel that rounds differently, so a sequence's logits would depend on how many others share its
+    batch and greedy output would change under load. Plain layouts compute every row alike.
+    """
+    if not enabled:
+        yield
+        return
+    import llama_cpp.llama_cpp as native  # the module ``Llama`` calls it through
+
+    original = native.llama_model_default_params
+
+    def params() -> Any:
+        p = original()
+        p.use_extra_bufts = False
+        return p
+
+    native.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        native.llama_model_default_params = original
+
+
+def new_context(llm: Any, n_slots: int, own: bool) -> Any:
+    """A context like ``llm``'s with ``n_slots`` sequences, each in its own KV stream of ``n_ctx / n_slots``.
+
+    ``own``: the scheduler takes over ``llm._ctx`` (its KV is freed; ``llm.n_ctx()`` keeps answering);
+    otherwise ``llm`` keeps its context (embeddings) and the scheduler gets a second one.
+    """
+    from llama_cpp._internals import LlamaContext
+
+    params = llama_cpp.llama_context_params.from_buffer_copy(llm.context_params)
+    params.n_seq_max = n_slots
+    params.kv_unified = False
+    params.embeddings = False
+    if own:
+        llm._ctx.close()
+    ctx = LlamaContext(model=llm._model, params=params, verbose=llm.verbose)
+    if own:
+        llm._ctx = ctx
+    return ctx
+
+
+def stream(sched: Scheduler, job: Job) -> Iterator[GenerationChunk]:
+    """Yield ``job``'s chunks as the scheduler produces them; closing early cancels the job."""
+    done = False
+    try:
+        while True:
+            item = job.out.get()
+            if isinstance(item, BaseException):
+                done = True
+                raise item
+            if item.finish_reason is not None:
+                done = True
+            yield item
+            if done:
+                return
+    finally:
+        if not done:
+            job.closed = True
+            sched.wake()
