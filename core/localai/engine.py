@@ -17,6 +17,7 @@ from localai.chat import templates
 from localai.errors import invalid
 from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallEnd, ToolCallStart
 from localai.runtime import Loaded, Runtime
+from localai.worker.client import GenerationStream
 from localai.types import EmbeddingResult, GenerateRequest, Message, ModelInfo, SamplingParams, ToolCall, TokenLogprob, Usage
 
 log = logging.getLogger("localai.engine")
@@ -128,15 +129,16 @@ class Engine:
         Closing it early cancels the generation in the worker.
         """
         loaded, backend_request, parser = await self.prepare(request, usecase)
-        return self.run(loaded, backend_request, parser)
+        chunks = await loaded.worker.open(backend_request)
+        return self.events(chunks, parser)
 
     async def stream(self, request: GenerateRequest, usecase: str = "chat") -> AsyncIterator[Event]:
         """Like :meth:`start`, preparing lazily on first iteration."""
         async for event in await self.start(request, usecase):
             yield event
 
-    async def run(self, loaded: Loaded, backend_request: GenerateRequest, parser: tools.OutputParser) -> AsyncIterator[Event]:
-        gen = loaded.worker.generate(backend_request)
+    async def events(self, gen: GenerationStream, parser: tools.OutputParser) -> AsyncIterator[Event]:
+        """Turn a worker's raw chunks into events through the request's output parser."""
         logprobs: list[TokenLogprob] = []  # waiting for the text they belong to (the parser may hold text back)
         try:
             async for chunk in gen:

@@ -60,8 +60,8 @@ def to_api_error(exc: BaseException) -> APIError:
     if isinstance(exc, QueueFull):
         return APIError("rate_limit", str(exc), code="queue_full", retry_after=exc.retry_after)
     if isinstance(exc, WorkerError):
-        if exc.kind == "queue_full":
-            return APIError("rate_limit", f"model {exc.model!r} is busy: {exc}", code="queue_full", retry_after=1)
+        if exc.kind == protocol.QUEUE_FULL:
+            return APIError("rate_limit", str(exc), code="queue_full", retry_after=1)
         if exc.kind in (protocol.UNSUPPORTED, protocol.INVALID):
             return APIError("invalid_request", f"model {exc.model!r}: {exc}", code="unsupported" if exc.kind == protocol.UNSUPPORTED else None)
         return APIError("server", f"model {exc.model!r} failed: {exc}", code="backend_error")

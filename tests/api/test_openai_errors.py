@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
-from openai import APIError, AuthenticationError, BadRequestError, InternalServerError, NotFoundError, OpenAI
+from openai import AuthenticationError, BadRequestError, InternalServerError, NotFoundError, OpenAI
 
-from localai.testing import ServerProcess, write_models
+from localai.testing import ServerProcess, worker_pids, write_models
 
 MSG = [{"role": "user", "content": "hi"}]
 
@@ -62,17 +65,34 @@ def test_validation_errors_raise_bad_request_in_the_sdk(client: OpenAI) -> None:
     assert info.value.body["param"] == "temperature"
 
 
-def test_failure_mid_stream_sends_an_error_event_then_done(base_url: str, client: OpenAI) -> None:
+def test_prompt_too_long_is_a_400_even_when_streamed(client: OpenAI) -> None:
     too_long = [{"role": "user", "content": "word " * 2100}]  # longer than the 2048-token context
-    with httpx.stream("POST", base_url + "/v1/chat/completions", timeout=120,
-                      json={"model": "gemma", "messages": too_long, "stream": True}) as r:
-        lines = [line for line in r.iter_lines() if line]
-    assert r.status_code == 200
+    with pytest.raises(BadRequestError) as info:
+        list(client.chat.completions.create(model="gemma", messages=too_long, stream=True))
+    assert "context size" in info.value.message
+
+
+def test_failure_mid_stream_sends_an_error_event_then_done(server: ServerProcess, client: OpenAI) -> None:
+    """The worker dies after the 200 went out: an error event, then [DONE], in OpenAI's line format."""
+    lines: list[str] = []
+    with httpx.stream("POST", server.url + "/v1/chat/completions", timeout=120,
+                      json={"model": "gemma", "messages": MSG, "stream": True, "max_tokens": 1000,
+                            "temperature": 1.0, "seed": 3}) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if not line:
+                continue
+            lines.append(line)
+            if len(lines) == 2:  # content is streaming: kill the model's worker
+                pids = [p for p in worker_pids(server.proc.pid)  # type: ignore[union-attr]
+                        if b"LOCALAI_WORKER_MODEL=gemma\x00" in Path(f"/proc/{p}/environ").read_bytes()]
+                os.kill(pids[0], signal.SIGKILL)
     assert lines[-1] == "data: [DONE]"
     assert all(line.startswith("data: ") for line in lines)
-    assert json.loads(lines[-2][len("data: "):])["error"]["message"]
-    with pytest.raises(APIError):
-        list(client.chat.completions.create(model="gemma", messages=too_long, stream=True))
+    error = json.loads(lines[-2][len("data: "):])["error"]
+    assert "SIGKILL" in error["message"] and error["code"] == "worker_died"
+    reply = client.chat.completions.create(model="gemma", messages=MSG, max_tokens=3)  # reloaded
+    assert reply.choices[0].finish_reason == "length"
 
 
 @pytest.fixture(scope="module")

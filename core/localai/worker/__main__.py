@@ -72,6 +72,7 @@ class Worker:
             chunks = self.pm.hook.generate(model=self.model, request=request, cancelled=cancel.is_set)
             if chunks is None:
                 raise RuntimeError("no plugin generates for this model")
+            self.send({"id": rid, "type": "accepted"})
             for chunk in chunks:
                 self.send({"id": rid, "type": "chunk", "data": chunk.model_dump(mode="json", exclude_defaults=True)})
                 if chunk.finish_reason is not None:

@@ -156,32 +156,37 @@ class WorkerProcess:
         """Run a non-streaming hook (``embed``, ``tokenize``, ``detokenize``) in the worker."""
         return await self.call_op({"op": "call", "hook": hook, "args": args})
 
-    async def generate(self, request: GenerateRequest) -> AsyncIterator[GenerationChunk]:
-        """Stream chunks; closing the iterator early cancels the generation in the worker."""
+    async def open(self, request: GenerateRequest) -> GenerationStream:
+        """Send ``request`` and wait until the backend accepted it (validated and queued).
+
+        Refusals the backend raises before generating (a full queue, a prompt too long) raise here,
+        while the HTTP status can still say so; the chunks then come from the returned stream.
+        """
         rid = next(self._ids)
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._queues[rid] = queue
-        finished = False
+        stream = GenerationStream(self, rid, queue)
         try:
             self._send({"op": "generate", "id": rid, "request": request.model_dump(mode="json", by_alias=True, exclude_none=True)})
-            while True:
-                msg = await queue.get()
-                if msg["type"] == "end":
-                    finished = True
-                    return
-                self._raise_for(msg)
-                chunk = GenerationChunk.model_validate(msg["data"])
-                yield chunk
-        except (WorkerDied, WorkerError):
-            finished = True
+            first = await queue.get()
+        except BaseException:
+            await stream.aclose()
             raise
-        finally:
+        if first["type"] != "accepted":
+            stream.finished = True
             self._queues.pop(rid, None)
-            if not finished and self.alive:
-                try:
-                    self._send({"op": "cancel", "id": rid})
-                except WorkerDied:
-                    pass
+            self._raise_for(first)
+            raise WorkerError(self.model, protocol.BACKEND, f"unexpected first message {first['type']!r}")
+        return stream
+
+    async def generate(self, request: GenerateRequest) -> AsyncIterator[GenerationChunk]:
+        """Stream chunks; closing the iterator early cancels the generation in the worker."""
+        stream = await self.open(request)
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            await stream.aclose()
 
     async def stop(self, timeout: float = 5.0) -> None:
         if self.proc is None or self.proc.returncode is not None:
@@ -198,3 +203,52 @@ class WorkerProcess:
                 await asyncio.wait_for(self._reader_task, timeout=timeout)
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 self._reader_task.cancel()
+
+
+class GenerationStream:
+    """The chunks of one accepted generation. ``aclose`` before the end cancels it in the worker."""
+
+    def __init__(self, worker: WorkerProcess, rid: int, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self.worker = worker
+        self.rid = rid
+        self.queue = queue
+        self.finished = False
+
+    def __aiter__(self) -> GenerationStream:
+        return self
+
+    async def __anext__(self) -> GenerationChunk:
+        if self.finished:
+            raise StopAsyncIteration
+        msg = await self.queue.get()
+        if msg["type"] == "end":
+            self._done()
+            raise StopAsyncIteration
+        if msg["type"] != "chunk":
+            self._done()
+            self.worker._raise_for(msg)
+        return GenerationChunk.model_validate(msg["data"])
+
+    def _done(self) -> None:
+        self.finished = True
+        self.worker._queues.pop(self.rid, None)
+
+    async def aclose(self) -> None:
+        self.cancel()
+
+    def cancel(self) -> None:
+        if self.finished:
+            return
+        self._done()
+        if self.worker.alive:
+            try:
+                self.worker._send({"op": "cancel", "id": self.rid})
+            except (WorkerDied, ConnectionError, RuntimeError):
+                pass
+
+    def __del__(self) -> None:
+        # A stream dropped unread (e.g. another choice of the same request failed) must not decode on.
+        try:
+            self.cancel()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass

@@ -1,7 +1,8 @@
 """Wire format between the server and a worker: one JSON object per line over a Unix socket.
 
 Server to worker: ``{"op": "load" | "generate" | "call" | "cancel" | "shutdown", "id": N, ...}``.
-Worker to server: ``{"id": N, "type": "chunk" | "end" | "result" | "error", ...}``.
+Worker to server: ``{"id": N, "type": "accepted" | "chunk" | "end" | "result" | "error", ...}``;
+a generation answers ``accepted`` (or ``error``) first, once the backend validated and queued it.
 """
 
 from __future__ import annotations

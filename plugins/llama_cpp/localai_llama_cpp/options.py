@@ -51,6 +51,8 @@ OPTIONS: list[OptionSpec] = [
     OptionSpec("slot_prompt_similarity", "float", "how similar a prompt must be to a slot's cached prompt to reuse "
                "that slot (0 disables)", default=0.1, aliases=("sps",)),
     OptionSpec("n_batch", "int", "prompt tokens evaluated per decode call", default=512, aliases=("batch",)),
+    OptionSpec("queue_size", "int", "requests that may wait for a free slot; beyond it the API answers 429 "
+               "(Anthropic: 529) with Retry-After", default=64, aliases=("max_queue",), env="LLAMACPP_QUEUE_SIZE"),
 ]
 
 # Checks on parsed values the type alone cannot express: name -> (predicate, what is expected).
@@ -62,6 +64,7 @@ RANGES: dict[str, tuple[Any, str]] = {
     "n_cache_reuse": (lambda v: v >= 0, "0 (off) or a chunk size in tokens"),
     "slot_prompt_similarity": (lambda v: 0.0 <= v <= 1.0, "a fraction between 0 and 1"),
     "n_batch": (lambda v: v >= 1, "at least 1"),
+    "queue_size": (lambda v: v >= 0, "0 (no waiting) or more"),
 }
 
 

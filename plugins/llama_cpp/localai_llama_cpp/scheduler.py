@@ -14,7 +14,6 @@ parallel`` tokens in its own KV stream (like llama.cpp's server with ``--paralle
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -87,10 +86,7 @@ class Scheduler:
         self.n_batch = int(llama_cpp.llama_n_batch(ctx))
         self.n_vocab = model.llm.n_vocab()
         self.slots = [Slot(seq=i) for i in range(n_slots)]
-        queue_size = options.get("queue_size")
-        if queue_size is None:
-            queue_size = int(os.environ.get("LLAMACPP_QUEUE_SIZE", DEFAULT_QUEUE))
-        self.queue_size = max(0, int(queue_size))
+        self.queue_size = max(0, int(options.get("queue_size", DEFAULT_QUEUE)))  # option, env LLAMACPP_QUEUE_SIZE
         self.context_shift = bool(options.get("context_shift", False))
         self.cache_reuse = int(options.get("n_cache_reuse") or 0)
         self.similarity = float(options.get("slot_prompt_similarity", 0.1) or 0.0)

@@ -77,6 +77,14 @@ def test_full_queue_is_refused_in_each_api(server: ServerProcess) -> None:
         r = httpx.post(server.url + "/v1/responses", json={"model": "gemma", "input": "Hi", "max_output_tokens": 16}, timeout=60)
         assert r.status_code == 429 and r.headers.get("retry-after")
         assert r.json()["error"]["type"] == "too_many_requests"
+
+        # Streamed requests are refused before the 200 goes out, with the same status.
+        for path, body in [("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}]}),
+                           ("/v1/messages", {"max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}),
+                           ("/v1/responses", {"input": "Hi"})]:
+            r = httpx.post(server.url + path, json={"model": "gemma", "stream": True, **body}, timeout=60)
+            assert r.status_code == (529 if path == "/v1/messages" else 429), (path, r.text)
+            assert "queue is full" in r.text and r.text.count("is busy") == 1
     finally:
         for s in streams:
             s.__exit__(None, None, None)

@@ -44,6 +44,8 @@ CASES = [
     ("sps:0", "slot_prompt_similarity", 0.0),
     ("n_batch:128", "n_batch", 128),
     ("batch:64", "n_batch", 64),
+    ("queue_size:0", "queue_size", 0),
+    ("max_queue:8", "queue_size", 8),
     ("USE_JINJA:TRUE", "use_jinja", True),
 ]
 
@@ -75,14 +77,15 @@ def test_defaults() -> None:
     got = parsed([])
     assert got == {"use_jinja": True, "context_shift": False, "cache_ram": 0, "parallel": 1, "fit_params": True,
                    "fit_params_target": 1024, "fit_params_min_ctx": 4096, "n_cache_reuse": 0,
-                   "slot_prompt_similarity": 0.1, "n_batch": 512}
+                   "slot_prompt_similarity": 0.1, "n_batch": 512, "queue_size": 64}
 
 
 def test_env_applies_when_yaml_is_silent() -> None:
-    env = {"LLAMACPP_PARALLEL": "3", "LLAMACPP_GRPC_SERVERS": "a:1,b:2"}
+    env = {"LLAMACPP_PARALLEL": "3", "LLAMACPP_GRPC_SERVERS": "a:1,b:2", "LLAMACPP_QUEUE_SIZE": "0"}
     got = parsed([], env)
     assert got["parallel"] == 3
     assert got["grpc_servers"] == ["a:1", "b:2"]
+    assert got["queue_size"] == 0
 
 
 def test_yaml_wins_over_env() -> None:
