@@ -99,18 +99,39 @@ class APIKeyMiddleware:
         await error_response(protocol_for_path(scope["path"]), err)(scope, receive, send)
 
 
+def _field_path(loc: tuple[Any, ...]) -> str | None:
+    """``body.stop.list[str].0`` -> ``stop[0]``: drop the body prefix and pydantic's union-member tags."""
+    out = ""
+    for part in loc:
+        if part == "body" and not out:
+            continue
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in str(part) or str(part) in ("str", "int", "float", "bool", "list", "dict", "none"):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or None
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     errors = exc.errors()
     if not errors:
         return "invalid request", None
     first = errors[0]
-    loc = [str(x) for x in first.get("loc", ()) if x != "body"]
     if first.get("type") == "json_invalid":
         return f"request body is not valid JSON: {first.get('msg')}", None
-    param = ".".join(loc) or None
-    msg = first.get("msg", "invalid value")
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return (f"{param}: {msg}{more}" if param else f"{msg}{more}"), param
+    paths = [_field_path(tuple(e.get("loc", ()))) for e in errors]
+    tops = [(p or "").split(".")[0].split("[")[0] for p in paths]
+    # Errors under the first error's top-level field (a union reports one per form it tried) read as one.
+    same = [(p, e) for p, t, e in zip(paths, tops, errors) if t == tops[0]]
+    msgs = "; or ".join(dict.fromkeys(e.get("msg", "invalid value") for _, e in same))
+    where = list(dict.fromkeys(p for p, _ in same if p))
+    at = f" (at {', '.join(where)})" if len(where) > 1 else ""
+    others = len(set(tops)) - 1
+    more = f" (and problems in {others} more field(s))" if others else ""
+    param = paths[0]
+    return (f"{param}: {msgs}{at}{more}" if param else f"{msgs}{more}"), param
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -79,4 +79,4 @@ def test_tokenize_roundtrip_with_and_without_prefix(base_url: str) -> None:
                           timeout=60).json()["tokens"]
     assert with_bos[1:] == tokens and len(with_bos) == len(tokens) + 1
     bad = httpx.post(f"{base_url}/v1/detokenize", json={"model": "gemma", "tokens": [-3]}, timeout=60)
-    assert bad.status_code == 400 and bad.json()["error"]["param"] == "tokens.0"
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "tokens[0]"

@@ -258,7 +258,7 @@ def test_unknown_fields_and_bad_values(base_url: str) -> None:
     assert_error(post({"model": "gemma", "input": "hi", "tools": [WEATHER_TOOL],
                        "tool_choice": {"type": "function", "name": "nope"}}), 400, "invalid_request", "tool_choice")
     assert_error(post({"model": "gemma", "input": "hi", "tools": [{"type": "web_search"}]}), 400, "invalid_request",
-                 "tools.0.type")
+                 "tools[0].type")
     assert_error(post({"model": "gemma", "input": [{"type": "item_reference", "id": "msg_missing"}]}), 404, "not_found",
                  "input[0].id")
     image = {"role": "user", "content": [{"type": "input_text", "text": "What is this?"},
