@@ -34,8 +34,11 @@ def rpc_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[tuple
     """Two ``localai worker llama-cpp-rpc`` processes on loopback."""
     log_dir = tmp_path_factory.mktemp("rpc")
     workers, logs = [], []
-    for i in range(2):
-        address = f"127.0.0.1:{free_port()}"
+    ports: set[int] = set()
+    while len(ports) < 2:  # free_port() may hand out the same free port twice
+        ports.add(free_port())
+    for i, port in enumerate(sorted(ports)):
+        address = f"127.0.0.1:{port}"
         logs.append(log_dir / f"worker{i}.log")
         with open(logs[-1], "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "localai.cli", "worker", "llama-cpp-rpc", "--address", address,
