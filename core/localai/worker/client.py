@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 from localai.types import GenerateRequest, GenerationChunk, ModelInfo
@@ -178,15 +177,6 @@ class WorkerProcess:
             self._raise_for(first)
             raise WorkerError(self.model, protocol.BACKEND, f"unexpected first message {first['type']!r}")
         return stream
-
-    async def generate(self, request: GenerateRequest) -> AsyncIterator[GenerationChunk]:
-        """Stream chunks; closing the iterator early cancels the generation in the worker."""
-        stream = await self.open(request)
-        try:
-            async for chunk in stream:
-                yield chunk
-        finally:
-            await stream.aclose()
 
     async def stop(self, timeout: float = 5.0) -> None:
         if self.proc is None or self.proc.returncode is not None:
