@@ -1,8 +1,8 @@
 """The one native handler every protocol adapter translates into (Ollama's pattern).
 
-``Engine.stream`` takes a :class:`GenerateRequest`, applies the model config's defaults, renders
-chats with the chosen template, plans tools and constraints, runs the worker, and turns its raw
-text into :mod:`localai.events`.
+``Engine.start`` takes a :class:`GenerateRequest`, applies the model config's defaults, renders
+chats with the chosen template, plans tools and constraints, has the worker accept the generation,
+and returns an iterator turning its raw text into :mod:`localai.events`.
 """
 
 from __future__ import annotations
@@ -34,22 +34,17 @@ class Result:
     finish: Finish = field(default_factory=lambda: Finish("stop"))
 
 
+CONFIG_SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "presence_penalty",
+                          "frequency_penalty", "seed")
+
+
 def apply_defaults(request: GenerateRequest, entry: ModelEntry) -> GenerateRequest:
     """Fill what the request leaves unset from the model config (LocalAI's ``parameters:``)."""
     cfg = entry.config
     p = cfg.parameters
     s = request.sampling
-    sampling = SamplingParams(
-        temperature=s.temperature if s.temperature is not None else p.temperature,
-        top_p=s.top_p if s.top_p is not None else p.top_p,
-        top_k=s.top_k if s.top_k is not None else p.top_k,
-        min_p=s.min_p if s.min_p is not None else p.min_p,
-        repeat_penalty=s.repeat_penalty if s.repeat_penalty is not None else p.repeat_penalty,
-        presence_penalty=s.presence_penalty if s.presence_penalty is not None else p.presence_penalty,
-        frequency_penalty=s.frequency_penalty if s.frequency_penalty is not None else p.frequency_penalty,
-        seed=s.seed if s.seed is not None else p.seed,
-        logit_bias=s.logit_bias,
-    )
+    inherited = {f: getattr(s, f) if getattr(s, f) is not None else getattr(p, f) for f in CONFIG_SAMPLING_FIELDS}
+    sampling = SamplingParams(**inherited, logit_bias=s.logit_bias)
     stop = list(dict.fromkeys([*request.stop, *cfg.stopwords]))
     max_tokens = request.max_tokens if request.max_tokens is not None else p.max_tokens
     return request.model_copy(update={"sampling": sampling, "stop": stop, "max_tokens": max_tokens, "model": entry.name})
