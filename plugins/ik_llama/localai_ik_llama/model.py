@@ -23,7 +23,8 @@ from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, Mod
 from localai_ik_llama import capi
 from localai_ik_llama.cpu import has_vnni
 from localai_ik_llama.options import CACHE_TYPES, cache_k, plan_kv
-from localai_ik_llama.sampling import Sampler, settings
+from localai_ik_llama.grammar import constraint_grammar
+from localai_ik_llama.sampling import Grammar, Sampler, settings
 
 log = logging.getLogger("localai_ik_llama")
 
@@ -117,7 +118,7 @@ class IkLlamaModel:
             bos_token=self._special_text(capi.token_bos(self.model)),
             eos_token=self._special_text(capi.token_eos(self.model)),
             embedding_size=int(capi.n_embd(self.model)),
-            supports_grammar=False,
+            supports_grammar=capi.HAS_GRAMMAR,
             extra={"name": capi.meta(self.model, "general.name"), "file": os.path.basename(self.path),
                    "flash_attention": self.flash_attn, "cache_type_k": cache_k(self.config) or "f16",
                    "cache_type_v": self.config.cache_type_v or "f16"},
@@ -190,14 +191,18 @@ class IkLlamaModel:
     # -- generation ---------------------------------------------------------------------------
 
     def generate(self, request: GenerateRequest, cancelled: Callable[[], bool]) -> Iterator[GenerationChunk]:
-        if request.constraint is not None:
-            raise NotImplementedError("ik-llama-cpp cannot constrain output to a grammar or JSON schema; "
-                                      "use the llama-cpp backend for structured output")
         if self.config.embeddings:
             raise NotImplementedError(f"model {self.config.name!r} was loaded for embeddings; "
                                       "use a config without embeddings: true for text generation")
+        # converted (and parsed by the engine) before any decoding, so a bad schema or grammar is a clear error
+        text = constraint_grammar(request.constraint) if request.constraint is not None else None
         with self.lock:
-            yield from self._generate(request, cancelled)
+            grammar = Grammar(self.model, self.ctx, text) if text is not None else None
+            try:
+                yield from self._generate(request, cancelled, grammar)
+            finally:
+                if grammar is not None:
+                    grammar.close()
 
     def _logprob(self, token: int, top: int) -> TokenLogprob:
         lp = self.sampler.logprobs()
@@ -209,7 +214,8 @@ class IkLlamaModel:
             alts = [(capi.piece(self.model, int(t), special=True).decode("utf-8", "replace"), float(lp[t])) for t in best]
         return TokenLogprob(token=raw.decode("utf-8", "replace"), logprob=float(lp[token]), bytes=list(raw), top=alts)
 
-    def _generate(self, request: GenerateRequest, cancelled: Callable[[], bool]) -> Iterator[GenerationChunk]:
+    def _generate(self, request: GenerateRequest, cancelled: Callable[[], bool],
+                  grammar: Grammar | None = None) -> Iterator[GenerationChunk]:
         tokens = self.prompt_tokens(request)
         if not tokens:
             tokens = [int(capi.token_bos(self.model))]
@@ -238,10 +244,12 @@ class IkLlamaModel:
             if cancelled():
                 finish = "cancelled"
                 break
-            token = self.sampler.sample(s, self.cached[-last_n:] if last_n > 0 else [])
+            token = self.sampler.sample(s, self.cached[-last_n:] if last_n > 0 else [], grammar)
             if capi.token_is_eog(self.model, token):
-                finish = "stop"
+                finish = "stop"  # with a grammar, only sampled once the grammar is complete
                 break
+            if grammar is not None:
+                grammar.accept(token)
             generated += 1
             pending_tokens += 1
             if request.logprobs is not None:

@@ -11,6 +11,7 @@ from localai import hookimpl
 from localai.options import parse_option_list
 
 from localai_ik_llama.cpu import missing_avx2
+from localai_ik_llama.grammar import converter_available
 from localai_ik_llama.options import OPTIONS, check_supported, validate_config
 
 BACKEND = "ik-llama-cpp"
@@ -23,12 +24,18 @@ def check() -> str | None:
     return missing_avx2()
 
 
+def capabilities() -> tuple[str, ...]:
+    """``grammar`` only when llama-cpp-python's JSON-schema converter is there to feed the engine's GBNF."""
+    base = ("chat", "completion", "embeddings", "tokenize")
+    return (*base, "grammar") if converter_available() else base
+
+
 @hookimpl
 def register_backends(register: Callable[..., None]) -> None:
     register(
         BACKEND,
         aliases=("ik_llama", "ik-llama"),
-        capabilities=("chat", "completion", "embeddings", "tokenize"),
+        capabilities=capabilities(),
         formats=("gguf",),
         description="GGUF models on ik_llama.cpp (CPU-optimised llama.cpp fork, needs AVX2) via ik-llama-cpp-python",
         check=check,

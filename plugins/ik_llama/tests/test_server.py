@@ -5,10 +5,12 @@ The YAMLs name the backend by its aliases (``ik_llama``, ``ik-llama``) to prove 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import jsonschema
 import openai
 import pytest
 
@@ -211,7 +213,60 @@ def test_logprobs(client: openai.OpenAI) -> None:
     assert all(len(top) == 2 for top in lp.top_logprobs)
 
 
-def test_json_constraint_is_refused_clearly(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError, match="cannot constrain"):
-        client.chat.completions.create(model="ik", messages=[{"role": "user", "content": "hi"}], max_tokens=4,
-                                       response_format={"type": "json_object"})
+CITY = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40},
+                                        "country": {"type": "string", "maxLength": 40}},
+        "required": ["city", "country"], "additionalProperties": False}
+WEATHER = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40}}, "required": ["city"],
+           "additionalProperties": False}
+ADD = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"],
+       "additionalProperties": False}
+TOOL_SCHEMAS = {"get_weather": WEATHER, "add": ADD}
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Get the current weather in a city",
+                                           "parameters": WEATHER}},
+         {"type": "function", "function": {"name": "add", "description": "Add two integers", "parameters": ADD}}]
+ASK_CAPITAL = [{"role": "user", "content": "Which city is the capital of France? Answer in JSON."}]
+
+
+@pytest.mark.parametrize("temperature", [0, 1.0])
+def test_response_format_json_schema_is_enforced(client: openai.OpenAI, temperature: float) -> None:
+    r = client.chat.completions.create(
+        model="ik", messages=ASK_CAPITAL, max_tokens=60, temperature=temperature, seed=7,
+        response_format={"type": "json_schema", "json_schema": {"name": "capital", "schema": CITY, "strict": True}})
+    assert r.choices[0].finish_reason == "stop"
+    jsonschema.validate(json.loads(r.choices[0].message.content or ""), CITY)
+
+
+def test_response_format_json_object_streams_valid_json(client: openai.OpenAI) -> None:
+    parts = [c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model="ik", messages=[{"role": "user", "content": "Describe a cat."}], max_tokens=80, stream=True,
+        response_format={"type": "json_object"}) if c.choices]
+    assert isinstance(json.loads("".join(parts)), dict)
+
+
+def test_forced_tool_call_with_two_tools_satisfies_the_schema(client: openai.OpenAI) -> None:
+    r = client.chat.completions.create(model="ik", messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+                                       tools=TOOLS, tool_choice="required", max_tokens=60)
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.tool_calls and not choice.message.content
+    for call in choice.message.tool_calls:
+        assert call.type == "function" and call.function.name in TOOL_SCHEMAS
+        jsonschema.validate(json.loads(call.function.arguments), TOOL_SCHEMAS[call.function.name])
+
+
+def test_named_tool_call(client: openai.OpenAI) -> None:
+    r = client.chat.completions.create(model="ik", messages=[{"role": "user", "content": "What is 2 plus 3?"}], tools=TOOLS,
+                                       tool_choice={"type": "function", "function": {"name": "add"}}, max_tokens=60)
+    calls = r.choices[0].message.tool_calls
+    assert calls and [c.function.name for c in calls] == ["add"]
+    jsonschema.validate(json.loads(calls[0].function.arguments), ADD)
+
+
+def test_unconstrained_requests_are_unchanged_by_constrained_ones(client: openai.OpenAI) -> None:
+    ask = {"model": "ik", "messages": [{"role": "user", "content": "Name a color."}], "max_tokens": 16}
+    before = client.chat.completions.create(**ask).choices[0].message.content  # type: ignore[call-overload]
+    client.chat.completions.create(model="ik", messages=ASK_CAPITAL, max_tokens=40,
+                                   response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": CITY}})
+    after = client.chat.completions.create(**ask)  # type: ignore[call-overload]
+    assert after.choices[0].message.content == before
+    assert after.choices[0].message.content and not after.choices[0].message.content.lstrip().startswith("{")
