@@ -19,7 +19,7 @@ class ModelNotFound(Exception):
         if name is None:
             msg = f"no model serving {usecase or 'this request'} is configured"
         else:
-            msg = f"model {name!r} not found"
+            msg = f'model "{name}" not found'
         super().__init__(msg)
 
 

@@ -12,7 +12,7 @@ from pydantic import Field
 from localai.api import sse
 from localai.api.errors import error_body
 from localai.api.openai import chat_input
-from localai.api.openai.common import SamplingFields, add_usage, load_model, merge, new_id, now, usage_dict
+from localai.api.openai.common import SamplingFields, add_usage, merge, new_id, now, usage_dict
 from localai.api.openai.logprobs import chat_logprobs
 from localai.engine import Engine, Result, collect
 from localai.errors import invalid, to_api_error
@@ -87,7 +87,7 @@ def message(res: Result, legacy: bool) -> dict[str, Any]:
 @router.post("/chat/completions")
 async def chat_completions(body: ChatBody, request: Request) -> Any:
     engine: Engine = request.app.state.localai.engine
-    loaded = await load_model(engine, body.model, "chat")
+    loaded = await engine.load(body.model or None, "chat")
     model = loaded.entry.name
     reqs = requests_for(body, model)
     cid, created = new_id("chatcmpl"), now()

@@ -7,12 +7,12 @@ clear message naming the offending ``messages[i]...`` path.
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from localai.errors import invalid
+from localai.tools.parsers import new_call_id
 from localai.types import ContentPart, Message, ResponseFormat, ToolCall, ToolChoice, ToolSpec
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool",
@@ -75,13 +75,13 @@ def _tool_calls(m: ChatMessageIn, where: str) -> list[ToolCall] | None:
         fn = call.get("function")
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise invalid(f"{where}.tool_calls[{j}].function.name is required", param=f"{where}.tool_calls[{j}]")
-        cid = call.get("id") if isinstance(call.get("id"), str) else f"call_{uuid.uuid4().hex[:24]}"
+        cid = call.get("id") if isinstance(call.get("id"), str) else new_call_id()
         calls.append(ToolCall(id=cid, name=fn["name"], arguments=_arguments(fn.get("arguments"), f"{where}.tool_calls[{j}].function")))
     if m.function_call:
         name = m.function_call.get("name")
         if not isinstance(name, str):
             raise invalid(f"{where}.function_call.name is required", param=f"{where}.function_call")
-        calls.append(ToolCall(id=f"call_{uuid.uuid4().hex[:24]}", name=name,
+        calls.append(ToolCall(id=new_call_id(), name=name,
                               arguments=_arguments(m.function_call.get("arguments"), f"{where}.function_call")))
     return calls or None
 

@@ -10,10 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from localai.engine import Engine
-from localai.errors import APIError
 from localai.events import Event
-from localai.runtime import Loaded, ModelNotFound
 from localai.types import SamplingParams, Usage
 
 
@@ -63,20 +60,6 @@ class SamplingFields(BaseModel):
         if self.stop is None:
             return []
         return [self.stop] if isinstance(self.stop, str) else [s for s in self.stop if s]
-
-
-async def load_model(engine: Engine, name: str | None, usecase: str, check_usecase: bool = True) -> Loaded:
-    """The model a request names (or the first serving ``usecase``), with OpenAI's 404 wording."""
-    try:
-        if not check_usecase:
-            return await engine.runtime.get(name or None, usecase)
-        return await engine.load(name or None, usecase)
-    except ModelNotFound as exc:
-        if exc.name is None:
-            raise APIError("not_found", f"no model serving {usecase} is configured", param="model",
-                           code="model_not_found") from None
-        raise APIError("not_found", f'model "{exc.name}" not found. List available models with GET /v1/models',
-                       param="model", code="model_not_found") from None
 
 
 def new_id(prefix: str) -> str:

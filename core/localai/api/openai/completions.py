@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from localai.api import sse
-from localai.api.openai.common import SamplingFields, add_usage, load_model, merge, new_id, now, usage_dict
+from localai.api.openai.common import SamplingFields, add_usage, merge, new_id, now, usage_dict
 from localai.api.openai.logprobs import legacy_logprobs
 from localai.engine import Engine, collect
 from localai.errors import invalid, to_api_error
@@ -65,7 +65,7 @@ async def echo_text(engine: Engine, model: str, prompt: str | list[int]) -> str:
 async def completions(body: CompletionBody, request: Request) -> Any:
     engine: Engine = request.app.state.localai.engine
     reqs = requests_for(body)
-    loaded = await load_model(engine, body.model, "completion")
+    loaded = await engine.load(body.model or None, "completion")
     model = loaded.entry.name
     for r in reqs:
         r.model = model

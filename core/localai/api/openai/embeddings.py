@@ -9,7 +9,6 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from localai.api.openai.common import load_model
 from localai.engine import Engine
 from localai.errors import invalid
 
@@ -54,7 +53,7 @@ def encode(vector: list[float], fmt: str) -> list[float] | str:
 async def embeddings(body: EmbeddingsBody, request: Request) -> dict[str, Any]:
     engine: Engine = request.app.state.localai.engine
     inputs = body.inputs()
-    loaded = await load_model(engine, body.model, "embeddings")
+    loaded = await engine.load(body.model or None, "embeddings")
     native = loaded.info.embedding_size
     if body.dimensions is not None and body.dimensions != native:
         raise invalid(f"model {loaded.entry.name!r} produces {native}-dimensional embeddings and cannot return "

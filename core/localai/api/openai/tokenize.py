@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from localai.api.openai.common import load_model
 from localai.engine import Engine
 
 router = APIRouter()
@@ -31,14 +30,12 @@ class DetokenizeBody(BaseModel):
 @router.post("/tokenize")
 async def tokenize(body: TokenizeBody, request: Request) -> dict[str, Any]:
     engine: Engine = request.app.state.localai.engine
-    loaded = await load_model(engine, body.model, "tokenize", check_usecase=False)
-    _, tokens = await engine.tokenize(loaded.entry.name, body.content, add_special=body.add_special)
+    _, tokens = await engine.tokenize(body.model or None, body.content, add_special=body.add_special)
     return {"tokens": tokens}
 
 
 @router.post("/detokenize")
 async def detokenize(body: DetokenizeBody, request: Request) -> dict[str, Any]:
     engine: Engine = request.app.state.localai.engine
-    loaded = await load_model(engine, body.model, "tokenize", check_usecase=False)
-    _, text = await engine.detokenize(loaded.entry.name, body.tokens)
+    _, text = await engine.detokenize(body.model or None, body.tokens)
     return {"content": text}
