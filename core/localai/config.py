@@ -117,6 +117,15 @@ def resolve_model_file(models_path: Path, relative: str) -> Path:
     return models_path.absolute() / p
 
 
+def require_model_file(config: ModelConfig, model_path: str | None) -> str:
+    """The single-file model ``load_model`` was given, or a clear error naming the model (for file-based backends)."""
+    if not model_path:
+        raise ValueError(f"model {config.name!r} has no parameters.model (the file to load)")
+    if not Path(model_path).is_file():
+        raise FileNotFoundError(f"model file {model_path} does not exist")
+    return model_path
+
+
 def _problems_from_validation(file: str, model: str | None, exc: ValidationError) -> list[ConfigProblem]:
     out = []
     for err in exc.errors():

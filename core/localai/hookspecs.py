@@ -25,7 +25,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from localai.config import ModelConfig
-    from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ModelInfo
+    from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk
 
 hookspec = pluggy.HookspecMarker("localai")
 

@@ -7,7 +7,6 @@ threads, batch sizes), a prefix-reusing KV cache, C-side sampling, and streamed 
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import random
@@ -19,6 +18,7 @@ import numpy as np
 
 from ik_llama_cpp import _ctypes_api as C
 from localai.stopping import StopMatcher, Utf8Stream
+from localai.config import require_model_file
 from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ModelInfo, TokenLogprob, Usage
 from localai_ik_llama import capi
 from localai_ik_llama.cpu import has_vnni
@@ -76,10 +76,7 @@ class IkLlamaModel:
 
     @classmethod
     def load(cls, config: Any, model_path: str | None, options: dict[str, Any], backend: str) -> IkLlamaModel:
-        if not model_path:
-            raise ValueError(f"model {config.name!r} has no parameters.model (the GGUF file to load)")
-        if not os.path.isfile(model_path):
-            raise FileNotFoundError(f"model file {model_path} does not exist")
+        model_path = require_model_file(config, model_path)
         capi.init_backend()
         mparams = C.llama_model_default_params()
         mparams.use_mmap = True if config.mmap is None else bool(config.mmap)

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from localai.config import require_model_file
 from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ModelInfo
 
 log = logging.getLogger("localai_llama_cpp")
@@ -37,10 +38,7 @@ class LlamaCppModel:
 
     @classmethod
     def load(cls, config: Any, model_path: str | None, options: dict[str, Any], backend: str) -> LlamaCppModel:
-        if not model_path:
-            raise ValueError(f"model {config.name!r} has no parameters.model (the GGUF file to load)")
-        if not os.path.isfile(model_path):
-            raise FileNotFoundError(f"model file {model_path} does not exist")
+        model_path = require_model_file(config, model_path)
         import llama_cpp
 
         kwargs = llama_kwargs(config, model_path, options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -53,9 +54,9 @@ def load_model(backend: str, config: Any, model_path: str | None, options: dict[
 
 
 def _mine(model: Any) -> bool:
-    from localai_llama_cpp.model import LlamaCppModel  # only ever called in a worker with the engine loaded
-
-    return isinstance(model, LlamaCppModel)
+    """Ours (or a subclass's, e.g. turboquant) only if this worker loaded our model module; never import it elsewhere."""
+    module = sys.modules.get("localai_llama_cpp.model")
+    return module is not None and isinstance(model, module.LlamaCppModel)
 
 
 @hookimpl
