@@ -123,9 +123,16 @@ class Engine:
         The returned iterator yields text/reasoning/tool events and exactly one :class:`Finish` last.
         Closing it early cancels the generation in the worker.
         """
+        events, _ = await self.start_counted(request, usecase, count=False)
+        return events
+
+    async def start_counted(self, request: GenerateRequest, usecase: str = "chat",
+                            count: bool = True) -> tuple[AsyncIterator[Event], int | None]:
+        """:meth:`start`, also giving the prompt's token count up front (Anthropic's ``message_start``)."""
         loaded, backend_request, parser = await self.prepare(request, usecase)
+        prompt_tokens = await self._prompt_tokens(loaded, backend_request) if count else None
         chunks = await loaded.worker.open(backend_request)
-        return self.events(chunks, parser)
+        return self.events(chunks, parser), prompt_tokens
 
     async def stream(self, request: GenerateRequest, usecase: str = "chat") -> AsyncIterator[Event]:
         """Like :meth:`start`, preparing lazily on first iteration."""
@@ -176,6 +183,9 @@ class Engine:
     async def count_prompt_tokens(self, request: GenerateRequest, usecase: str = "chat") -> int:
         """Tokens the prompt of ``request`` would take, without generating."""
         loaded, backend_request, _ = await self.prepare(request, usecase)
+        return await self._prompt_tokens(loaded, backend_request)
+
+    async def _prompt_tokens(self, loaded: Loaded, backend_request: GenerateRequest) -> int:
         prompt = backend_request.prompt
         if isinstance(prompt, list):
             return len(prompt)

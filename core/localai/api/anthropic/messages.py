@@ -22,16 +22,11 @@ async def create_message(body: MessagesBody, request: Request) -> Any:
     loaded = await engine.load(body.model, "chat")
     model = loaded.entry.name
     stops = req.stop
-    events = await engine.start(req, "chat")  # validates and prepares before the 200 goes out
+    # Validates and prepares (once) before the 200 goes out; a stream needs the prompt's size up front.
+    events, input_tokens = await engine.start_counted(req, "chat", count=bool(body.stream))
     if not body.stream:
-        result = await collect(events)
-        return render.message(result, model, stops)
-    try:
-        input_tokens = await engine.count_prompt_tokens(req, "chat")
-    except BaseException:
-        await events.aclose()  # type: ignore[attr-defined]
-        raise
-    return sse.response(stream.events(events, model, stops, input_tokens))
+        return render.message(await collect(events), model, stops)
+    return sse.response(stream.events(events, model, stops, input_tokens or 0))
 
 
 @router.post("/messages/count_tokens")
