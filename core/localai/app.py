@@ -21,6 +21,7 @@ from localai.backends import Registry
 from localai.catalog import Catalog
 from localai.engine import Engine
 from localai.errors import APIError, QueueFull, to_api_error
+from localai.jobs import JobRegistry
 from localai.plugins import PluginManager, make_plugin_manager
 from localai.runtime import ModelNotFound, ModelUnavailable, Runtime
 from localai.worker.client import WorkerDied, WorkerError
@@ -47,6 +48,7 @@ class State:
         self.catalog = Catalog(settings.models_path, self.registry).load()
         self.runtime = Runtime(self.catalog)
         self.engine = Engine(self.runtime)
+        self.jobs = JobRegistry()  # model and backend installs, LocalAI's /models/jobs shape
         self.extensions: dict[str, Any] = {}
 
     def log_summary(self) -> None:
