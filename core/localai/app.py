@@ -191,6 +191,9 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> FastAPI:
     from localai.api import health
 
     app.include_router(health.router)
+    from localai.api.disconnect import CancelOnDisconnect
+
+    app.add_middleware(CancelOnDisconnect)
     if settings.api_keys:
         app.add_middleware(APIKeyMiddleware, keys=settings.api_keys)
     return app
