@@ -2,8 +2,8 @@
 
 Everything is strict: llguidance's JSON compiler runs non-lenient (an unimplemented keyword is an error, not
 ignored) and parser/lexer limits bound the work of compiling and of every token step, so no schema can hang
-or crash a worker. Whitespace inside JSON stays flexible (any JSON whitespace), property order follows the
-schema, as llguidance does.
+or crash a worker. Property order follows the schema, as llguidance does; whitespace between JSON tokens is
+bounded (see ``WHITESPACE``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ from localai.constraints import keywords
 from localai.constraints.errors import ConstraintRefused
 
 MAX_SCHEMA_BYTES = 1_000_000  # a request's schema, serialised
-JSON_OPTIONS = {"lenient": False, "coerce_one_of": False}
+# Between JSON tokens: nothing, one space, or one line break plus up to 20 spaces/tabs of indent (llama.cpp's
+# rule). Unbounded whitespace lets a small model "stall" in newlines until max_tokens.
+WHITESPACE = r"(?:\n[ \t]{0,20}| )?"
+JSON_OPTIONS = {"lenient": False, "coerce_one_of": False, "whitespace_pattern": WHITESPACE}
 
 
 def limits() -> Any:
