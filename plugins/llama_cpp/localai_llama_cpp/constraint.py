@@ -26,6 +26,7 @@ def vocab_tokenizer(llm: Any) -> Any:
     pieces: list[bytes] = []
     special: list[int] = []
     end: list[int] = []
+    get_attr = getattr(llama_cpp, "llama_vocab_get_attr", None) or llama_cpp.llama_token_get_attr
     control = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
     user = llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
     for t in range(n):
@@ -37,7 +38,7 @@ def vocab_tokenizer(llm: Any) -> Any:
         else:
             piece = buf.raw[:k]
         pieces.append(piece)
-        attr = llama_cpp.llama_token_get_attr(vocab, t)
+        attr = get_attr(vocab, t)
         if attr & control or (attr & user and piece.startswith(b"<") and piece.endswith(b">")):
             special.append(t)
         if llama_cpp.llama_vocab_is_eog(vocab, t):
