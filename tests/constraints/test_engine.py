@@ -194,3 +194,11 @@ def test_normalize_does_not_touch_the_callers_schema() -> None:
     schema = {"type": "string", "nullable": True}
     keywords.normalize(schema, close_objects=True)
     assert schema == {"type": "string", "nullable": True}
+
+
+def test_bitmask_matches_the_bool_mask(tok) -> None:
+    m = compiled({"type": "integer", "minimum": 3, "maximum": 5}, tok).matcher()
+    words = m.bitmask().copy()
+    bits = [(int(words[i // 32]) >> (i % 32)) & 1 for i in range(corpus.EOS + 1)]
+    assert [i for i, b in enumerate(bits) if b] == [ord(c) for c in "345"]
+    assert list(np.flatnonzero(m.allowed())) == [ord(c) for c in "345"]

@@ -21,12 +21,21 @@ class Matcher:
         self.n_tokens = n_tokens
         self.words = np.zeros((n_tokens + 31) // 32, dtype=np.int32)
 
-    def allowed(self) -> np.ndarray:
-        """A bool array over the vocabulary: which tokens may come next (end-of-sequence ones only when complete)."""
+    def bitmask(self) -> np.ndarray:
+        """The next-token mask as packed int32 words (bit ``i % 32`` of word ``i // 32`` = token ``i`` allowed).
+
+        For tensor backends (transformers, vLLM): ``llguidance.torch.apply_token_bitmask_inplace(logits,
+        torch.from_numpy(m.bitmask()).to(logits.device))`` masks a torch logits row on its own device.
+        """
         self.ll.unsafe_compute_mask_ptr(self.words.ctypes.data, self.words.nbytes)
         if self.ll.is_error():
             raise ConstraintViolation(f"the constraint failed: {self.ll.get_error()}")
-        return np.unpackbits(self.words.view(np.uint8), bitorder="little")[: self.n_tokens].view(np.bool_)
+        return self.words
+
+    def allowed(self) -> np.ndarray:
+        """A bool array over the vocabulary: which tokens may come next (end-of-sequence ones only when complete)."""
+        words = self.bitmask()
+        return np.unpackbits(words.view(np.uint8), bitorder="little")[: self.n_tokens].view(np.bool_)
 
     def mask_logits(self, logits: np.ndarray) -> None:
         """Set every disallowed token's logit to ``-inf``, in place (``logits`` is one row, float32)."""
