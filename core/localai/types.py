@@ -84,14 +84,15 @@ class ResponseFormat(BaseModel):
 class Constraint(BaseModel):
     """A decoding constraint the backend must enforce, or refuse clearly.
 
-    ``json_schema`` carries a JSON schema the output must satisfy; ``grammar`` a GBNF grammar.
-    The core builds these from tools and response formats; backends turn them into their
-    engine's own mechanism (llama.cpp grammars, guided decoding, ...).
+    ``json_schema`` carries a JSON schema the output must satisfy; ``grammar`` a GBNF (or Lark) grammar;
+    ``regex`` a regular expression the whole output matches. The core builds these from tools and response
+    formats; backends enforce them with the shared engine in :mod:`localai.constraints`.
     """
 
-    type: Literal["json_schema", "grammar"]
+    type: Literal["json_schema", "grammar", "regex"]
     json_schema: dict[str, Any] | None = None
     grammar: str | None = None
+    regex: str | None = None
 
 
 # The one set of sampling value rules: request bodies of every API and the YAML ``parameters:`` use these,

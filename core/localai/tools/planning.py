@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from localai import constraints
 from localai.chat.templates import template_renders_tools
 from localai.config import ModelConfig
 from localai.errors import invalid
@@ -59,7 +60,22 @@ class ToolPlan:
 
 def response_format_constraint(request: GenerateRequest) -> Constraint | None:
     fmt = schema.response_format_schema(request.response_format)
-    return Constraint(type="json_schema", json_schema=fmt) if fmt is not None else None
+    if fmt is None:
+        return None
+    constraint = Constraint(type="json_schema", json_schema=fmt)
+    enforceable(constraint, RESPONSE_FORMAT)
+    return constraint
+
+
+RESPONSE_FORMAT = "response_format.json_schema.schema"
+
+
+def enforceable(constraint: Constraint, param: str) -> None:
+    """A 400 naming the keyword and where it is, when the shared constraint engine cannot enforce ``constraint``."""
+    try:
+        constraints.check(constraint, param)
+    except constraints.ConstraintRefused as exc:
+        raise invalid(exc.message, param=exc.path or param, code=exc.code) from exc
 
 
 def _prompt_messages(messages: list[Message], tools: list[ToolSpec], choice: ToolChoice, template_source: str,
@@ -92,11 +108,21 @@ def plan(request: GenerateRequest, *, template_source: str, info: ModelInfo, con
     forced = bool(tools) and choice.mode in ("required", "named")
     answer = schema.response_format_schema(request.response_format)
     constraint = request.constraint
+    if constraint is not None:
+        enforceable(constraint, "constraint")
+    # each enforced schema is checked on its own first, so a refusal names the request's own parameter
+    if constraint is None and (forced or answer is not None):
+        for t in tools:
+            enforceable(Constraint(type="json_schema", json_schema=t.parameters), f"tools[{offered.index(t)}].parameters")
+        if answer is not None:
+            enforceable(Constraint(type="json_schema", json_schema=answer), RESPONSE_FORMAT)
     if constraint is None and forced:
         constraint = Constraint(type="json_schema", json_schema=schema.tool_call_schema(tools, choice.parallel))
+        enforceable(constraint, "tools")
     elif constraint is None and answer is not None:
         json_schema = schema.either(schema.tool_call_schema(tools, choice.parallel), answer) if tools else answer
         constraint = Constraint(type="json_schema", json_schema=json_schema)
+        enforceable(constraint, RESPONSE_FORMAT)
 
     parser: parsers.ToolCallParser
     if forced and request.constraint is None:

@@ -57,21 +57,6 @@ get_embeddings_seq = _bind("llama_get_embeddings_seq", [vp, i32], ctypes.POINTER
 decode = _bind("llama_decode", [vp, C.llama_batch], i32)
 model_get_vocab = _bind("llama_model_get_vocab", [vp], vp)
 
-# Grammars (GBNF). The fork builds a ``llama_grammar`` with ``llama_sampler_init_grammar`` (despite the name it
-# returns the grammar itself, NULL when the text does not parse) and keeps the classic per-context API around
-# it: apply it to a candidate array (``llama_grammar_apply``, called ``llama_grammar_sample`` in older builds;
-# both take grammar, ctx, candidates) and advance it with ``llama_grammar_accept_token(grammar, ctx, token)``.
-# Accepting a token the grammar rejects, or an end-of-generation token before it is complete, aborts the
-# process, so callers only accept tokens the grammar has been checked to allow.
-_grammar_apply_name = next((n for n in ("llama_grammar_apply", "llama_grammar_sample") if hasattr(lib, n)), None)
-HAS_GRAMMAR = _grammar_apply_name is not None and all(
-    hasattr(lib, n) for n in ("llama_sampler_init_grammar", "llama_grammar_accept_token", "llama_grammar_free"))
-if HAS_GRAMMAR:
-    grammar_init = _bind("llama_sampler_init_grammar", [vp, ctypes.c_char_p, ctypes.c_char_p], vp)
-    grammar_apply = _bind(_grammar_apply_name, [vp, vp, token_data_p], None)  # type: ignore[arg-type]
-    grammar_accept_token = _bind("llama_grammar_accept_token", [vp, vp, C.llama_token], None)
-    grammar_free = _bind("llama_grammar_free", [vp], None)
-
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 _log_set = _bind("llama_log_set", [LOG_CALLBACK, vp], None)
 _GGML_LOG_LEVEL_ERROR = 4

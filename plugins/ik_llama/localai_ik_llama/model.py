@@ -23,8 +23,8 @@ from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, Mod
 from localai_ik_llama import capi
 from localai_ik_llama.cpu import has_vnni
 from localai_ik_llama.options import CACHE_TYPES, cache_k, plan_kv
-from localai_ik_llama.grammar import constraint_grammar
-from localai_ik_llama.sampling import Grammar, Sampler, settings
+from localai_ik_llama.grammar import constraint_matcher, converter_available, vocab_tokenizer
+from localai_ik_llama.sampling import Sampler, settings
 
 log = logging.getLogger("localai_ik_llama")
 
@@ -73,6 +73,7 @@ class IkLlamaModel:
         self.batch = C.llama_batch_init(self.n_batch, 0, 1)
         self.sampler = Sampler(ctx, self.n_vocab)
         self.cached: list[int] = []  # tokens whose keys/values sit in the KV cache (sequence 0)
+        self._vocab: Any = None  # the constraint engine's tokenizer description, built on first use
 
     @classmethod
     def load(cls, config: Any, model_path: str | None, options: dict[str, Any], backend: str) -> IkLlamaModel:
@@ -115,7 +116,7 @@ class IkLlamaModel:
             bos_token=self._special_text(capi.token_bos(self.model)),
             eos_token=self._special_text(capi.token_eos(self.model)),
             embedding_size=int(capi.n_embd(self.model)),
-            supports_grammar=capi.HAS_GRAMMAR,
+            supports_grammar=converter_available(),
             extra={"name": capi.meta(self.model, "general.name"), "file": os.path.basename(self.path),
                    "flash_attention": self.flash_attn, "cache_type_k": cache_k(self.config) or "f16",
                    "cache_type_v": self.config.cache_type_v or "f16"},
@@ -191,15 +192,15 @@ class IkLlamaModel:
         if self.config.embeddings:
             raise NotImplementedError(f"model {self.config.name!r} was loaded for embeddings; "
                                       "use a config without embeddings: true for text generation")
-        # converted (and parsed by the engine) before any decoding, so a bad schema or grammar is a clear error
-        text = constraint_grammar(request.constraint) if request.constraint is not None else None
         with self.lock:
-            grammar = Grammar(self.model, self.ctx, text) if text is not None else None
-            try:
-                yield from self._generate(request, cancelled, grammar)
-            finally:
-                if grammar is not None:
-                    grammar.close()
+            # compiled before any decoding, so a refused schema or grammar is a clear error
+            matcher = constraint_matcher(self._tokenizer(), request.constraint) if request.constraint is not None else None
+            yield from self._generate(request, cancelled, matcher)
+
+    def _tokenizer(self) -> Any:
+        if self._vocab is None:
+            self._vocab = vocab_tokenizer(self.model)
+        return self._vocab
 
     def _logprob(self, token: int, top: int) -> TokenLogprob:
         lp = self.sampler.logprobs()
@@ -212,7 +213,7 @@ class IkLlamaModel:
         return TokenLogprob(token=raw.decode("utf-8", "replace"), logprob=float(lp[token]), bytes=list(raw), top=alts)
 
     def _generate(self, request: GenerateRequest, cancelled: Callable[[], bool],
-                  grammar: Grammar | None = None) -> Iterator[GenerationChunk]:
+                  matcher: Any = None) -> Iterator[GenerationChunk]:
         tokens = self.prompt_tokens(request)
         if not tokens:
             tokens = [int(capi.token_bos(self.model))]
@@ -241,12 +242,12 @@ class IkLlamaModel:
             if cancelled():
                 finish = "cancelled"
                 break
-            token = self.sampler.sample(s, self.cached[-last_n:] if last_n > 0 else [], grammar)
+            token = self.sampler.sample(s, self.cached[-last_n:] if last_n > 0 else [], matcher)
             if capi.token_is_eog(self.model, token):
-                finish = "stop"  # with a grammar, only sampled once the grammar is complete
+                finish = "stop"  # with a constraint, only sampled once the output is complete
                 break
-            if grammar is not None:
-                grammar.accept(token)
+            if matcher is not None:
+                matcher.consume(token)
             generated += 1
             pending_tokens += 1
             if request.logprobs is not None:
@@ -257,6 +258,8 @@ class IkLlamaModel:
             if text or matched is not None:
                 yield GenerationChunk(text=text, tokens=pending_tokens, logprobs=pending_logprobs or None)
                 pending_tokens, pending_logprobs = 0, []
+            if not finish and matcher is not None and matcher.done:
+                finish = "stop"  # the constrained output is complete: only the end could follow
             if finish:
                 break
             if generated >= max_tokens:

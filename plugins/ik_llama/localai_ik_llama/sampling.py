@@ -2,14 +2,15 @@
 
 The wheel's own sampler builds the 262k-entry candidate list in a Python loop; here one
 vectorised copy fills a preallocated array laid out exactly like ``llama_token_data``.
-Constrained requests carry a :class:`Grammar`, checked lazily against the sampled token (see
-:meth:`Sampler.sample`) so the 262k-token grammar pass only runs when the model strays.
+Constrained requests carry a :class:`localai.constraints.Matcher` (the shared engine), checked lazily against
+the sampled token (see :meth:`Sampler.sample`) so the full-vocabulary mask is only computed when the model strays.
 """
 
 from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -99,22 +100,22 @@ class Sampler:
         capi.sample_temp(self.ctx, self.ref, s.temperature)
         return int(capi.sample_token(self.ctx, self.ref))
 
-    def sample(self, s: Settings, recent: list[int], grammar: Grammar | None = None) -> int:
+    def sample(self, s: Settings, recent: list[int], matcher: Any = None) -> int:
         """The next token; ``recent`` are the tokens the repetition penalties look at.
 
-        With a ``grammar`` (llama.cpp's own shortcut): sample unconstrained, check only that token against
-        the grammar, and only when it is rejected mask all candidates with the grammar and sample again.
-        The caller accepts the returned token into the grammar (unless it ends the generation).
+        With a ``matcher`` (llama.cpp's own shortcut): sample unconstrained, check only that token, and only
+        when it is rejected mask all candidates and sample again; for a plain draw this is exactly sampling
+        from the masked distribution. The caller consumes the returned token into the matcher.
         """
         self._fill(s, recent)
         token = self._pick(s)
-        if grammar is None or grammar.allows(token):
+        if matcher is None or matcher.allows(token):
             return token
         self._fill(s, recent)
-        grammar.apply(self.ref)
+        matcher.mask_logits(self.cand["logit"])
         token = self._pick(s)
-        if not grammar.allows(token):  # every allowed token was masked out (e.g. by logit_bias -inf)
-            raise ValueError("no token the grammar allows can be sampled here (check logit_bias)")
+        if not matcher.allows(token):  # every allowed token was masked out (e.g. by logit_bias -inf)
+            raise ValueError("no token the constraint allows can be sampled here (check logit_bias)")
         return token
 
     def logprobs(self) -> np.ndarray:
@@ -122,47 +123,3 @@ class Sampler:
         x = self.logits().astype(np.float64)
         m = x.max()
         return x - (m + np.log(np.exp(x - m).sum()))
-
-
-class Grammar:
-    """One request's GBNF grammar state in the engine; :meth:`close` frees it.
-
-    Only tokens :meth:`allows` has approved may be passed to :meth:`accept` (the engine aborts the process
-    on a rejected token), and end-of-generation tokens are never accepted: the generation ends there.
-    """
-
-    def __init__(self, model: int, ctx: int, text: str) -> None:
-        if not capi.HAS_GRAMMAR:
-            raise NotImplementedError("this ik_llama.cpp build exports no grammar API; constraints are not supported")
-        self.ctx = ctx
-        self.ptr = capi.grammar_init(capi.model_get_vocab(model), text.encode("utf-8"), b"root")
-        if not self.ptr:
-            raise ValueError("cannot build a grammar from the constraint: ik_llama.cpp could not parse it "
-                             "(the worker log has the parser's message)")
-        self.one = np.zeros(1, dtype=TOKEN_DATA)
-        self.one_array = C.llama_token_data_array()
-        self.one_array.data = self.one.ctypes.data_as(ctypes.POINTER(C.llama_token_data))
-        self.one_ref = ctypes.pointer(self.one_array)
-
-    def allows(self, token: int) -> bool:
-        """Whether the grammar accepts ``token`` next (an end-of-generation token: whether it is complete)."""
-        self.one["id"] = token
-        self.one["logit"] = 0.0
-        self.one["p"] = 0.0
-        self.one_array.size = 1
-        self.one_array.selected = -1
-        self.one_array.sorted = False
-        capi.grammar_apply(self.ptr, self.ctx, self.one_ref)
-        return bool(np.isfinite(self.one["logit"][0]))
-
-    def apply(self, candidates: object) -> None:
-        """Set the logit of every candidate the grammar rejects to -inf."""
-        capi.grammar_apply(self.ptr, self.ctx, candidates)
-
-    def accept(self, token: int) -> None:
-        capi.grammar_accept_token(self.ptr, self.ctx, token)
-
-    def close(self) -> None:
-        if self.ptr:
-            capi.grammar_free(self.ptr)
-            self.ptr = None

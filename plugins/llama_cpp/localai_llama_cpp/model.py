@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -35,6 +34,7 @@ class LlamaCppModel:
         self.lock = threading.Lock()  # embeddings on ``llm``'s own context
         self._scheduler: Any = None
         self._scheduler_lock = threading.Lock()
+        self._vocab: Any = None  # the constraint engine's tokenizer description (constraint.VocabTokenizer)
 
     @classmethod
     def load(cls, config: Any, model_path: str | None, options: dict[str, Any], backend: str) -> LlamaCppModel:
@@ -50,6 +50,9 @@ class LlamaCppModel:
         model = cls(llm, config, options, backend)
         if not config.embeddings:
             model.scheduler()  # allocate the slots' KV now: a context that does not fit fails the load, not a request
+            from localai_llama_cpp.constraint import VocabTokenizer
+
+            model._vocab = VocabTokenizer(llm)  # built in the background; constrained requests wait for it
         return model
 
     # -- metadata -----------------------------------------------------------------------------
@@ -97,20 +100,15 @@ class LlamaCppModel:
 
     # -- generation ---------------------------------------------------------------------------
 
-    def _grammar(self, request: GenerateRequest) -> Any:
-        c = request.constraint
-        if c is None:
+    def _matcher(self, request: GenerateRequest) -> Any:
+        """The shared constraint engine's per-sequence matcher for ``request.constraint`` (or ``None``)."""
+        if request.constraint is None:
             return None
-        from llama_cpp.llama_grammar import LlamaGrammar
+        from localai_llama_cpp.constraint import VocabTokenizer, request_matcher
 
-        try:
-            if c.type == "grammar" and c.grammar:
-                return LlamaGrammar.from_string(c.grammar, verbose=False)
-            if c.type == "json_schema":
-                return LlamaGrammar.from_json_schema(json.dumps(c.json_schema or {"type": "object"}), verbose=False)
-        except Exception as exc:
-            raise ValueError(f"cannot build a grammar from the constraint: {exc}") from exc
-        raise ValueError(f"constraint of type {c.type!r} carries no grammar or schema")
+        if self._vocab is None:
+            self._vocab = VocabTokenizer(self.llm)
+        return request_matcher(self._vocab, request)
 
     def prompt_tokens(self, request: GenerateRequest) -> list[int]:
         if isinstance(request.prompt, list):
@@ -144,8 +142,10 @@ class LlamaCppModel:
         room = n_ctx - len(tokens)
         asked = request.max_tokens if request.max_tokens and request.max_tokens > 0 else None
         max_tokens = asked if asked and sched.context_shift else min(asked or room, room)
-        sampler = build_sampler(self.llm._model.vocab, self.llm.n_vocab(), request, self._grammar(request))
-        job = Job(request=request, prompt=tokens, sampler=sampler, cancelled=cancelled, max_tokens=max_tokens)
+        matcher = self._matcher(request)  # compiled (or refused) before anything is queued
+        sampler = build_sampler(self.llm._model.vocab, self.llm.n_vocab(), request, None)
+        job = Job(request=request, prompt=tokens, sampler=sampler, cancelled=cancelled, max_tokens=max_tokens,
+                  matcher=matcher)
         try:
             sched.submit(job)
         except BaseException:

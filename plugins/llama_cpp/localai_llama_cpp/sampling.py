@@ -70,12 +70,16 @@ def free_sampler(chain: Any) -> None:
         llama_cpp.llama_sampler_free(chain)
 
 
-def token_logprob(ctx: Any, idx: int, n_vocab: int, token: int, top: int, piece: Any) -> TokenLogprob:
-    """The chosen token's log-probability under the raw logits of batch row ``idx``, with ``top`` alternatives."""
+def token_logprob(ctx: Any, idx: int, n_vocab: int, token: int, top: int, piece: Any, raw: Any = None) -> TokenLogprob:
+    """The chosen token's log-probability under the raw logits of batch row ``idx`` (or ``raw``, a copy taken
+    before a constraint masked the row), with ``top`` alternatives."""
     import numpy as np
 
-    ptr = llama_cpp.llama_get_logits_ith(ctx, idx)
-    logits = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,)).astype(np.float64)
+    if raw is not None:
+        logits = raw.astype(np.float64)
+    else:
+        ptr = llama_cpp.llama_get_logits_ith(ctx, idx)
+        logits = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,)).astype(np.float64)
     m = logits.max()
     lp = logits - (m + np.log(np.exp(logits - m).sum()))
     text = piece(token)

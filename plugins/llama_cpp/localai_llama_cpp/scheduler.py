@@ -13,6 +13,7 @@ parallel`` tokens in its own KV stream (like llama.cpp's server with ``--paralle
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import queue
 import threading
@@ -46,6 +47,7 @@ class Job:
     sampler: Any
     cancelled: Callable[[], bool]
     max_tokens: int
+    matcher: Any = None  # localai.constraints.Matcher: masks this sequence's logits, consumes its tokens
     out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     stops: StopMatcher = field(init=False)
     utf8: Utf8Stream = field(default_factory=Utf8Stream)
@@ -311,10 +313,29 @@ class Scheduler:
         slot.cache = slot.cache[:n_keep] + slot.cache[n_keep + n_discard:]
         return True
 
+    def _logits(self, idx: int) -> Any:
+        """Batch row ``idx``'s logits as a writable numpy view into the context's buffer."""
+        import numpy as np
+
+        ptr = llama_cpp.llama_get_logits_ith(self.ctx, idx)
+        return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.n_vocab,))
+
     def _sample(self, slot: Slot, idx: int) -> None:
         job = slot.job
         assert job is not None
-        token = llama_cpp.llama_sampler_sample(job.sampler, self.ctx, idx)
+        raw = None
+        try:
+            if job.matcher is not None:
+                logits = self._logits(idx)
+                if job.request.logprobs is not None:
+                    raw = logits.copy()  # logprobs report the model's own distribution, before the mask
+                job.matcher.mask_logits(logits)  # the sampler chain then only sees tokens the constraint allows
+            token = llama_cpp.llama_sampler_sample(job.sampler, self.ctx, idx)
+            if job.matcher is not None:
+                job.matcher.consume(token)  # a disallowed token (every allowed one biased to -inf) ends this request
+        except ValueError as exc:  # ConstraintViolation: fail this request only, the other slots go on
+            self._fail(slot, exc)
+            return
         slot.last = token
         if self.model.is_eog(token):
             self._finish(slot, "stop")
@@ -324,13 +345,15 @@ class Scheduler:
         piece = self.model.piece
         if job.request.logprobs is not None:
             job.pending_logprobs.append(token_logprob(self.ctx, idx, self.n_vocab, token, job.request.logprobs,
-                                                      lambda t: self.model.llm.detokenize([t], special=True)))
+                                                      lambda t: self.model.llm.detokenize([t], special=True), raw))
         text, matched = job.stops.feed(job.utf8.feed(piece(token)))
         if text or matched is not None:
             job.out.put(GenerationChunk(text=text, tokens=job.pending_tokens, logprobs=job.pending_logprobs or None))
             job.pending_tokens, job.pending_logprobs = 0, []
         if matched is not None:
             self._finish(slot, "stop", matched)
+        elif job.matcher is not None and job.matcher.done:
+            self._finish(slot, "stop")  # the constrained output is complete: only the end could follow
         elif job.generated >= job.max_tokens:
             self._finish(slot, "length")
 

@@ -1,0 +1,112 @@
+"""JSONSchemaBench sample through the HTTP API on the real model: coverage, refusals, violations (must be 0).
+
+    .venv/bin/python bench/jsonschemabench_api.py [--limit 200] [--max-tokens 256] [--url http://...]
+
+Starts ``localai run`` with the default model (unless ``--url``) and sends each sampled schema
+(tests/data/jsonschemabench/sample.jsonl, spread evenly over subsets) as ``response_format`` ``json_schema``.
+Per subset it counts: valid (finished with ``stop`` and validates with ``jsonschema``), refused (400),
+length (ran out of tokens), violations (finished but invalid: must be 0), errors (anything else, e.g. a dead
+worker). Exits 1 on any violation or error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import httpx
+import jsonschema
+
+from localai.testing import GGUF_NAME, ServerProcess, default_gguf, write_models
+
+SAMPLE = Path(__file__).resolve().parent.parent / "tests" / "data" / "jsonschemabench" / "sample.jsonl"
+
+
+def pick(limit: int) -> list[dict]:
+    by_subset: dict[str, list[dict]] = defaultdict(list)
+    for line in SAMPLE.read_text().splitlines():
+        item = json.loads(line)
+        by_subset[item["subset"]].append(item)
+    chosen: list[dict] = []
+    i = 0
+    while len(chosen) < limit and any(i < len(v) for v in by_subset.values()):
+        for items in by_subset.values():
+            if i < len(items) and len(chosen) < limit:
+                chosen.append(items[i])
+        i += 1
+    return chosen
+
+
+def run(url: str, items: list[dict], max_tokens: int) -> int:
+    table: dict[str, Counter] = defaultdict(Counter)
+    samples: list[str] = []
+    start = time.monotonic()
+    for n, item in enumerate(items, 1):
+        body = {"model": "gemma-3-270m", "max_tokens": max_tokens, "temperature": 0,
+                "messages": [{"role": "user", "content": "Produce one JSON value matching this schema:\n"
+                              + json.dumps(item["schema"])[:2000]}],
+                "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": item["schema"]}}}
+        row = table[item["subset"]]
+        row["schemas"] += 1
+        try:
+            r = httpx.post(url + "/v1/chat/completions", json=body, timeout=600)
+        except httpx.HTTPError as exc:
+            row["errors"] += 1
+            samples.append(f"{item['file']}: {exc}")
+            continue
+        if r.status_code == 400:
+            row["refused"] += 1
+            continue
+        if r.status_code != 200:
+            row["errors"] += 1
+            samples.append(f"{item['file']}: {r.status_code} {r.text[:200]}")
+            continue
+        choice = r.json()["choices"][0]
+        if choice["finish_reason"] != "stop":
+            row["length"] += 1
+            continue
+        try:
+            jsonschema.validate(json.loads(choice["message"]["content"]), item["schema"])
+            row["valid"] += 1
+        except (ValueError, jsonschema.ValidationError) as exc:
+            row["violations"] += 1
+            samples.append(f"{item['file']}: VIOLATION {str(exc)[:200]}")
+        if n % 20 == 0:
+            print(f"  {n}/{len(items)} in {time.monotonic() - start:.0f}s", file=sys.stderr)
+    keys = ["schemas", "valid", "refused", "length", "violations", "errors"]
+    print(f"{'subset':24}" + "".join(f"{k:>11}" for k in keys) + "   coverage")
+    total = Counter()
+    for subset, row in sorted(table.items()):
+        total.update(row)
+        print(f"{subset:24}" + "".join(f"{row[k]:>11}" for k in keys) + f"   {row['valid'] / row['schemas']:.2f}")
+    print(f"{'TOTAL':24}" + "".join(f"{total[k]:>11}" for k in keys) + f"   {total['valid'] / max(1, total['schemas']):.2f}")
+    for s in samples[:20]:
+        print(s)
+    return 1 if total["violations"] or total["errors"] else 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--limit", type=int, default=200)
+    ap.add_argument("--max-tokens", type=int, default=256)
+    ap.add_argument("--url", help="an already running server (with a gemma-3-270m model); default: start one")
+    args = ap.parse_args()
+    items = pick(args.limit)
+    if args.url:
+        sys.exit(run(args.url, items, args.max_tokens))
+    import tempfile
+
+    default_gguf()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_models(Path(tmp), {"gemma.yaml": f"name: gemma-3-270m\nbackend: llama-cpp\ncontext_size: 4096\n"
+                                                        f"parameters:\n  model: {GGUF_NAME}\n"})
+        with ServerProcess(folder) as srv:
+            sys.exit(run(srv.url, items, args.max_tokens))
+
+
+if __name__ == "__main__":
+    main()
