@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -41,10 +42,11 @@ def env_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def clone(root: Path, source: Path, name: str, **changes: Any) -> Path:
-    """Another environment: a copy of ``source`` under ``name`` (its plugin's backend renamed too)."""
+    """Another environment: ``source``'s venv under ``name`` (a link: copies are slow), its backend renamed too."""
     dest = root / name
-    shutil.copytree(source, dest, symlinks=True)
-    meta = json.loads((dest / "metadata.json").read_text())
+    dest.mkdir(parents=True)
+    (dest / "venv").symlink_to(source / "venv")
+    meta = json.loads((source / "metadata.json").read_text())
     meta.update({"name": name, "aliases": [], "alias": "", **changes})
     for b in meta["backends"]:
         b["name"], b["aliases"] = name, []
@@ -114,6 +116,20 @@ def test_cancelled_install_leaves_nothing_behind(tmp_path: Path) -> None:
     with pytest.raises(installer.Cancelled):
         install(str(PLUGIN), backends_path=root, progress=lambda m, f: seen.append(m),
                 cancelled=lambda: any(m.startswith("resolving") for m in seen))
+    assert list(root.iterdir()) == []
+
+
+def test_ctrl_c_during_cli_install_leaves_nothing_behind(tmp_path: Path) -> None:
+    root = tmp_path / "backends"
+    proc = subprocess.Popen([sys.executable, "-m", "localai.cli", "backends", "install", str(PLUGIN), "--backends-path",
+                             str(root)], stderr=subprocess.PIPE, text=True, env={**os.environ, **CLEAN_ENV})
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "resolving" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130 and "interrupted: nothing was installed" in rest
     assert list(root.iterdir()) == []
 
 
@@ -232,7 +248,7 @@ def test_env_backend_serves_on_its_own_interpreter_and_checks_options_at_start(e
 
 def test_startup_with_five_environments_imports_none_of_them(env_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "backends"
-    shutil.copytree(env_root / "envtest", root / "envtest", symlinks=True)
+    clone(root, env_root / "envtest", "envtest")
     for i in range(2, 6):
         clone(root, root / "envtest", f"envtest{i}")
     models = write_models(tmp_path / "models", {"hi.yaml": "name: hi\nbackend: envtest3\n"}, link_gguf=False)
@@ -256,7 +272,7 @@ print(json.dumps([envs, leaked, paths, state.catalog.entries["hi"].usable]))
 def test_broken_environment_is_unavailable_and_the_server_serves_llama_cpp(env_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "backends"
     ghost = clone(root, env_root / "envtest", "ghost")
-    shutil.rmtree(ghost / "venv")  # the interpreter is gone
+    (ghost / "venv").unlink()  # the interpreter is gone
     (root / "garbage").mkdir()
     (root / "garbage" / "metadata.json").write_text("{not json")
     models = write_models(tmp_path / "models", {
@@ -313,7 +329,7 @@ def test_http_install_serve_and_delete(env_root: Path, tmp_path: Path) -> None:
     index = tmp_path / "gallery.yaml"
     index.write_text(f"- name: echo-gallery\n  uri: {PLUGIN}\n  description: the envtest plugin from a gallery\n")
     root = tmp_path / "backends"
-    shutil.copytree(env_root / "envtest", root / "envtest", symlinks=True)
+    clone(root, env_root / "envtest", "envtest")
     models = write_models(tmp_path / "models", {"later.yaml": "name: later\nbackend: second\n"}, link_gguf=False)
     key = {"Authorization": "Bearer sk-backends"}
     with ServerProcess(models, env=CLEAN_ENV, args=["--backends-path", str(root), "--backend-galleries", str(index),
@@ -321,7 +337,7 @@ def test_http_install_serve_and_delete(env_root: Path, tmp_path: Path) -> None:
         assert httpx.get(srv.url + "/backends").status_code == 401
         listed = httpx.get(srv.url + "/backends", headers=key).json()
         env = next(b for b in listed if b["name"] == "envtest")
-        assert env["system"] is False and env["available"] and env["version"] == "0.2.0"
+        assert env["system"] is False and env["available"] and env["version"] == "0.2.0" and env["aliases"] == []
         assert any(b["name"] == "llama-cpp" and b["system"] for b in listed)
         gallery_list = {e["name"]: e for e in httpx.get(srv.url + "/backends/available", headers=key).json()}
         assert gallery_list["echo-gallery"]["installed"] is False and gallery_list["llama-cpp"]["installed"]

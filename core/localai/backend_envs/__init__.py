@@ -11,9 +11,26 @@ environment at install time) and starts the backend's workers with the environme
 
 from __future__ import annotations
 
-from localai.backend_envs.gallery import available
-from localai.backend_envs.installer import InstallError, install, uninstall, upgrade
-from localai.backend_envs.names import InvalidName, validate_name
-from localai.backend_envs.store import installed
+from typing import Any
 
-__all__ = ["available", "install", "installed", "uninstall", "upgrade", "InstallError", "InvalidName", "validate_name"]
+# Loaded on first use: the server's start-up and ``localai backends`` only need ``store`` and ``registration``.
+_EXPORTS = {
+    "available": "localai.backend_envs.gallery",
+    "install": "localai.backend_envs.installer",
+    "uninstall": "localai.backend_envs.installer",
+    "upgrade": "localai.backend_envs.installer",
+    "InstallError": "localai.backend_envs.installer",
+    "installed": "localai.backend_envs.store",
+    "InvalidName": "localai.backend_envs.names",
+    "validate_name": "localai.backend_envs.names",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'localai.backend_envs' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

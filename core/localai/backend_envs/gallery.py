@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +80,8 @@ def _read(source: str) -> tuple[Any, Path | None]:
     import yaml
 
     if "://" in source and not source.startswith("file://"):
+        import urllib.request
+
         try:
             with urllib.request.urlopen(source, timeout=30) as resp:  # noqa: S310 - a user-given index URL
                 text = resp.read().decode()

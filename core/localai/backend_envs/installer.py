@@ -69,9 +69,10 @@ def local_project(spec: str) -> tuple[str, str | None] | None:
     return (str(name), project.get("version")) if name else None
 
 
-def core_requirement() -> str:
-    """``localai-core`` at the server's version: its source folder when the server runs from a source/editable
-    install (installed non-editable into the environment), else ``localai-core==<version>``."""
+def core_requirement() -> list[str]:
+    """pip arguments for ``localai-core`` as the server has it: editable from the same source folder when the server's
+    is editable (a checkout: the environment follows the source, as the server does), the source folder when it was
+    installed from one, else ``localai-core==<version>``."""
     from localai import __version__
 
     try:
@@ -86,12 +87,13 @@ def core_requirement() -> str:
         if direct and str(direct.get("url", "")).startswith("file://") and "dir_info" in direct:
             path = Path(unquote(urlparse(direct["url"]).path))
             if (path / "pyproject.toml").is_file():
-                return str(path)
-        return f"localai-core=={dist.version}"
+                return ["-e", str(path)] if (direct.get("dir_info") or {}).get("editable") else [str(path)]
+        return [f"localai-core=={dist.version}"]
     root = Path(__file__).resolve().parents[3]
-    if local_project(str(root)) and local_project(str(root))[0] == "localai-core":  # type: ignore[index]
-        return str(root)
-    return f"localai-core=={__version__}"
+    project = local_project(str(root))
+    if project and project[0] == "localai-core":
+        return [str(root)]
+    return [f"localai-core=={__version__}"]
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -270,7 +272,7 @@ def install(spec: str, *, backends_path: Path | str, name: str | None = None, al
         if cancelled is not None and cancelled():
             raise Cancelled("install cancelled")
         core = core_requirement()
-        reqs = [core, *src["requirements"], src["plugin"]]
+        reqs = [*core, *src["requirements"], src["plugin"]]
         report(f"resolving {' '.join(reqs)}", 0.1)
         pip = [sys.executable, "-m", "pip", "--python", str(python)] if pip_here else [str(python), "-m", "pip"]
         _Pip([*pip, "install", "--disable-pip-version-check", "--no-input", *reqs], report, cancelled).run()
@@ -299,7 +301,7 @@ def install(spec: str, *, backends_path: Path | str, name: str | None = None, al
             "interpreter": str(store.interpreter_of(Path(".")).as_posix()),
             "python_version": probe["python_version"],
             "localai_version": probe["localai_version"],
-            "core": core,
+            "core": " ".join(core),
             "source": {k: src.get(k) for k in ("kind", "spec", "plugin", "requirements", "gallery", "gallery_entry",
                                                "meta_backend", "capability")},
             "backends": mine,
