@@ -359,6 +359,13 @@ def test_http_install_serve_and_delete(env_root: Path, tmp_path: Path) -> None:
         c = openai.OpenAI(base_url=srv.url + "/v1", api_key="sk-backends", _strict_response_validation=True, max_retries=0)
         assert c.completions.create(model="later", prompt="x").choices[0].text == f"HELLO prefix={root / 'second' / 'venv'}"
 
+        # A cancelled install stops pip and leaves nothing.
+        r = httpx.post(srv.url + "/backends/apply", json={"id": "echo-gallery", "name": "third"}, headers=key)
+        cancelled = httpx.post(f"{srv.url}/backends/jobs/{r.json()['uuid']}/cancel", headers=key)
+        assert cancelled.status_code == 200
+        job = wait_job(srv.url, r.json()["uuid"], key, timeout=60)
+        assert job["cancelled"] and not (root / "third").exists() and not list(root.glob(".install-*"))
+
         r = httpx.post(srv.url + "/backends/delete/second", headers=key)
         assert r.status_code == 200 and r.json()["used_by"] == ["later"]
         assert wait_job(srv.url, r.json()["uuid"], key)["error"] is None
