@@ -23,7 +23,7 @@ import pytest
 from localai.backend_envs import InstallError, InvalidName, install, installed, uninstall, validate_name
 from localai.backend_envs import gallery, installer, registration, store
 from localai.backend_envs.names import backend_dir
-from localai.backends import Registry
+from localai.backends import BackendError, Registry
 from localai.plugins import PluginManager, make_plugin_manager
 from localai.testing import GGUF_NAME, ServerProcess, write_models
 
@@ -66,6 +66,7 @@ def client(url: str) -> openai.OpenAI:
 # --- installing ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_installed_backend_is_listed_with_its_metadata(env_root: Path) -> None:
     [meta] = [m for m in installed(env_root) if m["name"] == "envtest"]
     assert meta["unavailable"] is None
@@ -90,6 +91,7 @@ def test_installed_backend_is_listed_with_its_metadata(env_root: Path) -> None:
     assert "greeting: str (default hello)" in show and f"interpreter:  {meta['interpreter']}" in show
 
 
+@pytest.mark.slow
 def test_installing_over_an_existing_name_needs_force(env_root: Path) -> None:
     with pytest.raises(InstallError, match="already installed.*--force"):
         install(str(PLUGIN), backends_path=env_root, name="envtest")
@@ -97,6 +99,7 @@ def test_installing_over_an_existing_name_needs_force(env_root: Path) -> None:
     assert r.returncode == 1 and "already installed" in r.stderr and "nothing was installed" in r.stderr
 
 
+@pytest.mark.slow
 def test_failed_install_leaves_nothing_behind(tmp_path: Path) -> None:
     plugin = tmp_path / "needs-missing"
     shutil.copytree(PLUGIN, plugin, ignore=shutil.ignore_patterns("build", "*.egg-info"))
@@ -110,6 +113,7 @@ def test_failed_install_leaves_nothing_behind(tmp_path: Path) -> None:
     assert list(root.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_cancelled_install_leaves_nothing_behind(tmp_path: Path) -> None:
     root = tmp_path / "backends"
     seen: list[str] = []
@@ -119,6 +123,7 @@ def test_cancelled_install_leaves_nothing_behind(tmp_path: Path) -> None:
     assert list(root.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_cli_install_leaves_nothing_behind(tmp_path: Path) -> None:
     root = tmp_path / "backends"
     proc = subprocess.Popen([sys.executable, "-m", "localai.cli", "backends", "install", str(PLUGIN), "--backends-path",
@@ -214,10 +219,14 @@ def test_extra_gallery_overrides_and_resolves_relative_uris(tmp_path: Path, monk
         [("mine", "https://example.invalid/i.yaml")]
 
 
-def test_not_installed_gallery_backend_says_how_to_install_it() -> None:
+def test_not_installed_gallery_backend_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOCALAI_BACKEND_GALLERIES", raising=False)
     registry = Registry(PluginManager())
-    with pytest.raises(Exception, match="localai backends install transformers"):
-        registry.resolve("transformers")
+    for name, install_name in [("transformers", "transformers"), ("Diffusers", "diffusers"), ("cpu_vllm", "cpu-vllm")]:
+        with pytest.raises(BackendError, match=f"is not installed: localai backends install {install_name}"):
+            registry.resolve(name)
+    with pytest.raises(BackendError, match="unknown backend 'nope'"):
+        registry.resolve("nope")
 
 
 # --- the server and its workers -------------------------------------------------------------------------------
@@ -230,6 +239,7 @@ ENV_MODELS = {
 }
 
 
+@pytest.mark.slow
 def test_env_backend_serves_on_its_own_interpreter_and_checks_options_at_start(env_root: Path, tmp_path: Path) -> None:
     models = write_models(tmp_path / "models", ENV_MODELS, link_gguf=False)
     r = cli("models", "--models-path", str(models), "--backends-path", str(env_root))
@@ -246,6 +256,7 @@ def test_env_backend_serves_on_its_own_interpreter_and_checks_options_at_start(e
             c.completions.create(model="typo", prompt="x")
 
 
+@pytest.mark.slow
 def test_startup_with_five_environments_imports_none_of_them(env_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "backends"
     clone(root, env_root / "envtest", "envtest")
@@ -269,6 +280,8 @@ print(json.dumps([envs, leaked, paths, state.catalog.entries["hi"].usable]))
     assert leaked == [] and paths == [] and usable
 
 
+@pytest.mark.slow
+@pytest.mark.engine
 def test_broken_environment_is_unavailable_and_the_server_serves_llama_cpp(env_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "backends"
     ghost = clone(root, env_root / "envtest", "ghost")
@@ -290,6 +303,7 @@ def test_broken_environment_is_unavailable_and_the_server_serves_llama_cpp(env_r
             c.completions.create(model="ghosty", prompt="x")
 
 
+@pytest.mark.slow
 def test_environment_and_plugin_claiming_one_name_is_an_error_naming_both(env_root: Path) -> None:
     registry = Registry(make_plugin_manager(use_entry_points=True))
     meta = store.read(env_root / "envtest")
@@ -300,6 +314,7 @@ def test_environment_and_plugin_claiming_one_name_is_an_error_naming_both(env_ro
     assert registry.resolve("llama-cpp").environment is None  # the first claimant keeps it
 
 
+@pytest.mark.slow
 def test_uninstall_warns_about_models_and_removes_the_environment(env_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "backends"
     clone(root, env_root / "envtest", "doomed", aliases=["dm"])
@@ -325,6 +340,7 @@ def wait_job(url: str, uuid: str, headers: dict[str, str], timeout: float = 240)
     raise AssertionError(f"job {uuid} did not finish")
 
 
+@pytest.mark.slow
 def test_http_install_serve_and_delete(env_root: Path, tmp_path: Path) -> None:
     index = tmp_path / "gallery.yaml"
     index.write_text(f"- name: echo-gallery\n  uri: {PLUGIN}\n  description: the envtest plugin from a gallery\n")

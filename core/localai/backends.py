@@ -150,6 +150,14 @@ class Registry:
                     f"backend {name!r} ({canonical}) is not installed: localai backends install {canonical} "
                     f"(or pip install {dist} into the server's environment)"
                 )
+        try:  # the backend gallery knows more than KNOWN_BACKENDS (and the user's own indexes)
+            from localai.backend_envs.gallery import find, load_galleries
+
+            entry = find(name, load_galleries())
+        except Exception:  # noqa: BLE001 - an unreadable gallery must not hide the real problem
+            entry = None
+        if entry is not None:
+            raise BackendError(f"backend {name!r} is not installed: localai backends install {entry.name}")
         installed = ", ".join(sorted(self.backends)) or "none"
         raise BackendError(f"unknown backend {name!r}; installed backends: {installed}")
 

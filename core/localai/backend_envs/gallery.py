@@ -115,10 +115,13 @@ def load(name: str, source: str) -> Gallery:
     return Gallery(name=name, source=source, entries=entries)
 
 
-def galleries(extra: str | list[str] | tuple[str, ...] | None = None) -> list[Gallery]:
+def load_galleries(extra: str | list[str] | tuple[str, ...] | None = None) -> list[Gallery]:
     """Extra indexes (argument, else ``LOCALAI_BACKEND_GALLERIES``) then the shipped one."""
     sources = parse_sources(extra if extra else os.environ.get(GALLERIES_ENV, ""))
     return [*(load(n, s) for n, s in sources), load("localai", str(SHIPPED))]
+
+
+galleries = load_galleries  # the name callers use; ``available`` takes a ``galleries`` argument
 
 
 def find(name: str, gals: list[Gallery]) -> Entry | None:
@@ -187,13 +190,13 @@ def requirements(entry: Entry) -> tuple[list[str], str]:
     return list(extra), spec
 
 
-def available(backends_path: Path | str, galleries_: Any = (), *, system_backends: Any = ()) -> list[dict[str, Any]]:
+def available(backends_path: Path | str, galleries: Any = (), *, system_backends: Any = ()) -> list[dict[str, Any]]:
     """Every gallery entry with ``installed`` (and, when installed, ``installed_version``; ``upgradable`` where
     a local source's version differs from the installed one). ``system_backends``: names served by plugins in the
     server's own environment, reported installed with ``system: true``."""
     from localai.backend_envs.store import installed
 
-    gals = galleries(galleries_ or None)
+    gals = load_galleries(galleries or None)
     by_name = {m["name"]: m for m in installed(backends_path)}
     by_entry: dict[str, dict[str, Any]] = {}
     for meta in by_name.values():
