@@ -366,6 +366,8 @@ def test_http_install_serve_and_delete(env_root: Path, tmp_path: Path) -> None:
         assert r.status_code == 400 and r.json()["error"]["param"] == "name"
         r = httpx.post(srv.url + "/backends/apply", json={"id": "echo-gallery", "bogus": 1}, headers=key)
         assert r.status_code == 400
+        r = httpx.post(srv.url + "/backends/apply", json={"id": "echo-gallery", "name": "envtest"}, headers=key)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "backend_already_installed"
 
         r = httpx.post(srv.url + "/backends/apply", json={"id": "echo-gallery", "name": "second"}, headers=key)
         assert r.status_code == 200 and r.json()["status"].endswith(r.json()["uuid"])
@@ -374,6 +376,8 @@ def test_http_install_serve_and_delete(env_root: Path, tmp_path: Path) -> None:
         # Served at once, without a restart: the model that named it is now usable.
         c = openai.OpenAI(base_url=srv.url + "/v1", api_key="sk-backends", _strict_response_validation=True, max_retries=0)
         assert c.completions.create(model="later", prompt="x").choices[0].text == f"HELLO prefix={root / 'second' / 'venv'}"
+        second = json.loads((root / "second" / "metadata.json").read_text())
+        assert second["source"]["gallery_index"] == str(index) and second["source"]["spec"] == "gallery@echo-gallery"
 
         # A cancelled install stops pip and leaves nothing.
         r = httpx.post(srv.url + "/backends/apply", json={"id": "echo-gallery", "name": "third"}, headers=key)

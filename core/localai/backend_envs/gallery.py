@@ -30,6 +30,7 @@ class Entry:
     gallery: str
     base: Path | None  # folder relative ``uri`` paths resolve against (None for an index fetched by URL)
     data: dict[str, Any] = field(default_factory=dict)
+    index: str = ""  # the index's path or URL, so an upgrade finds the entry again
 
     @property
     def meta(self) -> bool:
@@ -111,7 +112,7 @@ def load(name: str, source: str) -> Gallery:
             raise GalleryError(f"backend gallery {source}: entry {i} has no name")
         if not item.get("uri") and not isinstance(item.get("capabilities"), dict):
             raise GalleryError(f"backend gallery {source}: entry {item['name']!r} has neither uri nor capabilities")
-        entries.append(Entry(name=normalise(str(item["name"])), gallery=name, base=base, data=item))
+        entries.append(Entry(name=normalise(str(item["name"])), gallery=name, base=base, data=item, index=source))
     return Gallery(name=name, source=source, entries=entries)
 
 

@@ -129,6 +129,7 @@ def resolve_spec(spec: str, galleries: Any = (), capability: str | None = None) 
         return {"kind": "gallery", "spec": spec, "plugin": plugin, "requirements": extra, "distribution": dist,
                 "default_name": entry.name, "uri": str(target.data.get("uri") or plugin), "gallery": entry.gallery,
                 "gallery_entry": target.name, "meta_backend": entry.name if entry.meta else None, "capability": key,
+                "gallery_index": None if entry.index == str(gal.SHIPPED) else entry.index,
                 "aliases": entry.aliases, "description": target.data.get("description") or entry.data.get("description", "")}
     m = REQUIREMENT_RE.match(spec)
     if m and (m.group(1) or m.group(2) or spec.lower().startswith("localai-")):
@@ -302,8 +303,8 @@ def install(spec: str, *, backends_path: Path | str, name: str | None = None, al
             "python_version": probe["python_version"],
             "localai_version": probe["localai_version"],
             "core": " ".join(core),
-            "source": {k: src.get(k) for k in ("kind", "spec", "plugin", "requirements", "gallery", "gallery_entry",
-                                               "meta_backend", "capability")},
+            "source": {k: src.get(k) for k in ("kind", "spec", "plugin", "requirements", "gallery", "gallery_index",
+                                               "gallery_entry", "meta_backend", "capability")},
             "backends": mine,
             "install_seconds": round(time.monotonic() - started, 1),
         }
@@ -355,7 +356,8 @@ def upgrade(names: Iterable[str] = (), *, backends_path: Path | str, progress: P
         spec = src.get("spec") or meta.get("uri")
         if not spec:
             raise InstallError(f"backend {meta['name']!r} records no source to upgrade from; reinstall it with --force")
+        index = src.get("gallery_index")
         out.append(install(spec, backends_path=backends_path, name=meta["name"], aliases=meta.get("aliases") or (),
-                           force=True, progress=progress, cancelled=cancelled, galleries=galleries,
-                           capability=src.get("capability")))
+                           force=True, progress=progress, cancelled=cancelled,
+                           galleries=galleries or ([index] if index else ()), capability=src.get("capability")))
     return out

@@ -69,11 +69,16 @@ def register_environments(registry: Registry, backends_path: Path | str | None) 
     """Add every installed environment's backends to ``registry``; returns the metadata read."""
     if backends_path is None:
         return []
+    from localai import __version__
+
     metas = installed(backends_path)
     for meta in metas:
         add(registry, meta)
         if meta.get("unavailable"):
             log.error("backend environment %s: %s", meta["name"], meta["unavailable"])
+        elif meta.get("localai_version") not in (None, __version__):
+            log.warning("backend environment %s was built with localai-core %s, the server is %s: "
+                        "run `localai backends upgrade %s`", meta["name"], meta["localai_version"], __version__, meta["name"])
     return metas
 
 
