@@ -90,19 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--alias", action="append", help="another name models may use (repeatable)")
     install.add_argument("--force", action="store_true", help="replace an installed backend of the same name")
     add_backend_args(install, suppress=True)
-    install.set_defaults(func=lambda a: __import__("localai.backend_envs.commands", fromlist=["x"]).cmd_install(a))
+    install.set_defaults(func=cmd_backends_install)
     uninstall = bsub.add_parser("uninstall", help="remove an installed backend environment",
                                 description="Remove a backend environment; warns which models in the models folder use it.")
     uninstall.add_argument("name", help="installed backend name or alias")
     add_models_path(uninstall)
     add_backend_args(uninstall, suppress=True)
-    uninstall.set_defaults(func=lambda a: __import__("localai.backend_envs.commands", fromlist=["x"]).cmd_uninstall(a))
+    uninstall.set_defaults(func=cmd_backends_uninstall)
     upgrade = bsub.add_parser("upgrade", help="reinstall backends from their source in fresh environments",
                               description="Rebuild each named backend (all when none is named) from what it was installed "
                                           "from; the old environment stays in place until the new one works.")
     upgrade.add_argument("names", nargs="*", metavar="NAME", help="installed backend names (default: all)")
     add_backend_args(upgrade, suppress=True)
-    upgrade.set_defaults(func=lambda a: __import__("localai.backend_envs.commands", fromlist=["x"]).cmd_upgrade(a))
+    upgrade.set_defaults(func=cmd_backends_upgrade)
     show = bsub.add_parser("show", help="details and options of one backend")
     show.add_argument("name", help="backend name or alias")
     add_backend_args(show, suppress=True)
@@ -169,6 +169,24 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
     print_gallery(args, registry)
     return 1 if registry.errors else 0
+
+
+def cmd_backends_install(args: argparse.Namespace) -> int:
+    from localai.backend_envs.commands import cmd_install
+
+    return cmd_install(args)
+
+
+def cmd_backends_uninstall(args: argparse.Namespace) -> int:
+    from localai.backend_envs.commands import cmd_uninstall
+
+    return cmd_uninstall(args)
+
+
+def cmd_backends_upgrade(args: argparse.Namespace) -> int:
+    from localai.backend_envs.commands import cmd_upgrade
+
+    return cmd_upgrade(args)
 
 
 def cmd_backends_show(args: argparse.Namespace) -> int:

@@ -254,13 +254,14 @@ def install(spec: str, *, backends_path: Path | str, name: str | None = None, al
     """
     report: Progress = progress or (lambda message, fraction: log.info("%s", message))
     started = time.monotonic()
+    aliases = [validate_name(a) for a in aliases]
+    wanted = validate_name(name) if name else None
+    src = resolve_spec(spec, galleries, capability)
+    wanted = wanted or src.get("default_name")
     root = Path(backends_path).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
     _prune_stale(root)
-    aliases = [validate_name(a) for a in aliases]
-    src = resolve_spec(spec, galleries, capability)
-    wanted = validate_name(name) if name else src.get("default_name")
     if wanted and not force and backend_dir(root, wanted).exists():
         raise InstallError(f"backend {wanted!r} is already installed in {root}; use --force to reinstall it")
     work = root / f".install-{os.getpid()}-{uuid.uuid4().hex[:8]}"
