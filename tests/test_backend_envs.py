@@ -315,6 +315,24 @@ def test_environment_and_plugin_claiming_one_name_is_an_error_naming_both(env_ro
 
 
 @pytest.mark.slow
+def test_same_distribution_in_the_server_environment_is_served_by_the_environment(env_root: Path) -> None:
+    """A plugin registered in the server's venv without its engine (for its tests) and installed as an environment."""
+    sys.path.insert(0, str(PLUGIN))
+    try:
+        import localai_envtest.plugin as shadow
+    finally:
+        sys.path.remove(str(PLUGIN))
+    pm = PluginManager()
+    pm.add_plugin(shadow, "envtest", distribution="localai_envtest", version="0.2.0")
+    registry = Registry(pm)
+    assert registry.resolve("env-echo").environment is None
+    registration.add(registry, store.read(env_root / "envtest"))
+    assert registry.errors == []
+    assert registry.resolve("env-echo").environment == str(env_root / "envtest")
+    assert registry.resolve("et").python == str(env_root / "envtest" / "venv" / "bin" / "python")
+
+
+@pytest.mark.slow
 def test_uninstall_warns_about_models_and_removes_the_environment(env_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "backends"
     clone(root, env_root / "envtest", "doomed", aliases=["dm"])

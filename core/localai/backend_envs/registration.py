@@ -52,10 +52,30 @@ def backends_of(meta: dict[str, Any]) -> list[Backend]:
     return out
 
 
+def _dist(name: str | None) -> str:
+    return (name or "").lower().replace("_", "-").replace(".", "-")
+
+
+def _take_over_shadow(registry: Registry, backend: Backend) -> None:
+    """The same distribution in the server's environment (registered there without its engine, e.g. for its tests)
+    and in a backend environment is one backend: the environment, which has the engine, serves it."""
+    for key in (backend.name, *map(normalise, backend.aliases)):
+        owner = registry.backends.get(registry._index.get(key, ""))
+        if owner is not None and owner.environment is None and owner.distribution \
+                and _dist(owner.distribution) == _dist(backend.distribution):
+            log.info("backend %s: the environment %s serves it instead of %s in the server's environment",
+                     owner.name, backend.environment, owner.distribution)
+            registry.backends.pop(owner.name, None)
+            for k in [k for k, v in registry._index.items() if v == owner.name]:
+                registry._index.pop(k, None)
+
+
 def add(registry: Registry, meta: dict[str, Any]) -> list[str]:
-    """Register one environment's backends; a name another plugin or environment claims is an error naming both."""
+    """Register one environment's backends; a name another distribution or environment claims is an error naming
+    both (the same distribution installed in the server's environment too is replaced by the environment)."""
     names = []
     for backend in backends_of(meta):
+        _take_over_shadow(registry, backend)
         try:
             registry._add(backend)
             names.append(backend.name)
