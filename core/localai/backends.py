@@ -151,9 +151,9 @@ class Registry:
                     f"(or pip install {dist} into the server's environment)"
                 )
         try:  # the backend gallery knows more than KNOWN_BACKENDS (and the user's own indexes)
-            from localai.backend_envs.gallery import find, load_galleries
+            from localai.backend_envs.gallery import find, local_galleries
 
-            entry = find(name, load_galleries())
+            entry = find(name, local_galleries())
         except Exception:  # noqa: BLE001 - an unreadable gallery must not hide the real problem
             entry = None
         if entry is not None:

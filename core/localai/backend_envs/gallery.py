@@ -122,6 +122,18 @@ def load_galleries(extra: str | list[str] | tuple[str, ...] | None = None) -> li
     return [*(load(n, s) for n, s in sources), load("localai", str(SHIPPED))]
 
 
+def local_galleries() -> list[Gallery]:
+    """The shipped index and extra indexes that are files: for messages on hot paths that must never hit the network."""
+    out = []
+    for name, source in parse_sources(os.environ.get(GALLERIES_ENV, "")):
+        if "://" not in source or source.startswith("file://"):
+            try:
+                out.append(load(name, source))
+            except GalleryError:
+                continue
+    return [*out, load("localai", str(SHIPPED))]
+
+
 galleries = load_galleries  # the name callers use; ``available`` takes a ``galleries`` argument
 
 
