@@ -182,6 +182,10 @@ def test_cpu_flavours_of_torch_backends_pin_the_cpu_torch(monkeypatch: pytest.Mo
     monkeypatch.delenv("LOCALAI_BACKEND_GALLERIES", raising=False)
     for name in ("transformers", "diffusers", "vllm"):
         assert "torch==2.13.0" in installer.resolve_spec(name)["requirements"]
+    assert installer.resolve_spec("diffusers")["plugin"].endswith("diffusers[engine]")  # its engine is an extra
+    monkeypatch.setenv("LOCALAI_FORCE_META_BACKEND_CAPABILITY", "nvidia")
+    for name in ("transformers", "diffusers"):
+        assert installer.resolve_spec(name)["requirements"] == ["torch"]  # the CUDA build from the index
 
 
 def test_in_repo_plugins_install_from_the_checkout(monkeypatch: pytest.MonkeyPatch) -> None:

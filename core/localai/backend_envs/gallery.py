@@ -200,6 +200,13 @@ def requirements(entry: Entry) -> tuple[list[str], str]:
     extra = entry.data.get("requirements") or []
     if not isinstance(extra, list) or not all(isinstance(r, str) for r in extra):
         raise GalleryError(f"gallery entry {entry.name!r}: requirements must be a list of pip requirement strings")
+    extras = entry.data.get("extras") or []
+    if not isinstance(extras, list) or not all(isinstance(x, str) and x.replace("-", "").replace("_", "").isalnum()
+                                                for x in extras):
+        raise GalleryError(f"gallery entry {entry.name!r}: extras must be a list of extra names")
+    if extras:  # the plugin's optional dependency groups holding its engine: path[engine] or name[engine]==1.0
+        cut = len(spec) if Path(spec).is_absolute() else next((i for i, ch in enumerate(spec) if ch in "=<>~!@ ;"), len(spec))
+        spec = f"{spec[:cut]}[{','.join(extras)}]{spec[cut:]}"
     return list(extra), spec
 
 

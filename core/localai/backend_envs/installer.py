@@ -107,11 +107,14 @@ def resolve_spec(spec: str, galleries: Any = (), capability: str | None = None) 
     if not spec:
         raise InstallError("nothing to install: give a gallery name, a plugin folder or a pip requirement")
     if _looks_like_path(spec):
+        extras = ""
+        if spec.endswith("]") and "[" in spec:  # ./plugins/diffusers[engine]
+            spec, extras = spec[: spec.rindex("[")], spec[spec.rindex("["):]
         path = Path(spec[7:] if spec.startswith("file://") else spec).expanduser().resolve()
         if not path.is_dir() or not ((path / "pyproject.toml").is_file() or (path / "setup.py").is_file()):
             raise InstallError(f"{spec!r} is not a plugin folder (no pyproject.toml or setup.py in {path})")
         project = local_project(str(path))
-        return {"kind": "path", "spec": str(path), "plugin": str(path), "requirements": [],
+        return {"kind": "path", "spec": str(path) + extras, "plugin": str(path) + extras, "requirements": [],
                 "distribution": project[0] if project else None, "default_name": None, "uri": str(path)}
     if spec.startswith("pip:"):
         req = spec[4:].strip()
@@ -124,7 +127,7 @@ def resolve_spec(spec: str, galleries: Any = (), capability: str | None = None) 
     if entry is not None:
         target, key = gal.concrete(entry, gals, capability)
         extra, plugin = gal.requirements(target)
-        project = local_project(plugin)
+        project = local_project(plugin.split("[", 1)[0])
         dist = project[0] if project else re.split(r"[\[\s=<>~!@]", plugin, maxsplit=1)[0]
         return {"kind": "gallery", "spec": spec, "plugin": plugin, "requirements": extra, "distribution": dist,
                 "default_name": entry.name, "uri": str(target.data.get("uri") or plugin), "gallery": entry.gallery,
