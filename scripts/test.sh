@@ -4,6 +4,38 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
+
+# Heavier backends live in their own virtual environments, installed the way users install them
+# (`localai backends install`), into a backends folder cached between runs under ~/.cache/localai/backends-<key>;
+# the key hashes each listed backend's plugin sources, the backend gallery, the core's dependencies and pip's
+# configuration, so a change to any of them rebuilds the environments. The tests get LOCALAI_BACKENDS_PATH.
+TEST_BACKENDS=${LOCALAI_TEST_BACKENDS-""}
+# TEST_BACKENDS=${LOCALAI_TEST_BACKENDS-"transformers diffusers"}  # once plugins/transformers (#12) and plugins/diffusers (#14) land
+install_test_backends() {
+  local key dir name
+  key=$( { for name in $TEST_BACKENDS; do
+             find "plugins/$name" -type f -not -path '*/build/*' -not -path '*/__pycache__/*' -not -path '*.egg-info/*' \
+               -not -path '*/tests/*' -print0 2>/dev/null | sort -z | xargs -0r sha256sum; done
+           sha256sum core/localai/backend_envs/index.yaml pyproject.toml
+           echo "$TEST_BACKENDS ${LOCALAI_FORCE_META_BACKEND_CAPABILITY:-}"; .venv/bin/python -VV
+           .venv/bin/python -m pip config list 2>/dev/null; } | sha256sum | cut -c1-16)
+  dir=${XDG_CACHE_HOME:-$HOME/.cache}/localai/backends-$key
+  mkdir -p "$dir"
+  for name in $TEST_BACKENDS; do
+    if [ -f "$dir/$name/metadata.json" ]; then
+      echo "[test] backend $name: cached in $dir/$name" >&2
+    else
+      echo "[test] installing backend $name into $dir" >&2
+      .venv/bin/localai backends install "$name" --backends-path "$dir" --force || return 1
+    fi
+  done
+  # Drop other keys' environments (GBs of torch) once unused for a day; other checkouts may still use recent ones.
+  touch "$dir"
+  find "$(dirname "$dir")" -maxdepth 1 -name 'backends-*' ! -name "backends-$key" -mmin +1440 -exec rm -rf {} + 2>/dev/null
+  export LOCALAI_BACKENDS_PATH=$dir
+}
+install_test_backends || { echo "[test] installing test backends failed" >&2; exit 1; }
+
 .venv/bin/python -m pytest "$@"
 rc=$?
 if [ $rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi

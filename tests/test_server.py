@@ -192,7 +192,8 @@ def test_cli_backends_lists_llama_cpp_with_alias_and_what_is_missing() -> None:
     out = cli("backends").stdout
     line = next(l for l in out.splitlines() if l.startswith("llama-cpp"))
     assert "llama" in line and "localai-llama-cpp" in line and "available" in line
-    assert "vllm (pip install localai-vllm)" in out
+    assert "vllm (localai backends install vllm)" in out
+    assert "localai@transformers" in out  # the backend gallery
 
 
 def test_cli_models_shows_problems(tmp_path: Path) -> None:

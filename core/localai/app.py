@@ -36,6 +36,8 @@ class Settings:
     models_path: Path = Path("models")
     data_path: Path = Path("data")
     api_keys: list[str] = field(default_factory=list)
+    backends_path: Path | None = None  # backend environments (localai.backend_envs); default <data_path>/backends
+    backend_galleries: list[str] = field(default_factory=list)  # extra backend gallery indexes (paths or URLs)
 
 
 class State:
@@ -45,6 +47,10 @@ class State:
         self.settings = settings
         self.pm = pm or make_plugin_manager()
         self.registry = Registry(self.pm)
+        from localai.backend_envs.registration import register_environments
+
+        settings.backends_path = settings.backends_path or settings.data_path / "backends"
+        register_environments(self.registry, settings.backends_path)  # reads metadata.json only, imports nothing
         self.catalog = Catalog(settings.models_path, self.registry).load()
         self.runtime = Runtime(self.catalog)
         self.engine = Engine(self.runtime)
@@ -191,6 +197,9 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> FastAPI:
     from localai.api import health
 
     app.include_router(health.router)
+    from localai.api import backends as backends_api
+
+    app.include_router(backends_api.router)
     from localai.api.disconnect import CancelOnDisconnect
 
     app.add_middleware(CancelOnDisconnect)

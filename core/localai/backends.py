@@ -48,6 +48,8 @@ class Backend:
     check: Callable[[], str | None] | None = None
     options: list[Any] = field(default_factory=list)
     python: str | None = None
+    environment: str | None = None  # the backend environment folder (localai.backend_envs) serving it, if any
+    target: str | None = None  # the plugin's own name for it, when installed under another name (--name)
     _unavailable: str | None | bool = field(default=False, repr=False)
 
     @property
@@ -145,8 +147,17 @@ class Registry:
         for canonical, (dist, aliases) in KNOWN_BACKENDS.items():
             if key == canonical or key in map(normalise, aliases):
                 raise BackendError(
-                    f"backend {name!r} ({canonical}) is not installed: pip install {dist}"
+                    f"backend {name!r} ({canonical}) is not installed: localai backends install {canonical} "
+                    f"(or pip install {dist} into the server's environment)"
                 )
+        try:  # the backend gallery knows more than KNOWN_BACKENDS (and the user's own indexes)
+            from localai.backend_envs.gallery import find, local_galleries
+
+            entry = find(name, local_galleries())
+        except Exception:  # noqa: BLE001 - an unreadable gallery must not hide the real problem
+            entry = None
+        if entry is not None:
+            raise BackendError(f"backend {name!r} is not installed: localai backends install {entry.name}")
         installed = ", ".join(sorted(self.backends)) or "none"
         raise BackendError(f"unknown backend {name!r}; installed backends: {installed}")
 

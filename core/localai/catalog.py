@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from localai.backends import Backend, BackendError, Registry
 from localai.config import ConfigProblem, ModelConfig, load_folder, resolve_model_file
+from localai.options import parse_option_list
 
 log = logging.getLogger("localai.catalog")
 
@@ -90,7 +92,10 @@ class Catalog:
             entry.problems.append(str(exc))
         if entry.backend is not None:
             try:
-                parsed = self.registry.pm.hook.parse_options(backend=entry.backend.name, options=list(cfg.options), config=cfg)
+                if entry.backend.environment:  # its plugin lives in another environment: parse from its option table
+                    parsed = parse_option_list(list(cfg.options), entry.backend.options, dict(os.environ))
+                else:
+                    parsed = self.registry.pm.hook.parse_options(backend=entry.backend.name, options=list(cfg.options), config=cfg)
                 entry.options = parsed or {}
                 if parsed is None and cfg.options:
                     log.warning("%s: model %r: backend %s parses no options; %s ignored", file, cfg.name, entry.backend.name, cfg.options)

@@ -33,6 +33,19 @@ def add_models_path(p: argparse.ArgumentParser) -> None:
                    help="folder holding model YAML files and model files (env LOCALAI_MODELS_PATH; default ./models)")
 
 
+def backends_path_default() -> Path:
+    return Path(env("BACKENDS_PATH") or Path(env("DATA_PATH", "data")) / "backends")  # type: ignore[arg-type]
+
+
+def add_backend_args(p: argparse.ArgumentParser, suppress: bool = False) -> None:
+    """``--backends-path`` and ``--backend-galleries``; ``suppress`` on subcommands so the parent's value stands."""
+    p.add_argument("--backends-path", type=Path, default=argparse.SUPPRESS if suppress else backends_path_default(),
+                   help="folder of installed backend environments (env LOCALAI_BACKENDS_PATH; default <data path>/backends)")
+    p.add_argument("--backend-galleries", default=argparse.SUPPRESS if suppress else env("BACKEND_GALLERIES"),
+                   help="extra backend gallery indexes, comma-separated paths or URLs, or LocalAI's JSON "
+                        "[{\"name\",\"url\"}] (env LOCALAI_BACKEND_GALLERIES)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="localai",
@@ -40,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "Models are LocalAI-style YAML files in a models folder; each is served by a backend plugin "
                     "installed as its own package (e.g. localai-llama-cpp).",
         epilog="Environment variables use the LOCALAI_ prefix: LOCALAI_ADDRESS, LOCALAI_MODELS_PATH, LOCALAI_DATA_PATH, "
-               "LOCALAI_API_KEY, LOCALAI_LOG_LEVEL, LOCALAI_PLUGINS.",
+               "LOCALAI_API_KEY, LOCALAI_LOG_LEVEL, LOCALAI_PLUGINS, LOCALAI_BACKENDS_PATH, LOCALAI_BACKEND_GALLERIES, "
+               "LOCALAI_FORCE_META_BACKEND_CAPABILITY.",
     )
     parser.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING or ERROR (env LOCALAI_LOG_LEVEL)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -53,20 +67,52 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder for stored state such as stored responses (env LOCALAI_DATA_PATH; default ./data)")
     run.add_argument("--api-key", action="append", default=None,
                      help="require this API key (repeatable; env LOCALAI_API_KEY, comma-separated)")
+    add_backend_args(run)
     run.set_defaults(func=cmd_run)
 
-    backends = sub.add_parser("backends", help="list installed backends and whether each can run here",
-                              description="List backends from installed plugins: name, aliases, distribution and version, "
-                                          "and whether the engine can run on this machine (or why not).")
+    backends = sub.add_parser("backends", help="list, install, upgrade and uninstall backends",
+                              description="Without a subcommand: list backends (plugins in this environment and backend "
+                                          "environments), whether each can run here (or why not), and what the backend "
+                                          "gallery offers. Each installed backend lives in its own virtual environment.")
+    add_backend_args(backends)
     bsub = backends.add_subparsers(dest="backends_command", metavar="SUBCOMMAND")
+    blist = bsub.add_parser("list", help="installed backends and the gallery (installed / not / upgradable)")
+    add_backend_args(blist, suppress=True)
+    blist.set_defaults(func=cmd_backends)
+    install = bsub.add_parser("install", help="install a backend into its own virtual environment",
+                              description="Install a backend from the backend gallery (by name or alias; meta backends pick "
+                                          "the build for this machine's accelerator, LOCALAI_FORCE_META_BACKEND_CAPABILITY "
+                                          "overrides), from a local plugin folder (./plugins/vllm) or a pip requirement "
+                                          "(localai-foo==1.2, pip:NAME). pip uses the machine's configuration. A failed or "
+                                          "interrupted install leaves nothing behind.")
+    install.add_argument("spec", metavar="NAME|PATH|REQUIREMENT", help="gallery name, plugin folder or pip requirement")
+    install.add_argument("--name", help="install under this name (models then say backend: NAME)")
+    install.add_argument("--alias", action="append", help="another name models may use (repeatable)")
+    install.add_argument("--force", action="store_true", help="replace an installed backend of the same name")
+    add_backend_args(install, suppress=True)
+    install.set_defaults(func=cmd_backends_install)
+    uninstall = bsub.add_parser("uninstall", help="remove an installed backend environment",
+                                description="Remove a backend environment; warns which models in the models folder use it.")
+    uninstall.add_argument("name", help="installed backend name or alias")
+    add_models_path(uninstall)
+    add_backend_args(uninstall, suppress=True)
+    uninstall.set_defaults(func=cmd_backends_uninstall)
+    upgrade = bsub.add_parser("upgrade", help="reinstall backends from their source in fresh environments",
+                              description="Rebuild each named backend (all when none is named) from what it was installed "
+                                          "from; the old environment stays in place until the new one works.")
+    upgrade.add_argument("names", nargs="*", metavar="NAME", help="installed backend names (default: all)")
+    add_backend_args(upgrade, suppress=True)
+    upgrade.set_defaults(func=cmd_backends_upgrade)
     show = bsub.add_parser("show", help="details and options of one backend")
     show.add_argument("name", help="backend name or alias")
+    add_backend_args(show, suppress=True)
     show.set_defaults(func=cmd_backends_show)
     backends.set_defaults(func=cmd_backends)
 
     models = sub.add_parser("models", help="list configured models and their problems",
                             description="Load the models folder as the server would and list each model's backend, file and problems.")
     add_models_path(models)
+    add_backend_args(models)
     models.set_defaults(func=cmd_models)
 
     worker = sub.add_parser("worker", help="run a helper process other machines' models use (e.g. llama.cpp RPC)",
@@ -85,21 +131,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _state(models_path: Path):  # type: ignore[no-untyped-def]
+def _state(models_path: Path, backends_path: Path | None = None):  # type: ignore[no-untyped-def]
+    from localai.backend_envs.registration import register_environments
     from localai.backends import Registry
     from localai.catalog import Catalog
     from localai.plugins import make_plugin_manager
 
     pm = make_plugin_manager()
     registry = Registry(pm)
+    register_environments(registry, backends_path)
     return pm, registry, Catalog(models_path, registry).load() if models_path else None
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
-    pm, registry, _ = _state(None)  # type: ignore[arg-type]
+    pm, registry, _ = _state(None, args.backends_path)  # type: ignore[arg-type]
     rows = [("BACKEND", "ALIASES", "DISTRIBUTION", "STATUS")]
     for b in sorted(registry.backends.values(), key=lambda b: b.name):
         dist = f"{b.distribution or b.plugin} {b.version or ''}".strip()
+        if b.environment:
+            dist += f" [environment {Path(b.environment).name}]"
         status = "available" if b.unavailable is None else f"unavailable: {b.unavailable}"
         rows.append((b.name, ", ".join(b.aliases) or "-", dist, status))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -112,16 +162,37 @@ def cmd_backends(args: argparse.Namespace) -> int:
         print(f"error: {err}")
     from localai.backends import KNOWN_BACKENDS
 
-    missing = [f"{name} (pip install {dist})" for name, (dist, _) in KNOWN_BACKENDS.items() if name not in registry.backends]
+    missing = [f"{name} (localai backends install {name})" for name in KNOWN_BACKENDS if name not in registry.backends]
     if missing:
         print("not installed: " + ", ".join(missing))
+    from localai.backend_envs.commands import print_gallery
+
+    print_gallery(args, registry)
     return 1 if registry.errors else 0
+
+
+def cmd_backends_install(args: argparse.Namespace) -> int:
+    from localai.backend_envs.commands import cmd_install
+
+    return cmd_install(args)
+
+
+def cmd_backends_uninstall(args: argparse.Namespace) -> int:
+    from localai.backend_envs.commands import cmd_uninstall
+
+    return cmd_uninstall(args)
+
+
+def cmd_backends_upgrade(args: argparse.Namespace) -> int:
+    from localai.backend_envs.commands import cmd_upgrade
+
+    return cmd_upgrade(args)
 
 
 def cmd_backends_show(args: argparse.Namespace) -> int:
     from localai.backends import BackendError
 
-    _, registry, _ = _state(None)  # type: ignore[arg-type]
+    _, registry, _ = _state(None, args.backends_path)  # type: ignore[arg-type]
     try:
         b = registry.resolve(args.name)
     except BackendError as exc:
@@ -133,6 +204,9 @@ def cmd_backends_show(args: argparse.Namespace) -> int:
     print(f"  capabilities: {', '.join(b.capabilities) or '-'}")
     print(f"  formats:      {', '.join(b.formats) or '-'}")
     print(f"  status:       {'available' if b.unavailable is None else 'unavailable: ' + b.unavailable}")
+    from localai.backend_envs.commands import show_environment
+
+    show_environment(b)
     if b.options:
         print("  options:")
         for o in b.options:
@@ -145,7 +219,7 @@ def cmd_backends_show(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    _, _, catalog = _state(args.models_path)
+    _, _, catalog = _state(args.models_path, args.backends_path)
     rows = [("MODEL", "BACKEND", "FILE", "STATUS")]
     for e in catalog.entries.values():
         model_file = e.config.parameters.model or "-"
@@ -176,7 +250,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     keys = args.api_key or [k.strip() for k in (env("API_KEY") or "").split(",") if k.strip()]
     host, port = parse_address(args.address)
-    settings = Settings(models_path=args.models_path, data_path=args.data_path, api_keys=keys)
+    from localai.backend_envs.gallery import parse_sources
+
+    galleries = [url for _, url in parse_sources(args.backend_galleries)]
+    backends_path = args.backends_path if env("BACKENDS_PATH") or args.backends_path != backends_path_default() \
+        else args.data_path / "backends"  # default: under the --data-path given
+    settings = Settings(models_path=args.models_path, data_path=args.data_path, api_keys=keys,
+                        backends_path=backends_path, backend_galleries=galleries)
     logging.getLogger("localai").info("models folder %s, listening on http://%s:%d%s", args.models_path.resolve(), host, port,
                                       " (API key required)" if keys else "")
     app = create_app(settings)

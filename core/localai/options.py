@@ -85,6 +85,19 @@ class OptionSpec:
     supported: str | None = None
     choices: tuple[str, ...] = field(default=())
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, for a backend environment's ``metadata.json`` (the server parses options from it)."""
+        return {"name": self.name, "type": self.type, "help": self.help, "default": self.default,
+                "aliases": list(self.aliases), "env": self.env, "supported": self.supported, "choices": list(self.choices)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OptionSpec:
+        if data.get("type") not in PARSERS:
+            raise ValueError(f"option {data.get('name')!r} has unknown type {data.get('type')!r}")
+        return cls(name=data["name"], type=data["type"], help=data.get("help", ""), default=data.get("default"),
+                   aliases=tuple(data.get("aliases") or ()), env=data.get("env"), supported=data.get("supported"),
+                   choices=tuple(data.get("choices") or ()))
+
     def parse(self, raw: str | None) -> Any:
         if raw is None:
             if self.type == "bool":

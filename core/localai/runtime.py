@@ -75,13 +75,16 @@ class Runtime:
             if worker is not None:
                 log.warning("reloading model %r after its worker %s", entry.name, "died" if worker.dead else "failed to load")
                 await worker.stop()
-            worker = WorkerProcess(entry.name, entry.backend.name, entry.backend.interpreter)
+            # A backend environment's plugin is found through its entry point, whatever the server disabled.
+            worker = WorkerProcess(entry.name, entry.backend.target or entry.backend.name, entry.backend.interpreter,
+                                   env={"LOCALAI_DISABLE_ENTRY_POINTS": ""} if entry.backend.environment else None)
             self._workers[entry.name] = worker
             try:
                 info = await worker.start(
                     entry.config.model_dump(mode="json"),
                     str(entry.model_path) if entry.model_path else None,
                     entry.options,
+                    parse_options=entry.backend.environment is not None,
                 )
             except (WorkerError, WorkerDied) as exc:
                 await worker.stop()

@@ -51,8 +51,12 @@ class Worker:
         try:
             self.pm = make_plugin_manager()
             config = ModelConfig.model_validate(msg["config"])
+            options = msg.get("options") or {}
+            if msg.get("parse_options"):  # the server checked options against the table; the plugin's parser decides
+                parsed = self.pm.hook.parse_options(backend=msg["backend"], options=list(config.options), config=config)
+                options = options if parsed is None else parsed
             model = self.pm.hook.load_model(
-                backend=msg["backend"], config=config, model_path=msg.get("model_path"), options=msg.get("options") or {}
+                backend=msg["backend"], config=config, model_path=msg.get("model_path"), options=options
             )
             if model is None:
                 raise RuntimeError(f"no installed plugin loads backend {msg['backend']!r}")

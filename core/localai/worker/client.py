@@ -83,7 +83,10 @@ class WorkerProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    async def start(self, config: dict[str, Any], model_path: str | None, options: dict[str, Any]) -> ModelInfo:
+    async def start(self, config: dict[str, Any], model_path: str | None, options: dict[str, Any],
+                    parse_options: bool = False) -> ModelInfo:
+        """Start the process and load the model; ``parse_options``: the plugin re-parses ``options:`` in the worker
+        (a backend environment's plugin, whose own parser the server cannot import)."""
         parent, child = socket.socketpair()
         env = dict(os.environ, **self.env)
         env[protocol.FD_ENV] = str(child.fileno())
@@ -99,7 +102,8 @@ class WorkerProcess:
         reader, self._writer = await asyncio.open_unix_connection(sock=parent, limit=256 * 1024 * 1024)
         self._reader_task = asyncio.create_task(self._read(reader))
         log.info("started worker pid %s for model %r (backend %s, %s)", self.proc.pid, self.model, self.backend, self.python)
-        data = await self.call_op({"op": "load", "backend": self.backend, "config": config, "model_path": model_path, "options": options})
+        data = await self.call_op({"op": "load", "backend": self.backend, "config": config, "model_path": model_path, "options": options,
+                                   "parse_options": parse_options})
         self.info = ModelInfo.model_validate(data)
         return self.info
 

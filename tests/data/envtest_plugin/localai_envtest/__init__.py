@@ -1,0 +1,1 @@
+"""Test-only backend plugin installed into its own environment by tests/test_backend_envs.py."""
