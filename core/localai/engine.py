@@ -8,6 +8,7 @@ and returns an iterator turning its raw text into :mod:`localai.events`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -129,10 +130,21 @@ class Engine:
     async def start_counted(self, request: GenerateRequest, usecase: str = "chat",
                             count: bool = True) -> tuple[AsyncIterator[Event], int | None]:
         """:meth:`start`, also giving the prompt's token count up front (Anthropic's ``message_start``)."""
+        arrived = time.monotonic()
         loaded, backend_request, parser = await self.prepare(request, usecase)
-        prompt_tokens = await self._prompt_tokens(loaded, backend_request) if count else None
-        chunks = await loaded.worker.open(backend_request)
-        return self.events(chunks, parser), prompt_tokens
+        metrics = self.runtime.metrics
+        gm = metrics.generation(loaded.entry.name, loaded.worker.backend, arrived) if metrics is not None else None
+        try:
+            prompt_tokens = await self._prompt_tokens(loaded, backend_request) if count else None
+            chunks = await loaded.worker.open(backend_request)
+        except BaseException as exc:
+            if gm is not None:
+                gm.refused(exc)
+            raise
+        if gm is None:
+            return self.events(chunks, parser), prompt_tokens
+        gm.accepted()
+        return self.events(gm.wrap(chunks), parser), prompt_tokens  # type: ignore[arg-type]
 
     async def stream(self, request: GenerateRequest, usecase: str = "chat") -> AsyncIterator[Event]:
         """Like :meth:`start`, preparing lazily on first iteration."""
