@@ -17,7 +17,7 @@ FAKE_ENV = {"LOCALAI_PLUGINS": "fake_backend", "PYTHONPATH": os.pathsep.join([st
 
 def models(tmp_path: Path, files: dict[str, str], name: str = "models") -> Path:
     folder = tmp_path / name
-    folder.mkdir()
+    folder.mkdir(parents=True)
     for fname, text in files.items():
         (folder / fname).write_text(text)
     return folder
