@@ -35,6 +35,8 @@ class Result:
     finish: Finish = field(default_factory=lambda: Finish("stop"))
 
 
+MAX_TOKENS_LIMIT = 2**31 - 1  # engines count tokens in 32-bit ints; more is never meaningful
+
 CONFIG_SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "presence_penalty",
                           "frequency_penalty", "seed")
 
@@ -89,6 +91,9 @@ class Engine:
         loaded = await self.load(request.model or None, usecase)
         entry, info = loaded.entry, loaded.info
         request = apply_defaults(request, entry)
+        if request.max_tokens is not None and request.max_tokens > MAX_TOKENS_LIMIT:
+            raise invalid(f"max_tokens must be at most {MAX_TOKENS_LIMIT} (model {entry.name!r} has a context of "
+                          f"{info.context_size or 'unknown size'})", param="max_tokens", code="invalid_max_tokens")
         if request.messages is not None:
             if any(m.images() for m in request.messages) and not info.vision:
                 raise invalid(f"model {entry.name!r} does not support image input", param="messages", code="vision_not_supported")
