@@ -17,6 +17,7 @@ from localai.catalog import ModelEntry
 from localai.chat import templates
 from localai.errors import invalid
 from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallEnd, ToolCallStart
+from localai.metrics import GenerationMetrics
 from localai.runtime import Loaded, Runtime
 from localai.worker.client import GenerationStream
 from localai.types import EmbeddingResult, GenerateRequest, Message, ModelInfo, SamplingParams, ToolCall, TokenLogprob, Usage
@@ -135,11 +136,9 @@ class Engine:
     async def start_counted(self, request: GenerateRequest, usecase: str = "chat",
                             count: bool = True) -> tuple[AsyncIterator[Event], int | None]:
         """:meth:`start`, also giving the prompt's token count up front (Anthropic's ``message_start``)."""
-        arrived = time.monotonic()
-        loaded, backend_request, parser = await self.prepare(request, usecase)
-        metrics = self.runtime.metrics
-        gm = metrics.generation(loaded.entry.name, loaded.worker.backend, arrived) if metrics is not None else None
+        gm = self._measure(request, usecase)
         try:
+            loaded, backend_request, parser = await self.prepare(request, usecase)
             prompt_tokens = await self._prompt_tokens(loaded, backend_request) if count else None
             chunks = await loaded.worker.open(backend_request)
         except BaseException as exc:
@@ -150,6 +149,17 @@ class Engine:
             return self.events(chunks, parser), prompt_tokens
         gm.accepted()
         return self.events(gm.wrap(chunks), parser), prompt_tokens  # type: ignore[arg-type]
+
+    def _measure(self, request: GenerateRequest, usecase: str) -> GenerationMetrics | None:
+        """Metrics for one generation from its arrival (waiting while its model loads); ``None`` without metrics."""
+        metrics = self.runtime.metrics
+        if metrics is None:
+            return None
+        try:
+            entry = self.runtime.entry(request.model or None, usecase)
+        except Exception:  # noqa: BLE001 - prepare() raises it again, as the client's error
+            return None
+        return metrics.generation(entry.name, entry.backend.name if entry.backend else "", time.monotonic())
 
     async def stream(self, request: GenerateRequest, usecase: str = "chat") -> AsyncIterator[Event]:
         """Like :meth:`start`, preparing lazily on first iteration."""

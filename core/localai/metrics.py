@@ -120,7 +120,7 @@ class GenerationMetrics:
         self._stop_waiting()
         from localai.errors import to_api_error
 
-        if to_api_error(exc).code in ("queue_full", "server_busy"):
+        if to_api_error(exc).code == "queue_full":  # "server_busy" (no room to load) is counted by the runtime
             self.m.rejections.labels(*self.labels).inc()
 
     def chunk(self, chunk: GenerationChunk) -> None:
