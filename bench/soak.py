@@ -33,12 +33,13 @@ TESTS = ROOT / "tests"
 def proc_stats(pid: int) -> dict[str, int]:
     status = Path(f"/proc/{pid}/status").read_text()
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    children = 0
+    children = worker_threads = 0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
                     children += 1
+                    worker_threads += len(os.listdir(entry / "task"))
             except (OSError, ValueError, IndexError):
                 pass
     return {
@@ -46,6 +47,7 @@ def proc_stats(pid: int) -> dict[str, int]:
         "threads": int(fields["Threads"].strip()),
         "fds": len(os.listdir(f"/proc/{pid}/fd")),
         "workers": children,
+        "worker_threads": worker_threads,
     }
 
 

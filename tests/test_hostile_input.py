@@ -118,3 +118,13 @@ def test_every_route_but_the_probes_needs_the_key(srv: ServerProcess) -> None:
             assert r.status_code == 401, (method, path, r.status_code)
     assert sorted(set(open_)) == ["/healthz", "/readyz"]
     assert httpx.get(srv.url + "/metrics", headers=AUTH).status_code == 200
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("token", ["999999999", "-1"])
+def test_out_of_vocabulary_logit_bias_is_400_on_llama_cpp(base_url: str, token: str) -> None:
+    r = httpx.post(base_url + "/v1/completions", json={"model": "gemma", "prompt": "Hi", "max_tokens": 2, "logit_bias": {token: 5}},
+                   timeout=120)
+    assert r.status_code == 400, r.text
+    assert "vocabulary" in r.json()["error"]["message"] and "'gemma'" in r.json()["error"]["message"]
+    assert httpx.post(base_url + "/v1/completions", json={"model": "gemma", "prompt": "Hi", "max_tokens": 2}, timeout=120).status_code == 200

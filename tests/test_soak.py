@@ -1,7 +1,7 @@
 """A short soak (1,000 requests; ``bench/soak.py`` runs the issue's 10,000): the API process does not leak.
 
 Mixed across the three APIs, streamed and not, one stream in ten hung up on. After warm-up the API
-process's RSS grows at most 5%, and its threads, file descriptors and workers stay as they were.
+process's RSS grows at most 5%, and its threads, file descriptors, workers and the workers' threads stay as they were.
 """
 
 from __future__ import annotations
@@ -45,4 +45,5 @@ def test_soak_1000_requests_does_not_leak(tmp_path: Path) -> None:
     assert end["threads"] <= warm["threads"], result
     assert end["fds"] <= warm["fds"] + 2, result
     assert end["workers"] == warm["workers"] == 1, result
+    assert end["worker_threads"] <= warm["worker_threads"], result  # cancelled generations' threads ended
     assert result["new_temp_files"] == [], result
