@@ -45,9 +45,9 @@ def parse_options(backend: str, options: list[str], config: Any) -> dict[str, An
     out: dict[str, Any] = {}
     for entry in options:
         name, _, value = entry.partition(":")
-        if name != "delay":
+        if name not in ("delay", "load_delay"):
             raise ValueError(f"unknown option {name!r}")
-        out["delay"] = float(value)
+        out[name] = float(value)
     return out
 
 
@@ -57,6 +57,7 @@ def load_model(backend: str, config: Any, model_path: str | None, options: dict[
         return None
     if model_path and not os.path.exists(model_path):
         raise FileNotFoundError(f"model file {model_path} does not exist")
+    time.sleep(float(options.get("load_delay", 0.0)))  # a slow load, for preload and readiness tests
     return FakeModel(config.name, float(options.get("delay", 0.0)))
 
 
@@ -82,6 +83,12 @@ def _echo(model: FakeModel, request: GenerateRequest, cancelled: Callable[[], bo
         yield GenerationChunk(text=word + " ", tokens=1)
     reason = "length" if limit < len(words) else "stop"
     yield GenerationChunk(finish_reason=reason, usage=Usage(prompt_tokens=len(words), completion_tokens=n))
+
+
+@hookimpl
+def unload_model(model: Any) -> None:
+    if isinstance(model, FakeModel):
+        _log(f"unloaded {model.name}")
 
 
 @hookimpl

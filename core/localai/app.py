@@ -22,8 +22,10 @@ from localai.catalog import Catalog
 from localai.engine import Engine
 from localai.errors import APIError, QueueFull, to_api_error
 from localai.jobs import JobRegistry
+from localai.lifecycle import Lifecycle, LifecycleSettings
+from localai.metrics import Metrics
 from localai.plugins import PluginManager, make_plugin_manager
-from localai.runtime import ModelNotFound, ModelUnavailable, Runtime
+from localai.runtime import ModelNotFound, ModelUnavailable, Runtime, ServerBusy
 from localai.worker.client import WorkerDied, WorkerError
 
 log = logging.getLogger("localai.server")
@@ -38,6 +40,9 @@ class Settings:
     api_keys: list[str] = field(default_factory=list)
     backends_path: Path | None = None  # backend environments (localai.backend_envs); default <data_path>/backends
     backend_galleries: list[str] = field(default_factory=list)  # extra backend gallery indexes (paths or URLs)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    upload_limit: int = 15 * 2**20  # request body limit in bytes (--upload-limit, MiB); 0 = none
+    shutdown_timeout: float = 30.0  # --shutdown-timeout
 
 
 class State:
@@ -53,8 +58,15 @@ class State:
         register_environments(self.registry, settings.backends_path)  # reads metadata.json only, imports nothing
         self.catalog = Catalog(settings.models_path, self.registry).load()
         self.runtime = Runtime(self.catalog)
+        self.metrics = Metrics()
+        self.runtime.metrics = self.metrics
+        self.metrics.watch_runtime(self.runtime.workers)
+        self.lifecycle = Lifecycle(self.runtime, settings.lifecycle)
+        self.runtime.lifecycle = self.lifecycle
         self.engine = Engine(self.runtime)
         self.jobs = JobRegistry()  # model and backend installs, LocalAI's /models/jobs shape
+        self.draining = False  # set on SIGTERM (localai.shutdown): new requests get 503
+        self.active_requests = 0  # HTTP requests in flight (localai.api.traffic)
         self.extensions: dict[str, Any] = {}
 
     def log_summary(self) -> None:
@@ -164,7 +176,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     # Registered per class so Starlette's ExceptionMiddleware answers them: a handler for bare
     # ``Exception`` runs in ServerErrorMiddleware, which re-raises and drops the keep-alive connection.
-    for cls in (ModelNotFound, ModelUnavailable, WorkerDied, WorkerError, QueueFull):
+    for cls in (ModelNotFound, ModelUnavailable, WorkerDied, WorkerError, QueueFull, ServerBusy):
         app.add_exception_handler(cls, _core)
 
     @app.exception_handler(Exception)
@@ -181,9 +193,11 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         for hook in state.extensions.get("startup", []):
             await hook(state)
+        await state.lifecycle.start()
         yield
         for hook in state.extensions.get("shutdown", []):
             await hook(state)
+        await state.lifecycle.stop()
         await state.runtime.shutdown()
 
     app = FastAPI(title="localai", version=__version__, lifespan=lifespan)
@@ -203,6 +217,11 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> FastAPI:
     from localai.api.disconnect import CancelOnDisconnect
 
     app.add_middleware(CancelOnDisconnect)
+    from localai.api import admin
+    from localai.api.traffic import TrafficMiddleware
+
+    app.include_router(admin.router)
     if settings.api_keys:
         app.add_middleware(APIKeyMiddleware, keys=settings.api_keys)
+    app.add_middleware(TrafficMiddleware, state=state)  # outermost: counts 401s too, sees streams end
     return app

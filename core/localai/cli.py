@@ -15,6 +15,68 @@ def env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(ENV_PREFIX + name, default)
 
 
+def env_flag(name: str) -> bool:
+    return (env(name) or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def duration(text: str) -> float:
+    from localai.lifecycle import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_lifecycle_flags(run: argparse.ArgumentParser) -> None:
+    """LocalAI's model lifecycle flags (watchdogs, active-model limit, preload) plus shutdown and body limits."""
+    g = run.add_argument_group("model lifecycle", "when models load and unload (see README: Model lifecycle)")
+    g.add_argument("--enable-watchdog-idle", action="store_true", default=env_flag("WATCHDOG_IDLE"),
+                   help="unload a model after --watchdog-idle-timeout without requests (env LOCALAI_WATCHDOG_IDLE); "
+                        "a model's YAML keep_alive overrides it either way")
+    g.add_argument("--watchdog-idle-timeout", type=duration, default=duration(env("WATCHDOG_IDLE_TIMEOUT", "15m")),
+                   help="idle time before unloading, e.g. 90s, 15m, 1h (env LOCALAI_WATCHDOG_IDLE_TIMEOUT; default 15m)")
+    g.add_argument("--enable-watchdog-busy", action="store_true", default=env_flag("WATCHDOG_BUSY"),
+                   help="kill a model's worker when a request on it runs longer than --watchdog-busy-timeout; its requests "
+                        "fail with 504 and the next request reloads the model (env LOCALAI_WATCHDOG_BUSY)")
+    g.add_argument("--watchdog-busy-timeout", type=duration, default=duration(env("WATCHDOG_BUSY_TIMEOUT", "5m")),
+                   help="longest a request may run before the busy watchdog acts (env LOCALAI_WATCHDOG_BUSY_TIMEOUT; default 5m)")
+    g.add_argument("--max-active-backends", type=int, default=int(env("MAX_ACTIVE_BACKENDS", "0") or 0),
+                   help="most models loaded at once; loading one more unloads the least recently used idle model "
+                        "(pinned: true models are never unloaded) (env LOCALAI_MAX_ACTIVE_BACKENDS; default 0 = no limit)")
+    g.add_argument("--single-active-backend", action="store_true", default=env_flag("SINGLE_ACTIVE_BACKEND"),
+                   help="same as --max-active-backends 1 (env LOCALAI_SINGLE_ACTIVE_BACKEND)")
+    g.add_argument("--max-active-wait", type=duration, default=duration(env("MAX_ACTIVE_WAIT", "30s")),
+                   help="how long a load waits for a busy model to become idle before answering 503 server busy "
+                        "(529 on the Anthropic API) (env LOCALAI_MAX_ACTIVE_WAIT; default 30s)")
+    g.add_argument("--disable-memory-check", action="store_true", default=env_flag("DISABLE_MEMORY_CHECK"),
+                   help="load models even when their estimated size (model files + context) exceeds available RAM; by "
+                        "default idle models are unloaded to make room and the load is refused if it still cannot fit "
+                        "(env LOCALAI_DISABLE_MEMORY_CHECK)")
+    g.add_argument("--preload-models", default=env("PRELOAD_MODELS", ""),
+                   help="comma-separated models to load at start-up (besides YAML preload: true); /readyz answers 200 "
+                        "only once they are loaded (env LOCALAI_PRELOAD_MODELS)")
+    g.add_argument("--shutdown-timeout", type=duration, default=duration(env("SHUTDOWN_TIMEOUT", "30s")),
+                   help="on SIGTERM, how long requests in flight may still run (new ones get 503); then streams end with "
+                        "an error event and workers stop (env LOCALAI_SHUTDOWN_TIMEOUT; default 30s)")
+    g.add_argument("--upload-limit", type=float, default=float(env("UPLOAD_LIMIT", "15") or 15),
+                   help="largest request body in MiB; bigger ones get 413 (env LOCALAI_UPLOAD_LIMIT; default 15, 0 = no limit)")
+
+
+def lifecycle_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from localai.lifecycle import LifecycleSettings
+
+    max_active = 1 if args.single_active_backend else max(0, args.max_active_backends)
+    return LifecycleSettings(
+        idle_timeout=args.watchdog_idle_timeout if args.enable_watchdog_idle else None,
+        busy_timeout=args.watchdog_busy_timeout if args.enable_watchdog_busy else None,
+        max_active=max_active,
+        eviction_wait=max(0.0, args.max_active_wait),
+        memory_check=not args.disable_memory_check,
+        preload=[m.strip() for m in (args.preload_models or "").split(",") if m.strip()],
+    )
+
+
 def parse_address(address: str) -> tuple[str, int]:
     """``host:port``, ``:port`` or ``[v6]:port``."""
     host, sep, port = address.rpartition(":")
@@ -54,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "installed as its own package (e.g. localai-llama-cpp).",
         epilog="Environment variables use the LOCALAI_ prefix: LOCALAI_ADDRESS, LOCALAI_MODELS_PATH, LOCALAI_DATA_PATH, "
                "LOCALAI_API_KEY, LOCALAI_LOG_LEVEL, LOCALAI_PLUGINS, LOCALAI_BACKENDS_PATH, LOCALAI_BACKEND_GALLERIES, "
-               "LOCALAI_FORCE_META_BACKEND_CAPABILITY.",
+               "LOCALAI_FORCE_META_BACKEND_CAPABILITY; `localai run --help` lists the lifecycle ones.",
     )
     parser.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING or ERROR (env LOCALAI_LOG_LEVEL)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -68,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--api-key", action="append", default=None,
                      help="require this API key (repeatable; env LOCALAI_API_KEY, comma-separated)")
     add_backend_args(run)
+    add_lifecycle_flags(run)
     run.set_defaults(func=cmd_run)
 
     backends = sub.add_parser("backends", help="list, install, upgrade and uninstall backends",
@@ -251,16 +314,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     keys = args.api_key or [k.strip() for k in (env("API_KEY") or "").split(",") if k.strip()]
     host, port = parse_address(args.address)
     from localai.backend_envs.gallery import parse_sources
+    from localai.shutdown import GracefulServer
 
     galleries = [url for _, url in parse_sources(args.backend_galleries)]
     backends_path = args.backends_path if env("BACKENDS_PATH") or args.backends_path != backends_path_default() \
         else args.data_path / "backends"  # default: under the --data-path given
     settings = Settings(models_path=args.models_path, data_path=args.data_path, api_keys=keys,
-                        backends_path=backends_path, backend_galleries=galleries)
+                        backends_path=backends_path, backend_galleries=galleries,
+                        lifecycle=lifecycle_settings(args), upload_limit=int(max(0.0, args.upload_limit) * 2**20),
+                        shutdown_timeout=max(0.0, args.shutdown_timeout))
     logging.getLogger("localai").info("models folder %s, listening on http://%s:%d%s", args.models_path.resolve(), host, port,
                                       " (API key required)" if keys else "")
     app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=5)
+    GracefulServer(config, app.state.localai, settings.shutdown_timeout).run()
     return 0
 
 

@@ -75,6 +75,11 @@ class ModelConfig(BaseModel):
     known_usecases: list[str] = Field(default_factory=list)
     function: dict[str, Any] | None = None
     tool_parser: str | None = None
+    # Lifecycle (localai.lifecycle): Ollama's keep_alive ("5m", 300, 0 = unload after each request,
+    # negative = never), never evicted when pinned, loaded at start-up when preload.
+    keep_alive: str | int | float | None = None
+    pinned: bool = False
+    preload: bool = False
 
     @field_validator("options", "stopwords", "known_usecases", mode="before")
     @classmethod
@@ -86,6 +91,15 @@ class ModelConfig(BaseModel):
     def _options_as_strings(cls, v: Any) -> Any:
         if isinstance(v, list):
             return [str(x) if isinstance(x, (int, float, bool)) else x for x in v]
+        return v
+
+    @field_validator("keep_alive")
+    @classmethod
+    def _keep_alive_is_a_duration(cls, v: Any) -> Any:
+        if v is not None:
+            from localai.lifecycle import parse_duration
+
+            parse_duration(v)
         return v
 
     @field_validator("name")

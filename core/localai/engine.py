@@ -8,6 +8,7 @@ and returns an iterator turning its raw text into :mod:`localai.events`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ from localai.catalog import ModelEntry
 from localai.chat import templates
 from localai.errors import invalid
 from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallEnd, ToolCallStart
+from localai.metrics import GenerationMetrics
 from localai.runtime import Loaded, Runtime
 from localai.worker.client import GenerationStream
 from localai.types import EmbeddingResult, GenerateRequest, Message, ModelInfo, SamplingParams, ToolCall, TokenLogprob, Usage
@@ -33,6 +35,8 @@ class Result:
     logprobs: list[TokenLogprob] = field(default_factory=list)
     finish: Finish = field(default_factory=lambda: Finish("stop"))
 
+
+MAX_TOKENS_LIMIT = 2**31 - 1  # engines count tokens in 32-bit ints; more is never meaningful
 
 CONFIG_SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "presence_penalty",
                           "frequency_penalty", "seed")
@@ -88,6 +92,9 @@ class Engine:
         loaded = await self.load(request.model or None, usecase)
         entry, info = loaded.entry, loaded.info
         request = apply_defaults(request, entry)
+        if request.max_tokens is not None and request.max_tokens > MAX_TOKENS_LIMIT:
+            raise invalid(f"max_tokens must be at most {MAX_TOKENS_LIMIT} (model {entry.name!r} has a context of "
+                          f"{info.context_size or 'unknown size'})", param="max_tokens", code="invalid_max_tokens")
         if request.messages is not None:
             if any(m.images() for m in request.messages) and not info.vision:
                 raise invalid(f"model {entry.name!r} does not support image input", param="messages", code="vision_not_supported")
@@ -129,10 +136,30 @@ class Engine:
     async def start_counted(self, request: GenerateRequest, usecase: str = "chat",
                             count: bool = True) -> tuple[AsyncIterator[Event], int | None]:
         """:meth:`start`, also giving the prompt's token count up front (Anthropic's ``message_start``)."""
-        loaded, backend_request, parser = await self.prepare(request, usecase)
-        prompt_tokens = await self._prompt_tokens(loaded, backend_request) if count else None
-        chunks = await loaded.worker.open(backend_request)
-        return self.events(chunks, parser), prompt_tokens
+        gm = self._measure(request, usecase)
+        try:
+            loaded, backend_request, parser = await self.prepare(request, usecase)
+            prompt_tokens = await self._prompt_tokens(loaded, backend_request) if count else None
+            chunks = await loaded.worker.open(backend_request)
+        except BaseException as exc:
+            if gm is not None:
+                gm.refused(exc)
+            raise
+        if gm is None:
+            return self.events(chunks, parser), prompt_tokens
+        gm.accepted()
+        return self.events(gm.wrap(chunks), parser), prompt_tokens  # type: ignore[arg-type]
+
+    def _measure(self, request: GenerateRequest, usecase: str) -> GenerationMetrics | None:
+        """Metrics for one generation from its arrival (waiting while its model loads); ``None`` without metrics."""
+        metrics = self.runtime.metrics
+        if metrics is None:
+            return None
+        try:
+            entry = self.runtime.entry(request.model or None, usecase)
+        except Exception:  # noqa: BLE001 - prepare() raises it again, as the client's error
+            return None
+        return metrics.generation(entry.name, entry.backend.name if entry.backend else "", time.monotonic())
 
     async def stream(self, request: GenerateRequest, usecase: str = "chat") -> AsyncIterator[Event]:
         """Like :meth:`start`, preparing lazily on first iteration."""

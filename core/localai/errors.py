@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from localai.runtime import ModelNotFound, ModelUnavailable
+from localai.runtime import ModelNotFound, ModelUnavailable, ServerBusy
 from localai.worker import protocol
 from localai.worker.client import WorkerDied, WorkerError
 
@@ -15,6 +15,8 @@ STATUS = {
     "request_too_large": 413,
     "rate_limit": 429,
     "server": 500,
+    "unavailable": 503,
+    "timeout": 504,
     "overloaded": 529,
 }
 
@@ -56,7 +58,13 @@ def to_api_error(exc: BaseException) -> APIError:
     if isinstance(exc, ModelUnavailable):
         return APIError("server", str(exc), param="model", code="model_load_failed")
     if isinstance(exc, WorkerDied):
+        if exc.kind == "busy_timeout":
+            return APIError("timeout", str(exc), code="worker_timeout")
+        if exc.kind == "shutdown":
+            return APIError("unavailable", str(exc), code="server_shutting_down")
         return APIError("server", str(exc), code="worker_died")
+    if isinstance(exc, ServerBusy):
+        return APIError("unavailable", str(exc), code=exc.code, retry_after=exc.retry_after)
     if isinstance(exc, QueueFull):
         return APIError("rate_limit", str(exc), code="queue_full", retry_after=exc.retry_after)
     if isinstance(exc, WorkerError):

@@ -16,6 +16,8 @@ OPENAI_TYPES = {
     "request_too_large": "invalid_request_error",
     "rate_limit": "rate_limit_error",
     "server": "server_error",
+    "unavailable": "server_error",
+    "timeout": "server_error",
     "overloaded": "server_error",
 }
 ANTHROPIC_TYPES = {
@@ -26,6 +28,8 @@ ANTHROPIC_TYPES = {
     "request_too_large": "request_too_large",
     "rate_limit": "rate_limit_error",
     "server": "api_error",
+    "unavailable": "overloaded_error",
+    "timeout": "timeout_error",
     "overloaded": "overloaded_error",
 }
 RESPONSES_TYPES = {
@@ -36,6 +40,8 @@ RESPONSES_TYPES = {
     "request_too_large": "invalid_request",
     "rate_limit": "too_many_requests",
     "server": "server_error",
+    "unavailable": "server_error",
+    "timeout": "server_error",
     "overloaded": "too_many_requests",
 }
 
@@ -57,8 +63,8 @@ def error_body(protocol: str, err: APIError) -> dict[str, Any]:
 
 
 def for_protocol(protocol: str, err: APIError) -> APIError:
-    """Anthropic says a full queue is 529 ``overloaded_error``; OpenAI and Responses say 429."""
-    if protocol == "anthropic" and err.kind == "rate_limit" and err.code == "queue_full":
+    """Anthropic says a full queue or a busy server is 529 ``overloaded_error``; OpenAI and Responses say 429 / 503."""
+    if protocol == "anthropic" and (err.kind == "rate_limit" and err.code == "queue_full" or err.kind == "unavailable"):
         return APIError("overloaded", err.message, code=err.code, retry_after=err.retry_after)
     return err
 

@@ -15,9 +15,17 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """200 once at least one model is configured and usable."""
-    catalog = request.app.state.localai.catalog
-    usable = [e.name for e in catalog.entries.values() if e.usable]
+    """200 once at least one model is configured and usable and every preloaded model is loaded."""
+    state = request.app.state.localai
+    usable = [e.name for e in state.catalog.entries.values() if e.usable]
+    if getattr(state, "draining", False):
+        return JSONResponse({"status": "not ready", "reason": "the server is shutting down"}, status_code=503)
     if not usable:
         return JSONResponse({"status": "not ready", "reason": "no usable model is configured"}, status_code=503)
+    lifecycle = getattr(state, "lifecycle", None)
+    if lifecycle is not None:
+        ready, loading, failed = lifecycle.readiness()
+        if not ready:
+            reason = "; ".join([*(f"preloading {n}" for n in loading), *(f"preload of {n} failed: {e}" for n, e in failed.items())])
+            return JSONResponse({"status": "not ready", "reason": reason, "loading": loading, "failed": failed}, status_code=503)
     return JSONResponse({"status": "ready", "models": usable})

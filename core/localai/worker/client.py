@@ -10,6 +10,8 @@ import os
 import signal
 import socket
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from localai.types import GenerateRequest, GenerationChunk, ModelInfo
@@ -50,12 +52,21 @@ class WorkerError(Exception):
 
 
 class WorkerDied(Exception):
-    """The worker process ended while a request was in flight."""
+    """The worker process ended while a request was in flight.
 
-    def __init__(self, model: str, returncode: int | None) -> None:
+    ``kind`` says why when the server stopped it on purpose (``busy_timeout``, ``shutdown``, ``unload``);
+    ``None`` means it crashed.
+    """
+
+    def __init__(self, model: str, returncode: int | None, kind: str | None = None, reason: str | None = None) -> None:
         self.model = model
         self.returncode = returncode
-        super().__init__(f"the worker serving model {model!r} {describe_exit(returncode)}; the request was lost, retry to reload the model")
+        self.kind = kind
+        if reason:
+            msg = f"the worker serving model {model!r} was stopped: {reason}; the request was lost"
+        else:
+            msg = f"the worker serving model {model!r} {describe_exit(returncode)}; the request was lost, retry to reload the model"
+        super().__init__(msg)
 
 
 class WorkerProcess:
@@ -74,6 +85,16 @@ class WorkerProcess:
         self._reader_task: asyncio.Task[None] | None = None
         self.returncode: int | None = None
         self.dead = False
+        # Lifecycle bookkeeping (localai.lifecycle): request start times by id, timestamps, why it was stopped.
+        self.inflight: dict[int, float] = {}
+        self.created_at = time.time()
+        self.loaded_at: float | None = None
+        self.last_used = time.monotonic()
+        self.last_used_wall = time.time()
+        self.unloading = False
+        self.stop_kind: str | None = None
+        self.stop_reason: str | None = None
+        self.on_exit: Callable[[WorkerProcess], None] | None = None
 
     @property
     def alive(self) -> bool:
@@ -82,6 +103,39 @@ class WorkerProcess:
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
+
+    @property
+    def state(self) -> str:
+        """LocalAI's monitor states: loading, ready, busy, unloading."""
+        if self.unloading or self.dead:
+            return "unloading"
+        if self.info is None:
+            return "loading"
+        return "busy" if self.inflight else "ready"
+
+    def oldest_request_age(self) -> float:
+        return time.monotonic() - min(self.inflight.values()) if self.inflight else 0.0
+
+    def touch(self) -> None:
+        self.last_used = time.monotonic()
+        self.last_used_wall = time.time()
+
+    def _track(self, rid: int, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._queues[rid] = queue
+        self.inflight[rid] = time.monotonic()
+        self.touch()
+
+    def _untrack(self, rid: int) -> None:
+        self._queues.pop(rid, None)
+        if self.inflight.pop(rid, None) is not None:
+            self.touch()
+
+    def kill(self, kind: str, reason: str) -> None:
+        """Stop the process at once; requests in flight fail with ``reason`` (busy watchdog, shutdown timeout)."""
+        self.stop_kind, self.stop_reason = kind, reason
+        if self.proc is not None and self.proc.returncode is None:
+            log.warning("killing worker pid %s for model %r: %s", self.proc.pid, self.model, reason)
+            self.proc.kill()
 
     async def start(self, config: dict[str, Any], model_path: str | None, options: dict[str, Any],
                     parse_options: bool = False) -> ModelInfo:
@@ -103,8 +157,11 @@ class WorkerProcess:
         self._reader_task = asyncio.create_task(self._read(reader))
         log.info("started worker pid %s for model %r (backend %s, %s)", self.proc.pid, self.model, self.backend, self.python)
         data = await self.call_op({"op": "load", "backend": self.backend, "config": config, "model_path": model_path, "options": options,
-                                   "parse_options": parse_options})
+                                   "parse_options": parse_options},
+                                  track=False)
         self.info = ModelInfo.model_validate(data)
+        self.loaded_at = time.time()
+        self.touch()
         return self.info
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
@@ -130,30 +187,41 @@ class WorkerProcess:
         log.log(level, "worker pid %s for model %r %s", self.pid, self.model, describe_exit(self.returncode))
         for queue in self._queues.values():
             queue.put_nowait({"type": "died"})
+        if self.on_exit is not None:
+            try:
+                self.on_exit(self)
+            except Exception:  # noqa: BLE001 - bookkeeping must not hide the exit
+                log.exception("worker %r: exit callback failed", self.model)
+
+    def died(self) -> WorkerDied:
+        return WorkerDied(self.model, self.returncode, self.stop_kind, self.stop_reason)
 
     def _send(self, msg: dict[str, Any]) -> None:
         if self._writer is None or self.dead:
-            raise WorkerDied(self.model, self.returncode)
+            raise self.died()
         self._writer.write(protocol.encode(msg))
 
     def _raise_for(self, msg: dict[str, Any]) -> None:
         if msg["type"] == "died":
-            raise WorkerDied(self.model, self.returncode)
+            raise self.died()
         if msg["type"] == "error":
             err = msg["error"]
             raise WorkerError(self.model, err.get("kind", protocol.BACKEND), err.get("message", "unknown error"))
 
-    async def call_op(self, msg: dict[str, Any]) -> Any:
+    async def call_op(self, msg: dict[str, Any], track: bool = True) -> Any:
         rid = next(self._ids)
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._queues[rid] = queue
+        if track:
+            self._track(rid, queue)
+        else:
+            self._queues[rid] = queue
         try:
             self._send({**msg, "id": rid})
             reply = await queue.get()
             self._raise_for(reply)
             return reply.get("data")
         finally:
-            self._queues.pop(rid, None)
+            self._untrack(rid)
 
     async def call(self, hook: str, **args: Any) -> Any:
         """Run a non-streaming hook (``embed``, ``tokenize``, ``detokenize``) in the worker."""
@@ -167,7 +235,7 @@ class WorkerProcess:
         """
         rid = next(self._ids)
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._queues[rid] = queue
+        self._track(rid, queue)
         stream = GenerationStream(self, rid, queue)
         try:
             self._send({"op": "generate", "id": rid, "request": request.model_dump(mode="json", by_alias=True, exclude_none=True)})
@@ -177,12 +245,15 @@ class WorkerProcess:
             raise
         if first["type"] != "accepted":
             stream.finished = True
-            self._queues.pop(rid, None)
+            self._untrack(rid)
             self._raise_for(first)
             raise WorkerError(self.model, protocol.BACKEND, f"unexpected first message {first['type']!r}")
         return stream
 
-    async def stop(self, timeout: float = 5.0) -> None:
+    async def stop(self, timeout: float = 5.0, kind: str = "unload", reason: str | None = None) -> None:
+        self.unloading = True
+        if self.stop_kind is None:
+            self.stop_kind, self.stop_reason = kind, reason
         if self.proc is None or self.proc.returncode is not None:
             return
         try:
@@ -225,7 +296,7 @@ class GenerationStream:
 
     def _done(self) -> None:
         self.finished = True
-        self.worker._queues.pop(self.rid, None)
+        self.worker._untrack(self.rid)
 
     async def aclose(self) -> None:
         self.cancel()

@@ -36,6 +36,9 @@ def build_sampler(vocab: Any, n_vocab: int, request: GenerateRequest, grammar: A
     try:
         bias = request.sampling.logit_bias
         if bias:
+            outside = [t for t in bias if not 0 <= int(t) < n_vocab]
+            if outside:  # llama.cpp would index past its logits
+                raise ValueError(f"logit_bias token id {outside[0]} is outside the model's vocabulary (0..{n_vocab - 1})")
             arr = (llama_cpp.llama_logit_bias * len(bias))()
             for i, (tok, val) in enumerate(bias.items()):
                 arr[i].token, arr[i].bias = int(tok), float(val)
