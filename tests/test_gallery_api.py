@@ -73,6 +73,7 @@ def gallery():
             gemma_entry("gemma-b", "gemma-b.gguf", f"{u}/files/gemma.gguf", sha),
             gemma_entry("gemma-shared", GGUF, f"{u}/files/gemma.gguf", sha),
             gemma_entry("gemma-cli", "gemma-cli.gguf", f"{u}/files/gemma.gguf", sha),
+            gemma_entry("gemma-late", GGUF, f"{u}/files/gemma.gguf", sha),
             gemma_entry("gemma-badsha", "gemma-bad.gguf", f"{u}/files/gemma.gguf", "0" * 64),
             gemma_entry("gemma-slow", "gemma-slow.gguf", f"{u}/files/slow/gemma.gguf", sha),
             {"name": "all-minilm-l6-v2", "url": "base-st.yaml", "license": "apache-2.0", "tags": ["embedding"],
@@ -83,6 +84,9 @@ def gallery():
              "files": [{"filename": "/tmp/gallery-evil-abs", "uri": f"{u}/files/minilm/config.json"}]},
             {"name": "org/evil-name", "overrides": {"backend": "llama-cpp", "parameters": {"model": GGUF}}},
         ]
+        srv.texts["/url-gemma.yaml"] = yaml.safe_dump({  # LocalAI's model config format, installed by "url"
+            "name": "gemma-from-url", "config_file": f"backend: llama-cpp\nparameters:\n  model: {GGUF}\n",
+            "files": [{"filename": GGUF, "sha256": sha, "uri": f"{u}/files/gemma.gguf"}]})
         srv.texts["/base-st.yaml"] = yaml.safe_dump({"name": "st", "config_file": "backend: sentencetransformers\n"})
         srv.texts["/index.yaml"] = yaml.safe_dump(index, sort_keys=False)
         yield srv
@@ -224,6 +228,17 @@ def test_bad_requests_are_400_in_the_openai_error_shape(server):
         assert r.status_code == 400 and r.json()["error"]["param"] == param, (body, r.text)
 
 
+def test_install_from_a_config_url_and_request_urls_that_reach_private_hosts_are_refused(server, gallery):
+    job = wait_job(server, apply(server, {"url": gallery.url + "/url-gemma.yaml", "name": "gemma-url"})["uuid"])
+    assert job["error"] is None, job
+    assert yaml.safe_load((models_dir(server) / "gemma-url.yaml").read_text())["backend"] == "llama-cpp"
+    for body, match in [({"url": "http://127.0.0.1:9/x.yaml"}, "private or loopback"),
+                        ({"url": "file:///etc/passwd"}, "inside the models folder"),
+                        ({"id": "gemma-a", "files": [{"filename": "x", "uri": "http://10.0.0.1/x"}]}, "private or loopback")]:
+        r = httpx.post(server.url + "/models/apply", json=body, headers=AUTH)
+        assert r.status_code == 400 and match in r.json()["error"]["message"], r.text
+
+
 def test_delete_removes_config_and_only_the_files_no_other_model_uses(server):
     job = wait_job(server, apply(server, {"id": "gemma-shared"})["uuid"])
     assert job["error"] is None
@@ -241,6 +256,13 @@ def test_delete_removes_config_and_only_the_files_no_other_model_uses(server):
     assert "gemma-a" not in ids and "gemma-shared" not in ids and "gemma-270m" in ids
     missing = httpx.post(server.url + "/models/delete/never-installed", headers=AUTH)
     assert missing.status_code == 404
+
+
+def test_a_model_installed_by_the_cli_into_a_running_servers_folder_is_served_without_restart(server, galleries_json):
+    out = _cli("models", "install", "test@gemma-late", "--models-path", str(models_dir(server)), "--galleries", galleries_json)
+    assert out.returncode == 0, out.stderr
+    r = httpx.get(server.url + "/v1/models/gemma-late", headers=AUTH)
+    assert r.status_code == 200 and r.json()["id"] == "gemma-late"
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

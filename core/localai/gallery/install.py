@@ -9,14 +9,17 @@ failed or cancelled install leaves no config behind.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import socket
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -26,6 +29,7 @@ from localai.gallery.download import Fetched, fetch_all
 from localai.gallery.index import Galleries, GalleryError
 from localai.gallery.merge import ApplyRequest, Plan, build_plan
 from localai.gallery.paths import GALLERY_RECORD_PREFIX, UnsafePath, check_model_name, target_path
+from localai.gallery.sources import SourceError, is_url, resolve
 from localai.jobs import human_size
 
 log = logging.getLogger("localai.gallery")
@@ -85,6 +89,41 @@ class GalleryService:
         return [e.metadata(self.is_installed(e.name)) for e in entries], errors
 
     # ---- install ---------------------------------------------------------------------------------------------
+
+    def check_request_sources(self, request: ApplyRequest) -> None:
+        """URLs a *request* brings (``url``, ``files[].uri``) may not reach private or loopback addresses (other
+        than a configured gallery's host) nor local files outside the models folder, as LocalAI guards them."""
+        trusted = set()
+        for ref in self.galleries.refs:
+            for u in (ref.url, *ref.mirrors):
+                try:
+                    parts = urlsplit(resolve(u))
+                except SourceError:
+                    continue
+                trusted.add((parts.hostname, parts.port))
+        for uri in [request.url, *(f.uri for f in request.files)]:
+            if not uri:
+                continue
+            try:
+                where = resolve(uri)
+            except SourceError as exc:
+                raise GalleryError(str(exc)) from exc
+            if not is_url(where):
+                if not Path(where).resolve().is_relative_to(self.models_path.resolve()):
+                    raise GalleryError(f"{uri}: a request may read local files only inside the models folder")
+                continue
+            parts = urlsplit(where)
+            if (parts.hostname, parts.port) in trusted:
+                continue
+            try:
+                infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+            except OSError:
+                continue  # unresolvable: the download itself reports "cannot reach"
+            for info in infos:
+                ip = ipaddress.ip_address(info[4][0])
+                if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified:
+                    raise GalleryError(f"{uri}: {parts.hostname} is a private or loopback address ({ip}); a request may "
+                                       "reach such hosts only through a configured gallery")
 
     def plan(self, request: ApplyRequest, gallery: str | None = None) -> Plan:
         entry = None

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from localai.errors import APIError
 from localai.gallery.index import Galleries, GalleryError, GalleryRef
@@ -64,6 +65,10 @@ async def apply_model(body: ApplyRequest, request: Request) -> dict[str, str]:
         except UnsafePath as exc:
             raise APIError("invalid_request", str(exc), param="name") from exc
     svc = _svc(request)
+    try:
+        await run_in_threadpool(svc.check_request_sources, body)
+    except GalleryError as exc:
+        raise APIError("invalid_request", str(exc), param="url" if body.url else "files") from exc
     jobs = request.app.state.localai.jobs
     label = body.name or (body.id.partition("@")[2] or body.id) if body.id else (body.name or body.url)
     job = jobs.submit("model", label, lambda job: svc.install(body, job))
@@ -113,8 +118,6 @@ async def available_models(request: Request, gallery: str | None = None, refresh
     """Entries of every configured gallery, each marked ``installed`` or not (LocalAI's ``gallery.Metadata``)."""
     svc = _svc(request)
     try:
-        from starlette.concurrency import run_in_threadpool
-
         models, errors = await run_in_threadpool(svc.available, gallery, refresh)
     except GalleryError as exc:
         raise APIError("not_found", str(exc), param="gallery") from exc
