@@ -157,6 +157,11 @@ def test_install_by_name_resumes_a_dropped_download_and_serves_without_restart(s
     assert out.choices[0].text.strip()
     after = httpx.get(server.url + "/models/available", headers=AUTH, timeout=30).json()
     assert next(m for m in after if m["name"] == "gemma-270m")["installed"] is True
+    # reinstalling a loaded model with new overrides serves the new config (its worker is restarted)
+    job = wait_job(server, apply(server, {"id": "gemma-270m", "overrides": {"context_size": 512}})["uuid"])
+    assert job["error"] is None, job
+    assert client.completions.create(model="gemma-270m", prompt="Hello", max_tokens=2).choices[0].text is not None
+    assert "model 'gemma-270m' loaded by llama-cpp (gemma3, context 512)" in server.log()
 
 
 def test_sha256_mismatch_fails_the_job_and_leaves_no_file_and_no_yaml(server):

@@ -48,6 +48,11 @@ class FileBars:
 
 
 def service(models_path: Path, galleries_json: str | None, catalog: Any = None, concurrency: int = 4) -> GalleryService:
+    """A service that checks backends and name clashes against the plugins installed here and the models folder."""
+    if catalog is None:
+        from localai.cli import _state
+
+        _, _, catalog = _state(models_path)
     return GalleryService(models_path, Galleries(parse_galleries(galleries_json)), catalog=catalog, concurrency=concurrency)
 
 

@@ -138,13 +138,16 @@ class GalleryService:
             return self._name_locks.setdefault(name, threading.Lock())
 
     def install(self, request: ApplyRequest, job: JobLike, *, gallery: str | None = None,
-                on_file: FileProgress | None = None, plan: Plan | None = None) -> dict[str, Any]:
+                on_file: FileProgress | None = None, before_write: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """``before_write(name)`` runs just before the YAML is (re)written: the server stops a loaded worker there,
+        so a reinstalled model is served with its new config."""
         job.update(message=f"resolving {request.id or request.url}")
-        plan = plan or self.plan(request, gallery)
+        plan = self.plan(request, gallery)
         with self._name_lock(plan.name):
-            return self._install(plan, job, on_file)
+            return self._install(plan, job, on_file, before_write)
 
-    def _install(self, plan: Plan, job: JobLike, on_file: FileProgress | None) -> dict[str, Any]:
+    def _install(self, plan: Plan, job: JobLike, on_file: FileProgress | None,
+                 before_write: Callable[[str], None] | None = None) -> dict[str, Any]:
         self.models_path.mkdir(parents=True, exist_ok=True)
         self._check_name_free(plan.name)
         job.check_cancelled()
@@ -152,6 +155,8 @@ class GalleryService:
         job.check_cancelled()
         fetched = self._download(plan, job, on_file)
         job.check_cancelled()
+        if before_write is not None:
+            before_write(plan.name)
         for t in plan.prompt_templates:
             _write_atomic(self.models_path / f"{t.name}.tmpl", t.content)
         self._write_config(plan, fetched)

@@ -6,6 +6,7 @@ did: its error is in the job's JSON. Mounted without the ``/v1`` prefix, as Loca
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,14 @@ async def apply_model(body: ApplyRequest, request: Request) -> dict[str, str]:
         raise APIError("invalid_request", str(exc), param="url" if body.url else "files") from exc
     jobs = request.app.state.localai.jobs
     label = body.name or (body.id.partition("@")[2] or body.id) if body.id else (body.name or body.url)
-    job = jobs.submit("model", label, lambda job: svc.install(body, job))
+    state = request.app.state.localai
+    loop = asyncio.get_running_loop()
+
+    def unload(name: str) -> None:  # from the job's thread: stop a loaded worker of a model being reinstalled
+        if name in state.runtime.loaded():
+            asyncio.run_coroutine_threadsafe(_unload(state, name), loop).result(60)
+
+    job = jobs.submit("model", label, lambda job: svc.install(body, job, before_write=unload))
     log.info("model install job %s: %s", job.uuid, body.id or body.url)
     return {"uuid": job.uuid, "status": _status_url(request, job.uuid)}
 
