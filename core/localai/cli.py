@@ -34,6 +34,11 @@ def add_models_path(p: argparse.ArgumentParser) -> None:
                    help="folder holding model YAML files and model files (env LOCALAI_MODELS_PATH; default ./models)")
 
 
+def _concurrency_env() -> int:
+    value = env("ARTIFACT_DOWNLOAD_CONCURRENCY", "4") or "4"
+    return int(value) if value.isdigit() and int(value) > 0 else 4
+
+
 def add_gallery_flags(p: argparse.ArgumentParser, sub: bool = False) -> None:
     from localai.gallery import DEFAULT_GALLERIES
 
@@ -42,7 +47,7 @@ def add_gallery_flags(p: argparse.ArgumentParser, sub: bool = False) -> None:
                    help="model galleries as LocalAI's JSON list [{\"name\": ..., \"url\": ...}]; url may be https://, http://, "
                         "file://, a local path or github:owner/repo/path@branch (env LOCALAI_GALLERIES; default: LocalAI's gallery)")
     p.add_argument("--artifact-download-concurrency", type=int, dest="download_concurrency",
-                   default=argparse.SUPPRESS if sub else int(env("ARTIFACT_DOWNLOAD_CONCURRENCY", "4") or 4),
+                   default=argparse.SUPPRESS if sub else _concurrency_env(),
                    help="how many files of a model to download at once (env LOCALAI_ARTIFACT_DOWNLOAD_CONCURRENCY; default 4)")
 
 
@@ -102,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_gallery_flags(minst, sub=True)
     minst.set_defaults(func=cmd_models_install)
     for p in (models, mlist, minst):
-        p.set_defaults(galleries=env("GALLERIES", None), download_concurrency=int(env("ARTIFACT_DOWNLOAD_CONCURRENCY", "4") or 4))
+        p.set_defaults(galleries=env("GALLERIES", None), download_concurrency=_concurrency_env())
 
     worker = sub.add_parser("worker", help="run a helper process other machines' models use (e.g. llama.cpp RPC)",
                             description="Start a worker that serves compute to models on other localai servers.")

@@ -177,52 +177,61 @@ def fetch_file(spec: FileSpec, models_path: Path, *, progress: Progress, check: 
                http: httpx.Client | None = None) -> Fetched:
     """Put ``spec`` at its place in ``models_path`` (skipped when already there with the right sha256)."""
     target = target_path(models_path, spec.filename)
-    with _lock_for(target):
-        if target.exists():
-            if not spec.sha256:
-                size = target.stat().st_size
-                progress(spec.filename, size, size)
-                return Fetched(spec, target, False, size)
-            if sha256_of(target, check) == spec.sha256:
-                size = target.stat().st_size
-                progress(spec.filename, size, size)
-                return Fetched(spec, target, False, size)
-            log.warning("%s exists with another sha256; downloading it again", spec.filename)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + PARTIAL_SUFFIX)
-        try:
-            source = resolve(spec.uri)
-        except SourceError as exc:
-            raise DownloadError(f"{spec.filename}: {exc}") from exc
-        hasher = _Digest()
-        keep_partial = False
-        try:
-            if is_url(source):
-                if partial.exists():
-                    with open(partial, "rb") as f:
-                        while chunk := f.read(CHUNK):
-                            hasher.update(chunk)
-                own = http is None
-                http_client = http or client()
-                try:
-                    _fetch_http(source, partial, spec.filename, hasher, progress, check, http_client)
-                finally:
-                    if own:
-                        http_client.close()
-            else:
-                _copy_local(Path(source), partial, spec.filename, hasher, progress, check)
-            digest = hasher.hexdigest()
-            if spec.sha256 and digest != spec.sha256:
-                raise DownloadError(f"{spec.filename}: sha256 mismatch: expected {spec.sha256}, got {digest}; file removed")
-            os.replace(partial, target)
-        except DownloadError as exc:
-            keep_partial = exc.resumable
-            raise
-        finally:
-            if not keep_partial:
-                partial.unlink(missing_ok=True)
-        log.info("downloaded %s (%d bytes%s)", spec.filename, target.stat().st_size, ", sha256 verified" if spec.sha256 else "")
-        return Fetched(spec, target, True, target.stat().st_size)
+    lock = _lock_for(target)
+    while not lock.acquire(timeout=0.5):  # another install is fetching the same file: wait, still cancellable
+        check()
+    try:
+        return _fetch_locked(spec, target, progress=progress, check=check, http=http)
+    finally:
+        lock.release()
+
+
+def _fetch_locked(spec: FileSpec, target: Path, *, progress: Progress, check: Check, http: httpx.Client | None) -> Fetched:
+    if target.exists():
+        if not spec.sha256:
+            size = target.stat().st_size
+            progress(spec.filename, size, size)
+            return Fetched(spec, target, False, size)
+        if sha256_of(target, check) == spec.sha256:
+            size = target.stat().st_size
+            progress(spec.filename, size, size)
+            return Fetched(spec, target, False, size)
+        log.warning("%s exists with another sha256; downloading it again", spec.filename)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + PARTIAL_SUFFIX)
+    try:
+        source = resolve(spec.uri)
+    except SourceError as exc:
+        raise DownloadError(f"{spec.filename}: {exc}") from exc
+    hasher = _Digest()
+    keep_partial = False
+    try:
+        if is_url(source):
+            if partial.exists():
+                with open(partial, "rb") as f:
+                    while chunk := f.read(CHUNK):
+                        hasher.update(chunk)
+            own = http is None
+            http_client = http or client()
+            try:
+                _fetch_http(source, partial, spec.filename, hasher, progress, check, http_client)
+            finally:
+                if own:
+                    http_client.close()
+        else:
+            _copy_local(Path(source), partial, spec.filename, hasher, progress, check)
+        digest = hasher.hexdigest()
+        if spec.sha256 and digest != spec.sha256:
+            raise DownloadError(f"{spec.filename}: sha256 mismatch: expected {spec.sha256}, got {digest}; file removed")
+        os.replace(partial, target)
+    except DownloadError as exc:
+        keep_partial = exc.resumable
+        raise
+    finally:
+        if not keep_partial:
+            partial.unlink(missing_ok=True)
+    log.info("downloaded %s (%d bytes%s)", spec.filename, target.stat().st_size, ", sha256 verified" if spec.sha256 else "")
+    return Fetched(spec, target, True, target.stat().st_size)
 
 
 def fetch_all(files: list[FileSpec], models_path: Path, *, progress: Progress, check: Check,

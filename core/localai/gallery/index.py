@@ -224,7 +224,6 @@ class Galleries:
             try:
                 out.extend(self.fetch(ref, refresh))
             except GalleryError as exc:
-                log.warning("%s", exc)
                 errors.append(str(exc))
         return out, errors
 

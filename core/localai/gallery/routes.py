@@ -129,6 +129,8 @@ async def available_models(request: Request, gallery: str | None = None, refresh
         models, errors = await run_in_threadpool(svc.available, gallery, refresh)
     except GalleryError as exc:
         raise APIError("not_found", str(exc), param="gallery") from exc
+    for err in errors:
+        log.warning("GET /models/available: %s", err)
     if errors and not models:
         raise APIError("server", "; ".join(errors), status=502, code="gallery_unreachable")
     return models
