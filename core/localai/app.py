@@ -43,6 +43,8 @@ class Settings:
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     upload_limit: int = 15 * 2**20  # request body limit in bytes (--upload-limit, MiB); 0 = none
     shutdown_timeout: float = 30.0  # --shutdown-timeout
+    galleries: list[dict[str, Any]] = field(default_factory=list)  # model galleries, LocalAI's [{"name", "url"}]
+    download_concurrency: int = 4                                  # gallery files downloaded at once
 
 
 class State:
@@ -204,7 +206,9 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> FastAPI:
     app.state.localai = state
     install_error_handlers(app)
     from localai.api import routers
+    from localai.gallery import routes as gallery_routes
 
+    app.include_router(gallery_routes.install(state))  # before /models/{id}, which would shadow /models/available
     for router in routers.all_routers(state):
         app.include_router(router, prefix="/v1")
         app.include_router(router, include_in_schema=False)

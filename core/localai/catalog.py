@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,19 +51,45 @@ class Catalog:
         self.registry = registry
         self.entries: dict[str, ModelEntry] = {}
         self.problems: list[ConfigProblem] = []
+        self._reload_lock = threading.Lock()
+        self._stamp: float | None = None
 
     def load(self) -> Catalog:
-        configs, self.problems = load_folder(self.models_path)
-        for problem in self.problems:
+        self._stamp = self._folder_stamp()
+        configs, problems = load_folder(self.models_path)
+        for problem in problems:
             log.error("model config: %s", problem)
+        entries: dict[str, ModelEntry] = {}
         for cfg, file in configs:
-            if cfg.name in self.entries:
-                msg = f"duplicate model name {cfg.name!r} (also in {self.entries[cfg.name].file}); ignored"
-                self.problems.append(ConfigProblem(file=file, model=cfg.name, message=msg))
+            if cfg.name in entries:
+                msg = f"duplicate model name {cfg.name!r} (also in {entries[cfg.name].file}); ignored"
+                problems.append(ConfigProblem(file=file, model=cfg.name, message=msg))
                 log.error("%s: %s", file, msg)
                 continue
-            self.entries[cfg.name] = self._entry(cfg, file)
+            old = self.entries.get(cfg.name)
+            # An unchanged config keeps its entry, so a loaded model's worker stays attached to it.
+            if old is not None and old.file == file and old.config == cfg:
+                entries[cfg.name] = old
+            else:
+                entries[cfg.name] = self._entry(cfg, file)
+        self.entries, self.problems = entries, problems  # swapped whole: readers never see a half-built catalog
         return self
+
+    def reload(self) -> Catalog:
+        """Re-read the models folder (a gallery install or delete, or ``POST /models/reload``); thread-safe."""
+        with self._reload_lock:
+            before = set(self.entries)
+            self.load()
+            added, removed = set(self.entries) - before, before - set(self.entries)
+            if added or removed:
+                log.info("models folder reloaded: added %s, removed %s", sorted(added) or "none", sorted(removed) or "none")
+        return self
+
+    def _folder_stamp(self) -> float | None:
+        try:
+            return self.models_path.stat().st_mtime
+        except OSError:
+            return None
 
     def _entry(self, cfg: ModelConfig, file: str) -> ModelEntry:
         entry = ModelEntry(config=cfg, file=file)
@@ -108,7 +135,11 @@ class Catalog:
         return entry
 
     def get(self, name: str) -> ModelEntry | None:
-        return self.entries.get(name)
+        entry = self.entries.get(name)
+        if entry is None and self._stamp != self._folder_stamp():
+            # A config written into the folder since the last load (e.g. by ``localai models install``).
+            entry = self.reload().entries.get(name)
+        return entry
 
     def first_for(self, usecase: str) -> ModelEntry | None:
         """The first usable model serving ``usecase``, for requests that name no model."""

@@ -88,6 +88,7 @@ def parse_address(address: str) -> tuple[str, int]:
 
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))  # one line per request is noise
 
 
 def add_models_path(p: argparse.ArgumentParser) -> None:
@@ -108,6 +109,23 @@ def add_backend_args(p: argparse.ArgumentParser, suppress: bool = False) -> None
                         "[{\"name\",\"url\"}] (env LOCALAI_BACKEND_GALLERIES)")
 
 
+def _concurrency_env() -> int:
+    value = env("ARTIFACT_DOWNLOAD_CONCURRENCY", "4") or "4"
+    return int(value) if value.isdigit() and int(value) > 0 else 4
+
+
+def add_gallery_flags(p: argparse.ArgumentParser, sub: bool = False) -> None:
+    from localai.gallery import DEFAULT_GALLERIES
+
+    default = argparse.SUPPRESS if sub else env("GALLERIES", DEFAULT_GALLERIES)
+    p.add_argument("--galleries", default=default,
+                   help="model galleries as LocalAI's JSON list [{\"name\": ..., \"url\": ...}]; url may be https://, http://, "
+                        "file://, a local path or github:owner/repo/path@branch (env LOCALAI_GALLERIES; default: LocalAI's gallery)")
+    p.add_argument("--artifact-download-concurrency", type=int, dest="download_concurrency",
+                   default=argparse.SUPPRESS if sub else _concurrency_env(),
+                   help="how many files of a model to download at once (env LOCALAI_ARTIFACT_DOWNLOAD_CONCURRENCY; default 4)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="localai",
@@ -116,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "installed as its own package (e.g. localai-llama-cpp).",
         epilog="Environment variables use the LOCALAI_ prefix: LOCALAI_ADDRESS, LOCALAI_MODELS_PATH, LOCALAI_DATA_PATH, "
                "LOCALAI_API_KEY, LOCALAI_LOG_LEVEL, LOCALAI_PLUGINS, LOCALAI_BACKENDS_PATH, LOCALAI_BACKEND_GALLERIES, "
-               "LOCALAI_FORCE_META_BACKEND_CAPABILITY; `localai run --help` lists the lifecycle ones.",
+               "LOCALAI_FORCE_META_BACKEND_CAPABILITY, LOCALAI_GALLERIES, LOCALAI_ARTIFACT_DOWNLOAD_CONCURRENCY; "
+               "`localai run --help` lists the lifecycle ones.",
     )
     parser.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING or ERROR (env LOCALAI_LOG_LEVEL)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -131,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="require this API key (repeatable; env LOCALAI_API_KEY, comma-separated)")
     add_backend_args(run)
     add_lifecycle_flags(run)
+    add_gallery_flags(run)
+    run.add_argument("models", nargs="*", metavar="MODEL",
+                     help="gallery models (NAME or GALLERY@NAME) or model config URLs to install before serving, "
+                          "unless the models folder already has them")
     run.set_defaults(func=cmd_run)
 
     backends = sub.add_parser("backends", help="list, install, upgrade and uninstall backends",
@@ -172,11 +195,29 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=cmd_backends_show)
     backends.set_defaults(func=cmd_backends)
 
-    models = sub.add_parser("models", help="list configured models and their problems",
-                            description="Load the models folder as the server would and list each model's backend, file and problems.")
+    models = sub.add_parser("models", help="list configured models; list and install gallery models",
+                            description="Without a subcommand: load the models folder as the server would and list each "
+                                        "model's backend, file and problems. 'list' and 'install' use the model galleries.")
     add_models_path(models)
     add_backend_args(models)
     models.set_defaults(func=cmd_models)
+    msub = models.add_subparsers(dest="models_command", metavar="SUBCOMMAND")
+    mlist = msub.add_parser("list", help="models available in the galleries (marked when installed) and installed models")
+    mlist.add_argument("--models-path", type=Path, default=argparse.SUPPRESS, help="as for 'localai models'")
+    add_gallery_flags(mlist, sub=True)
+    mlist.add_argument("--gallery", default=None, help="only this gallery (by name)")
+    mlist.set_defaults(func=cmd_models_list)
+    minst = msub.add_parser("install", help="install gallery models by name, with a progress bar per file",
+                            description="Download each model's files (resumed, sha256-verified) into the models folder "
+                                        "and write its YAML. NAME is a gallery model's name, GALLERY@NAME, or the URL of "
+                                        "a model config.")
+    minst.add_argument("names", nargs="+", metavar="NAME")
+    minst.add_argument("--gallery", default=None, help="look NAME up in this gallery only")
+    minst.add_argument("--models-path", type=Path, default=argparse.SUPPRESS, help="as for 'localai models'")
+    add_gallery_flags(minst, sub=True)
+    minst.set_defaults(func=cmd_models_install)
+    for p in (models, mlist, minst):
+        p.set_defaults(galleries=env("GALLERIES", None), download_concurrency=_concurrency_env())
 
     worker = sub.add_parser("worker", help="run a helper process other machines' models use (e.g. llama.cpp RPC)",
                             description="Start a worker that serves compute to models on other localai servers.")
@@ -296,6 +337,24 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 1 if catalog.problems or any(not e.usable for e in catalog.entries.values()) else 0
 
 
+def _galleries_arg(args: argparse.Namespace) -> str:
+    from localai.gallery import DEFAULT_GALLERIES
+
+    return DEFAULT_GALLERIES if args.galleries is None else args.galleries
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from localai.gallery import cli as gallery_cli
+
+    return gallery_cli.cmd_list(args.models_path, _galleries_arg(args), args.gallery)
+
+
+def cmd_models_install(args: argparse.Namespace) -> int:
+    from localai.gallery import cli as gallery_cli
+
+    return gallery_cli.cmd_install(args.models_path, _galleries_arg(args), args.names, args.gallery, args.download_concurrency)
+
+
 def cmd_worker_llama_cpp_rpc(args: argparse.Namespace) -> int:
     try:
         from localai_llama_cpp.rpc import serve  # the plugin, imported only for this subcommand
@@ -311,18 +370,29 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from localai.app import Settings, create_app
 
+    from localai.gallery import cli as gallery_cli
+    from localai.gallery.index import GalleryError, parse_galleries
+
     keys = args.api_key or [k.strip() for k in (env("API_KEY") or "").split(",") if k.strip()]
     host, port = parse_address(args.address)
     from localai.backend_envs.gallery import parse_sources
     from localai.shutdown import GracefulServer
 
+    try:
+        model_galleries = [g.model_dump() for g in parse_galleries(args.galleries)]
+    except GalleryError as exc:
+        print(f"error: --galleries: {exc}", file=sys.stderr)
+        return 2
+    if args.models and gallery_cli.install_for_run(args.models_path, args.galleries, args.models, args.download_concurrency):
+        return 1
     galleries = [url for _, url in parse_sources(args.backend_galleries)]
     backends_path = args.backends_path if env("BACKENDS_PATH") or args.backends_path != backends_path_default() \
         else args.data_path / "backends"  # default: under the --data-path given
     settings = Settings(models_path=args.models_path, data_path=args.data_path, api_keys=keys,
                         backends_path=backends_path, backend_galleries=galleries,
                         lifecycle=lifecycle_settings(args), upload_limit=int(max(0.0, args.upload_limit) * 2**20),
-                        shutdown_timeout=max(0.0, args.shutdown_timeout))
+                        shutdown_timeout=max(0.0, args.shutdown_timeout),
+                        galleries=model_galleries, download_concurrency=args.download_concurrency)
     logging.getLogger("localai").info("models folder %s, listening on http://%s:%d%s", args.models_path.resolve(), host, port,
                                       " (API key required)" if keys else "")
     app = create_app(settings)

@@ -201,7 +201,8 @@ def load_folder(models_path: Path) -> tuple[list[tuple[ModelConfig, str]], list[
     if not models_path.is_dir():
         return found, [ConfigProblem(file=str(models_path), message="models folder does not exist")]
     for path in sorted(models_path.iterdir()):
-        if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
+        # Hidden files are not configs (LocalAI's ._gallery_<name>.yaml records, editor and macOS "._" files).
+        if path.suffix.lower() in (".yaml", ".yml") and path.is_file() and not path.name.startswith("."):
             cfgs, probs = parse_yaml_file(path)
             found.extend((c, path.name) for c in cfgs)
             problems.extend(probs)
