@@ -14,6 +14,11 @@ Dispatch: the per-model hooks are ``firstresult``. Every plugin sees every call 
 only for its own backends or model objects, returning ``None`` otherwise, so the first
 non-``None`` answer wins (the tox ``tox_register_tox_env`` pattern: the config's ``backend:``
 picks the implementation by id).
+
+Most plugins implement only ``register_backends``, ``parse_options`` and ``load_model``: when no
+plugin answers ``generate``, ``embed``, ``tokenize``, ``detokenize`` or ``unload_model``, the
+core's ``trylast`` fallbacks (:mod:`localai.fallbacks`) call the model object's method of the
+same name (``close`` for ``unload_model``), as :class:`localai.protocol.Model` documents.
 """
 
 from __future__ import annotations
