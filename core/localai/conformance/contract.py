@@ -122,9 +122,12 @@ def check(condition: object, item: str, detail: str) -> None:
 @contextmanager
 def contract(item: str) -> Iterator[None]:
     """Any error inside becomes a failure of ``item``, carrying the backend's own message."""
+    detail = None
     try:
         yield
     except pytest.fail.Exception:
         raise
     except Exception as exc:  # noqa: BLE001 - a backend's error is the finding
-        fail(item, f"{type(exc).__name__}: {exc}")
+        detail = f"{type(exc).__name__}: {exc}"
+    if detail is not None:
+        fail(item, detail)  # outside the except: the report shows the contract, not a chained traceback
