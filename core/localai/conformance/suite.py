@@ -51,6 +51,10 @@ WEATHER_SCHEMA = {
 }
 
 
+# A 1x1 red PNG.
+RED_PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC")
+
+
 def _text(chunks: list[GenerationChunk]) -> str:
     return "".join(c.text for c in chunks)
 
@@ -165,14 +169,24 @@ class BackendConformance:
         check(entry is not None and entry.usable, "load", f"model {name!r} is not usable: {getattr(entry, 'problems', None)}")
         return entry
 
+    @staticmethod
+    def _load(harness: WorkerHarness) -> None:
+        detail = None
+        try:
+            harness.load()
+        except Exception as exc:  # noqa: BLE001
+            detail = f"{type(exc).__name__}: {exc}"
+            harness.stop()
+        if detail is not None:
+            fail("load", detail)
+
     @pytest.fixture(scope="class")
     @classmethod
     def worker(cls, models: Any, registered: Any) -> Iterator[WorkerHarness]:
         if registered.unavailable:
             fail("available", f"backend {registered.name} reports: {registered.unavailable}")
         harness = WorkerHarness(cls._entry(models, MAIN), timeout=cls.timeout)
-        with contract("load"):
-            harness.load()
+        cls._load(harness)
         yield harness
         if harness.worker.alive:
             harness.stop()
@@ -181,8 +195,7 @@ class BackendConformance:
     @classmethod
     def embed_worker(cls, models: Any, registered: Any) -> Iterator[WorkerHarness]:
         harness = WorkerHarness(cls._entry(models, EMBED), timeout=cls.timeout)
-        with contract("load"):
-            harness.load()
+        cls._load(harness)
         yield harness
         harness.stop()
 
@@ -572,6 +585,14 @@ class BackendConformance:
         text = plain.choices[0].message.content or ""
         check(text.strip(), "chat", "the chat answer is empty")
         check(streamed == text, "stream", f"streamed chat {streamed!r}, not streamed {text!r}")
+
+    def test_http_vision(self, client: Any) -> None:
+        self.needs("vision")
+        content = [{"type": "text", "text": "What color is this image?"}, {"type": "image_url", "image_url": {"url": RED_PIXEL}}]
+        with contract("vision"):
+            r = client.chat.completions.create(model=MAIN, messages=[{"role": "user", "content": content}],
+                                               max_tokens=self.max_tokens, temperature=0)
+        check((r.choices[0].message.content or "").strip(), "vision", "the answer to an image question is empty")
 
     def test_http_constraints(self, client: Any) -> None:
         import openai
