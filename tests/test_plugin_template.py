@@ -67,7 +67,7 @@ def test_generated_plugin_installs_in_its_own_environment_and_runs_the_conforman
     purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
     Path(purelib, "_localai_parent.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
-    pip = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", str(root)], capture_output=True, text=True, timeout=600)
+    pip = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "-e", str(root)], capture_output=True, text=True, timeout=600)
     assert pip.returncode == 0, pip.stderr[-3000:]
 
     listed = localai("backends", python=python)
@@ -77,13 +77,7 @@ def test_generated_plugin_installs_in_its_own_environment_and_runs_the_conforman
     shown = localai("backends", "show", "demo-engine", python=python)
     assert "n_batch, batch: int (default 512)" in shown.stdout
 
-    junit = tmp_path / "junit.xml"
-    run = subprocess.run([python, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
-                         cwd=root, capture_output=True, text=True, timeout=600)
-    outcomes: dict[str, str] = {}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        bad = case.find("failure") if case.find("failure") is not None else case.find("error")
-        outcomes[case.get("name", "")] = "skipped" if case.find("skipped") is not None else (bad.get("message", "") + (bad.text or "")) if bad is not None else "passed"
+    run, outcomes = conformance(python, root)
     # What the template already gets right passes...
     for name in ("test_registration", "test_capabilities", "test_option_table", "test_discovery_and_check_do_not_import_the_engine",
                  "test_option_errors_name_the_option", "test_load_describes_the_model", "test_unload",
@@ -98,3 +92,79 @@ def test_generated_plugin_installs_in_its_own_environment_and_runs_the_conforman
         assert f"backend contract [{item}]" in message and "TODO(engine): engine_tokenize()" in message and model_py in message, (name, message)
         assert "how to fix:" in message
     assert run.returncode == 1
+
+    # Filled in with a toy engine (bytes as tokens, a fixed text as greedy output), the template's model class
+    # meets the whole contract: the generic code around the TODO(engine) functions is right.
+    model_py = root / "localai_demo_engine" / "model.py"
+    source = model_py.read_text()
+    start, end = source.index("# ---- TODO(engine)"), source.index("# ---- the model protocol")
+    model_py.write_text(source[:start] + TOY_ENGINE + source[end:])
+    (root / "tests" / "toy.bin").write_text("toy weights")
+    test_py = root / "tests" / "test_conformance.py"
+    test_py.write_text(test_py.read_text()
+                       .replace('model = {"context_size": 512}', 'model = {"context_size": 512, "parameters": {"model": "toy.bin"}}')
+                       .replace("normalized_embeddings = False", "normalized_embeddings = True")
+                       .replace("return {}  # e.g.", 'return {"toy.bin": HERE / "toy.bin"}  # e.g.'))
+    run, outcomes = conformance(python, root)
+    failed = {name: message for name, message in outcomes.items() if message not in ("passed", "skipped")}
+    assert not failed and run.returncode == 0, (failed, run.stdout[-3000:])
+    assert outcomes["test_missing_model_file_fails_the_load_clearly"] == "passed"
+    assert sorted(n for n, o in outcomes.items() if o == "skipped") == ["test_http_vision"]  # the one capability it lacks
+
+
+def conformance(python: str, root: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    """Run the package's tests; each test's outcome: passed, skipped, or its failure text."""
+    junit = root / "junit.xml"
+    junit.unlink(missing_ok=True)
+    run = subprocess.run([python, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
+                         cwd=root, capture_output=True, text=True, timeout=600)
+    outcomes: dict[str, str] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        bad = case.find("failure") if case.find("failure") is not None else case.find("error")
+        if case.find("skipped") is not None:
+            outcomes[case.get("name", "")] = "skipped"
+        else:
+            outcomes[case.get("name", "")] = (bad.get("message", "") + (bad.text or "")) if bad is not None else "passed"
+    return run, outcomes
+
+
+TOY_ENGINE = """
+import math
+import time
+
+GREEDY = "the quick brown fox jumps over the lazy dog and "
+BOS = 256
+
+
+def engine_load(model_path, options):
+    return {"weights": open(model_path).read()}
+
+
+def engine_tokenize(engine, text, add_special):
+    return ([BOS] if add_special else []) + list(text.encode())
+
+
+def engine_token_bytes(engine, token):
+    return b"" if token == BOS else bytes([token])
+
+
+def engine_next_token(engine, tokens, temperature, rng):
+    time.sleep(0.01)  # a real engine takes time per token: lets a cancel arrive mid-generation
+    if temperature == 0:
+        return GREEDY.encode()[(sum(tokens) + len(tokens)) % len(GREEDY)], False
+    return rng.choice(b"abcdefghij "), False
+
+
+def engine_embed(engine, tokens):
+    counts = [0.0] * 16
+    for t in tokens:
+        counts[t % 16] += 1
+    norm = math.sqrt(sum(c * c for c in counts)) or 1.0
+    return [c / norm for c in counts]
+
+
+def engine_close(engine):
+    pass
+
+
+"""

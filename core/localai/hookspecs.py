@@ -137,7 +137,10 @@ def detokenize(model: Any, tokens: list[int]) -> str | None:
 
 @hookspec
 def unload_model(model: Any) -> None:
-    """Release ``model``'s resources before its worker exits. Every plugin is asked; ignore foreign models."""
+    """Release ``model``'s resources before its worker exits. Every plugin is asked; ignore foreign models.
+
+    The core's fallback then calls ``model.close()`` if the model has one, so most plugins need no
+    implementation (and ``close`` should be idempotent)."""
 
 
 @hookspec
