@@ -232,7 +232,36 @@ def build_parser() -> argparse.ArgumentParser:
     rpc.set_defaults(func=cmd_worker_llama_cpp_rpc)
     worker.set_defaults(func=lambda args: (worker.print_help(), 2)[1])
 
+    plugin = sub.add_parser("plugin", help="tools for backend plugin authors",
+                            description="Tools for writing backend plugins (see the README's 'Writing a backend plugin').")
+    psub = plugin.add_subparsers(dest="plugin_command", metavar="SUBCOMMAND")
+    new = psub.add_parser("new", help="write a new backend plugin package from the template",
+                          description="Write a pip-installable backend plugin: pyproject.toml with the localai.backends "
+                                      "entry point and a test extra, the hooks module, an options table, a model class "
+                                      "following localai.protocol.Model around marked TODO(engine) calls, the "
+                                      "conformance test and a README.")
+    new.add_argument("name", help="backend name, e.g. my-engine (distribution localai-my-engine, package localai_my_engine)")
+    new.add_argument("--dir", type=Path, default=None, help="folder to create (default ./NAME); must not exist or be empty")
+    new.set_defaults(func=cmd_plugin_new)
+    plugin.set_defaults(func=lambda args: (plugin.print_help(), 2)[1])
+
     return parser
+
+
+def cmd_plugin_new(args: argparse.Namespace) -> int:
+    from localai.plugin_template import new_plugin
+
+    try:
+        dest, written = new_plugin(args.name, args.dir)
+    except (ValueError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    model = next(p for p in written if p.name == "model.py")
+    print(f"next: write the TODO(engine) functions in {model}, then: pip install -e '{dest}[test]' && pytest {dest}/tests\n"
+          f"install it for the server with: localai backends install {dest} (or pip install {dest})")
+    return 0
 
 
 def _state(models_path: Path, backends_path: Path | None = None):  # type: ignore[no-untyped-def]

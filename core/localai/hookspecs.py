@@ -14,6 +14,11 @@ Dispatch: the per-model hooks are ``firstresult``. Every plugin sees every call 
 only for its own backends or model objects, returning ``None`` otherwise, so the first
 non-``None`` answer wins (the tox ``tox_register_tox_env`` pattern: the config's ``backend:``
 picks the implementation by id).
+
+Most plugins implement only ``register_backends``, ``parse_options`` and ``load_model``: when no
+plugin answers ``generate``, ``embed``, ``tokenize``, ``detokenize`` or ``unload_model``, the
+core's ``trylast`` fallbacks (:mod:`localai.fallbacks`) call the model object's method of the
+same name (``close`` for ``unload_model``), as :class:`localai.protocol.Model` documents.
 """
 
 from __future__ import annotations
@@ -132,7 +137,10 @@ def detokenize(model: Any, tokens: list[int]) -> str | None:
 
 @hookspec
 def unload_model(model: Any) -> None:
-    """Release ``model``'s resources before its worker exits. Every plugin is asked; ignore foreign models."""
+    """Release ``model``'s resources before its worker exits. Every plugin is asked; ignore foreign models.
+
+    The core's fallback then calls ``model.close()`` if the model has one, so most plugins need no
+    implementation (and ``close`` should be idempotent)."""
 
 
 @hookspec

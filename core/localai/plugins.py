@@ -36,6 +36,9 @@ class PluginManager(pluggy.PluginManager):
         super().__init__("localai")
         self.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
+        from localai import fallbacks  # the model protocol's trylast hooks (localai.protocol)
+
+        self.register(fallbacks, name="localai.fallbacks")
 
     def add_plugin(self, plugin: Any, name: str, distribution: str | None = None, version: str | None = None) -> PluginInfo:
         """Register ``plugin``; a plugin whose hooks match no spec or whose signatures are wrong is rejected."""

@@ -3,6 +3,7 @@
 Plugin authors can use these in their own test suites::
 
     from localai.testing import ServerProcess, default_gguf
+    from localai.testing import BackendConformance  # the backend conformance suite (localai.conformance)
 """
 
 from __future__ import annotations
@@ -127,3 +128,12 @@ def worker_pids(server_pid: int) -> list[int]:
         if ppid == server_pid:
             out.append(int(entry.name))
     return out
+
+
+def __getattr__(name: str) -> Any:
+    """``BackendConformance`` (the backend conformance suite) loads only when asked for: it needs pytest."""
+    if name in ("BackendConformance", "CONTRACT"):
+        import localai.conformance
+
+        return getattr(localai.conformance, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,5 @@
-"""Hook implementations for the turboquant backend. Generation, embeddings and tokens are answered by the
-llama-cpp plugin's hooks, which serve any :class:`LlamaCppModel` (this backend's model is one)."""
+"""Hook implementations for the turboquant backend: registration, options and loading. Its model is a
+:class:`LlamaCppModel`, whose methods the core's protocol fallbacks call for generation, embeddings and tokens."""
 
 from __future__ import annotations
 
