@@ -332,6 +332,17 @@ def test_models_page_lists_the_default_model(page: Any, server: ServerProcess, s
         assert "not available on this server" in page.inner_text("#gallery-note")
     page.screenshot(path=str(shots / "models.png"), full_page=True)
 
+    if httpx.get(server.url + "/backend/monitor", timeout=10).status_code == 404:
+        assert "not available on this server (GET /backend/monitor answered 404)" in page.inner_text("#models-note")
+        assert row.get_by_role("button", name=f"Load {MODEL}").count() == 0
+    else:  # the lifecycle routes are here: unload and load again from the page
+        for verb, then in (("Unload", "Load"), ("Load", "Unload")):
+            button = row.get_by_role("button", name=f"{verb} {MODEL}")
+            if button.count() == 0:
+                continue
+            button.click()
+            row.get_by_role("button", name=f"{then} {MODEL}").wait_for(timeout=GENERATION_TIMEOUT_MS)
+
     # "Chat" from the models table selects that model on the chat page.
     row.get_by_role("button", name=f"Chat with {MODEL}").click()
     page.wait_for_function("() => !document.querySelector('#page-chat').hidden && "
@@ -392,7 +403,7 @@ def test_images_page_generates_an_image(page: Any, server: ServerProcess, shots:
 
 
 def test_phone_width_has_no_sideways_scroll_and_a_sidebar_toggle(browser: Any, server: ServerProcess, shots: Path) -> None:
-    ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, reduced_motion="reduce")
     page = ctx.new_page()
     try:
         open_chat(page, server.url)

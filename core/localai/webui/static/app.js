@@ -234,6 +234,13 @@
     return Object.entries(data).map(([name, v]) => ({ name, ...(typeof v === 'object' && v ? v : { value: v }) }));
   }
 
+  /** A gallery entry's id for ``/models/apply`` and ``/backends/apply``: its ``id``, else ``gallery@name``. */
+  function galleryId(g) {
+    const name = pick(g, 'name', 'id');
+    const gal = g.gallery && (g.gallery.name || g.gallery);
+    return pick(g, 'id') || (typeof gal === 'string' && gal ? gal + '@' + name : name);
+  }
+
   const pick = (obj, ...keys) => { for (const k of keys) if (obj && obj[k] !== undefined && obj[k] !== null && obj[k] !== '') return obj[k]; return undefined; };
 
   // ---------------------------------------------------------------- background jobs (installs)
@@ -683,12 +690,6 @@
       }
     }
 
-    function galleryId(g) {
-      const name = pick(g, 'name', 'id');
-      const gal = g.gallery && (g.gallery.name || g.gallery);
-      return pick(g, 'id') || (typeof gal === 'string' && gal ? gal + '@' + name : name);
-    }
-
     function renderGallery() {
       const list = $('#gallery-list');
       const q = $('#gallery-search').value.trim().toLowerCase();
@@ -723,7 +724,8 @@
         list.appendChild(el('li', { class: 'card' }, el('h3', { text: name }),
           g.description ? el('p', { class: 'muted small', text: String(g.description).slice(0, 280) }) : null,
           tags.length ? el('div', { class: 'tags' }, tags) : null,
-          g.license ? el('div', { class: 'small muted', text: 'Licence: ' + g.license }) : null,
+          el('div', { class: 'small muted', text: [g.backend ? 'backend ' + g.backend : '', g.size ? String(g.size) : '',
+            g.license ? 'licence ' + g.license : ''].filter(Boolean).join(' · ') }),
           actions, jobs));
       }
       if (!hits.length) list.appendChild(el('li', { class: 'muted', text: gallery.length ? 'No gallery model matches.' : 'The gallery is empty.' }));
@@ -788,11 +790,13 @@
       e.preventDefault();
       if (busy) return;
       const status = $('#image-status');
-      const body = { prompt: $('#image-prompt').value, size: $('#image-size').value, n: Number($('#image-n').value) || 1, response_format: 'b64_json' };
+      const prompt = $('#image-prompt').value.trim();
+      const negative = $('#image-negative').value.trim();
+      // LocalAI's convention: the negative prompt follows a "|" in the prompt (so the prompt itself keeps none).
+      const body = { prompt: negative ? prompt.replace(/\|/g, ' ') + '|' + negative : prompt, size: $('#image-size').value,
+        n: Number($('#image-n').value) || 1, response_format: 'b64_json' };
       const model = $('#image-model').value;
       if (model) body.model = model;
-      const negative = $('#image-negative').value.trim();
-      if (negative) body.negative_prompt = negative;
       const steps = $('#image-steps').value.trim();
       if (steps) body.step = Number(steps);
       const seed = $('#image-seed').value.trim();
@@ -812,7 +816,7 @@
           const url = await imageURL(item);
           urls.push(url);
           const name = 'localai-' + (seed || Date.now()) + '-' + (++i) + '.png';
-          const alt = 'Generated image ' + i + ' for: ' + body.prompt.slice(0, 120);
+          const alt = 'Generated image ' + i + ' for: ' + prompt.slice(0, 120);
           grid.prepend(el('li', {}, el('figure', {}, el('img', { src: url, alt, loading: 'lazy' }),
             el('figcaption', {}, el('span', { class: 'muted', text: body.size + (seed ? ' · seed ' + seed : '') }),
               el('a', { href: url, download: name, text: 'Download', 'aria-label': 'Download image ' + i })))));
@@ -875,8 +879,9 @@
       const list = $('#envs-list');
       list.textContent = '';
       if (r.error) { showNote($('#envs-note'), r.missing ? 'Backend environments are not available on this server (GET /backends answered ' + r.error.status + ').' : r.error.message, !r.missing); return; }
-      const items = asList(r.data);
-      showNote($('#envs-note'), items.length ? '' : 'No backend environment installed yet: install one from the gallery below.');
+      const items = asList(r.data).filter((b) => !b.system);
+      showNote($('#envs-note'), items.length ? '' : 'No backend environment installed yet: install one from the gallery below. '
+        + 'Backends installed in the server\'s own environment are listed above.');
       for (const b of items) {
         const name = pick(b, 'name', 'Name', 'id');
         const meta = b.metadata || b.Metadata || {};
@@ -888,6 +893,7 @@
             if (!confirm('Uninstall the backend ' + name + '?')) return;
             const d = await call('/backends/delete/' + encodeURIComponent(name), { method: 'POST' }, 'Uninstalling backends');
             if (d.error) { jobs.appendChild(el('div', { class: 'error-text small', text: d.error.message })); return; }
+            if (d.data && d.data.used_by && d.data.used_by.length) toast('Models configured with it: ' + d.data.used_by.join(', '));
             if (d.data && d.data.uuid) trackJob(jobs, '/backends/jobs/' + encodeURIComponent(d.data.uuid), null, refresh);
             else refresh();
           } })), jobs));
@@ -904,16 +910,26 @@
       for (const b of items) {
         const name = pick(b, 'name', 'id');
         const jobs = el('div');
-        const button = el('button', { type: 'button', class: 'small primary', text: b.installed ? 'Reinstall' : 'Install', 'aria-label': 'Install backend ' + name });
-        button.addEventListener('click', async () => {
-          button.disabled = true;
-          const a = await call('/backends/apply', { method: 'POST', json: { id: pick(b, 'id', 'name') } }, 'Installing backends (POST /backends/apply)');
-          if (a.error) { jobs.appendChild(el('div', { class: 'error-text small', text: a.error.message })); button.disabled = false; return; }
-          trackJob(jobs, '/backends/jobs/' + encodeURIComponent(a.data.uuid), null, () => { button.disabled = false; refresh(); });
-        });
-        list.appendChild(el('li', { class: 'card' }, el('h3', {}, name, ' ', b.installed ? el('span', { class: 'badge ok', text: 'installed' }) : null),
+        const actions = el('div', { class: 'actions' });
+        if (!b.system) {
+          const verb = b.installed ? (b.upgradable ? 'Upgrade' : 'Reinstall') : 'Install';
+          const button = el('button', { type: 'button', class: 'small ' + (b.installed ? 'ghost' : 'primary'), text: verb, 'aria-label': verb + ' backend ' + name });
+          button.addEventListener('click', async () => {
+            button.disabled = true;
+            const req = { id: galleryId(b) };
+            if (b.installed) req.force = true;
+            const a = await call('/backends/apply', { method: 'POST', json: req }, 'Installing backends (POST /backends/apply)');
+            if (a.error) { jobs.appendChild(el('div', { class: 'error-text small', text: a.error.message })); button.disabled = false; return; }
+            const job = '/backends/jobs/' + encodeURIComponent(a.data.uuid);
+            trackJob(jobs, job, job + '/cancel', () => { button.disabled = false; refresh(); });
+          });
+          actions.appendChild(button);
+        }
+        const badge = b.system ? el('span', { class: 'badge ok', text: 'in the server environment' })
+          : b.installed ? el('span', { class: 'badge ok', text: 'installed' + (b.installed_version ? ' ' + b.installed_version : '') }) : null;
+        list.appendChild(el('li', { class: 'card' }, el('h3', {}, name, ' ', badge, b.upgradable ? el('span', { class: 'badge warn', text: 'update available' }) : null),
           b.description ? el('p', { class: 'muted small', text: String(b.description).slice(0, 280) }) : null,
-          el('div', { class: 'actions' }, button), jobs));
+          actions, jobs));
       }
     }
 
