@@ -371,7 +371,7 @@ def _images_route_missing(url: str) -> bool:
 
 def test_images_page_without_the_route_says_so(page: Any, server: ServerProcess, shots: Path) -> None:
     if not _images_route_missing(server.url):
-        pytest.skip("POST /v1/images/generations is on this server: the generation test covers the page")
+        pytest.skip("POST /v1/images/generations is on this server: test_images_page_generates_images covers the page")
     page.goto(server.url + "/#/images")
     page.fill("#image-prompt", "a lighthouse")
     page.click("#image-generate")
@@ -381,24 +381,44 @@ def test_images_page_without_the_route_says_so(page: Any, server: ServerProcess,
     page.screenshot(path=str(shots / "images.png"), full_page=True)
 
 
-def test_images_page_generates_an_image(page: Any, server: ServerProcess, shots: Path) -> None:
-    if _images_route_missing(server.url):
-        pytest.skip("POST /v1/images/generations is not on this branch (issue 14, the diffusers backend); "
+FAKE_IMAGE_BACKEND = Path(__file__).parents[1] / "fake_image_backend.py"
+
+
+@pytest.fixture(scope="module")
+def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with one image model on the images issue's test backend (core logic only: the page's requests)."""
+    if not FAKE_IMAGE_BACKEND.is_file():
+        pytest.skip("POST /v1/images/generations is not on this branch (issue 14, with its tests/fake_image_backend.py); "
                     "this test runs once it is merged")
-    image_model = os.environ.get("LOCALAI_WEBUI_IMAGE_MODEL")
-    if not image_model:
-        pytest.skip("no image model configured for the web UI test (set LOCALAI_WEBUI_IMAGE_MODEL to a model "
-                    "in the test's models folder, e.g. the diffusers test pipeline)")
-    page.goto(server.url + "/#/images")
-    page.wait_for_function("() => document.querySelector('#image-model').options.length > 0")
-    page.select_option("#image-model", image_model)
+    folder = tmp_path_factory.mktemp("webui-image-models")
+    (folder / "paint.yaml").write_text("name: paint\nbackend: fake-image\nstep: 3\n")
+    log = folder.parent / "fake-image.log"
+    env = {"LOCALAI_PLUGINS": "fake_image_backend", "FAKE_BACKEND_LOG": str(log),
+           "PYTHONPATH": os.pathsep.join([str(FAKE_IMAGE_BACKEND.parent), os.environ.get("PYTHONPATH", "")])}
+    with ServerProcess(folder, env=env) as srv:
+        srv.fake_log = log  # type: ignore[attr-defined]
+        yield srv
+
+
+def test_images_page_generates_images(page: Any, image_server: ServerProcess, shots: Path) -> None:
+    page.goto(image_server.url + "/#/images")
+    page.wait_for_function("() => document.querySelector('#image-model').value === 'paint'")
     page.fill("#image-prompt", "a red square")
+    page.fill("#image-negative", "blue")
     page.fill("#image-steps", "2")
     page.fill("#image-seed", "7")
+    page.fill("#image-n", "2")
     page.select_option("#image-size", "256x256")
     page.click("#image-generate")
-    page.locator("#image-results img").first.wait_for(timeout=GENERATION_TIMEOUT_MS)
-    assert page.locator("#image-results a[download]").count() == 1
+    page.wait_for_function("() => document.querySelectorAll('#image-results img').length === 2 && "
+                           "[...document.querySelectorAll('#image-results img')].every(i => i.complete && i.naturalWidth === 256)")
+    assert re.fullmatch(r"2 image\(s\) in [\d.]+ s", page.inner_text("#image-status"))
+    links = page.locator("#image-results a[download]")
+    assert links.count() == 2 and links.nth(0).get_attribute("download").endswith("-1.png")
+    assert links.nth(0).get_attribute("href").startswith("blob:")
+    # Every field reached the backend: the negative prompt LocalAI's way (after "|"), steps, seed, size, n.
+    log = image_server.fake_log.read_text()  # type: ignore[attr-defined]
+    assert "generated paint n=2 256x256 steps=2 prompt='a red square' negative='blue' seed=7" in log, log
     page.screenshot(path=str(shots / "images.png"), full_page=True)
 
 

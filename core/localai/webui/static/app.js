@@ -810,17 +810,18 @@
         const res = await api('/v1/images/generations', { method: 'POST', json: body });
         if (!res.ok) throw await errorFrom(res, 'Image generation (POST /v1/images/generations)');
         const data = (await res.json()).data || [];
-        const grid = $('#image-results');
+        const items = [];
         let i = 0;
         for (const item of data) {
           const url = await imageURL(item);
           urls.push(url);
           const name = 'localai-' + (seed || Date.now()) + '-' + (++i) + '.png';
           const alt = 'Generated image ' + i + ' for: ' + prompt.slice(0, 120);
-          grid.prepend(el('li', {}, el('figure', {}, el('img', { src: url, alt, loading: 'lazy' }),
+          items.push(el('li', {}, el('figure', {}, el('img', { src: url, alt, loading: 'lazy' }),
             el('figcaption', {}, el('span', { class: 'muted', text: body.size + (seed ? ' · seed ' + seed : '') }),
               el('a', { href: url, download: name, text: 'Download', 'aria-label': 'Download image ' + i })))));
         }
+        $('#image-results').prepend(...items);  // newest batch first, in its own order
         status.textContent = data.length + ' image(s) in ' + ((performance.now() - started) / 1000).toFixed(1) + ' s';
       } catch (err) {
         status.textContent = '';
