@@ -385,7 +385,7 @@
       if (isUser) body.textContent = m.content;
       else body.appendChild(Markdown.render(m.content));
       const head = el('div', { class: 'msg-head' }, el('span', { class: 'who', text: isUser ? 'You' : 'Assistant' }),
-        Markdown.copyButton(() => m.content, 'Copy message'));
+        m.content ? Markdown.copyButton(() => m.content, 'Copy message') : null);
       const node = el('article', { class: 'msg ' + (isUser ? 'user' : 'assistant'), 'aria-label': (isUser ? 'You' : 'Assistant') + ', message ' + (index + 1), 'data-index': index }, head);
       if (m.reasoning) {
         node.appendChild(el('details', { class: 'reasoning' }, el('summary', { text: 'Reasoning (' + m.reasoning.length + ' characters)' }),
