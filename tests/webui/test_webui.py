@@ -422,6 +422,28 @@ def test_images_page_generates_images(page: Any, image_server: ServerProcess, sh
     page.screenshot(path=str(shots / "images.png"), full_page=True)
 
 
+def test_keyboard_alone_reaches_the_pages_and_the_composer(page: Any, server: ServerProcess) -> None:
+    page.goto(server.url + "/#/models")  # the chat page puts the focus in the message box; this one leaves it
+    page.locator(f'#models-table tr[data-model="{MODEL}"]').wait_for()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    order = []
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("document.activeElement.textContent.trim()"))
+    assert order[1:] == ["Chat", "Models", "Images"], order
+    page.keyboard.press("Enter")  # on "Images"
+    page.wait_for_function("() => !document.querySelector('#page-images').hidden")
+    assert page.title() == "Images · localai"
+    assert page.get_attribute('nav a[data-page="images"]', "aria-current") == "page"
+    # The chat page starts in the message box; every form control there has an accessible name.
+    page.goto(server.url + "/#/chat")
+    page.wait_for_function("() => document.activeElement && document.activeElement.id === 'prompt'")
+    unnamed = page.evaluate("""() => [...document.querySelectorAll('#page-chat button, #page-chat select, #page-chat textarea, #page-chat input')]
+        .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()).map(e => e.id)""")
+    assert unnamed == []
+
+
 def test_phone_width_has_no_sideways_scroll_and_a_sidebar_toggle(browser: Any, server: ServerProcess, shots: Path) -> None:
     ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, reduced_motion="reduce")
     page = ctx.new_page()
