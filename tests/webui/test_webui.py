@@ -350,6 +350,49 @@ def test_models_page_lists_the_default_model(page: Any, server: ServerProcess, s
     assert page.input_value("#chat-model") == MODEL
 
 
+def test_gallery_install_shows_live_progress(page: Any, server: ServerProcess) -> None:
+    """The page's side of LocalAI's gallery protocol (apply -> job uuid -> poll until processed), on canned answers
+    so it runs with or without the gallery routes on this branch; the gallery's own tests cover the server side."""
+    entries = [{"id": "test@tiny-llm", "name": "tiny-llm", "description": "A tiny model", "tags": ["llm", "gguf"],
+                "installed": False, "backend": "llama-cpp", "license": "mit", "gallery": {"name": "test", "url": "x"}},
+               {"id": "test@other", "name": "other", "description": "Another", "tags": [], "installed": False}]
+    applied: list[dict[str, Any]] = []
+    polls = {"n": 0}
+
+    def available(route: Any) -> None:
+        route.fulfill(json=entries)
+
+    def apply(route: Any) -> None:
+        applied.append(route.request.post_data_json)
+        route.fulfill(json={"uuid": "job-1", "status": "http://x/models/jobs/job-1"})
+
+    def job(route: Any) -> None:
+        polls["n"] += 1
+        done = polls["n"] >= 3
+        route.fulfill(json={"uuid": "job-1", "processed": done, "progress": 100 if done else 40, "error": None,
+                            "message": "completed" if done else "downloading tiny.gguf", "file_name": "tiny.gguf",
+                            "file_size": "100.0 MB" if not done else "", "downloaded_size": "40.0 MB"})
+
+    page.route("**/models/available*", available)
+    page.route("**/models/apply", apply)
+    page.route("**/models/jobs/job-1", job)
+    page.goto(server.url + "/#/models")
+    card = page.locator("#gallery-list li", has_text="tiny-llm")
+    card.wait_for()
+    assert "backend llama-cpp · licence mit" in card.inner_text()
+    page.fill("#gallery-search", "tiny")
+    assert page.locator("#gallery-list li.card").count() == 1
+    card.get_by_role("button", name="Install model tiny-llm").click()
+    page.wait_for_function("() => /downloading tiny.gguf · 40% · 40.0 MB of 100.0 MB/.test(document.querySelector('#gallery-list').textContent)")
+    assert applied == [{"id": "test@tiny-llm"}]
+    # Typing in the search box re-renders the list: the running job stays in view and its button stays disabled.
+    page.fill("#gallery-search", "tiny-")
+    assert "downloading tiny.gguf" in card.inner_text()
+    assert card.get_by_role("button", name="Install model tiny-llm").is_disabled()
+    page.wait_for_function("() => /Done/.test(document.querySelector('#gallery-list').textContent)")
+    assert polls["n"] >= 3
+
+
 def test_backends_page_shows_installed_backends_and_options(page: Any, server: ServerProcess, shots: Path) -> None:
     page.goto(server.url + "/#/backends")
     card = page.locator('#plugins-list li[data-backend="llama-cpp"]')

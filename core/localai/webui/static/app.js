@@ -245,22 +245,43 @@
 
   // ---------------------------------------------------------------- background jobs (installs)
 
+  // Job progress boxes by what they work on ("model:NAME"), so a list re-rendered meanwhile (search, refresh) shows
+  // them again instead of losing them.
+  const jobBoxes = new Map();
+
+  /** The element a card shows its job in, holding the job box for ``key`` if there is one. */
+  function jobSlot(key) {
+    const slot = el('div');
+    const job = jobBoxes.get(key);
+    if (job) slot.appendChild(job.box);
+    return slot;
+  }
+
+  function jobRunning(key) {
+    const job = jobBoxes.get(key);
+    return !!(job && job.running);
+  }
+
   /** Polls a LocalAI job (``/models/jobs/{uuid}``, ``/backends/jobs/{uuid}``) into a progress element. */
-  function trackJob(container, jobPath, cancelPath, onDone) {
+  function trackJob(key, container, jobPath, cancelPath, onDone) {
     const bar = el('progress', { max: 100, value: 0, 'aria-label': 'Progress' });
     const msg = el('span', { text: 'queued' });
     const cancel = cancelPath ? el('button', { type: 'button', class: 'small ghost', text: 'Cancel', onclick: () => call(cancelPath, { method: 'POST' }) }) : null;
     const box = el('div', { class: 'job', role: 'status', 'aria-live': 'polite' }, bar, el('div', {}, msg, ' ', cancel));
+    const job = { box, running: true };
+    jobBoxes.set(key, job);
+    container.textContent = '';
     container.appendChild(box);
     const poll = async () => {
       const r = await call(jobPath, null, 'Job status');
-      if (r.error) { msg.textContent = r.error.message; msg.className = 'error-text'; return; }
+      if (r.error) { msg.textContent = r.error.message; msg.className = 'error-text'; job.running = false; return; }
       const j = r.data || {};
       const pct = Number(j.progress) || 0;
       bar.value = pct;
       const size = j.file_size ? ' · ' + (j.downloaded_size || '0') + ' of ' + j.file_size : '';
       msg.textContent = (j.message || '') + (pct ? ' · ' + pct.toFixed(0) + '%' : '') + size;
       if (j.processed) {
+        job.running = false;
         if (cancel) cancel.remove();
         if (j.error) { msg.textContent = (j.cancelled ? 'Cancelled: ' : 'Failed: ') + j.error; msg.className = 'error-text'; }
         else { msg.textContent = 'Done'; bar.value = 100; }
@@ -698,13 +719,14 @@
       for (const g of hits.slice(0, 120)) {
         const name = pick(g, 'name', 'id');
         const actions = el('div', { class: 'actions' });
-        const jobs = el('div');
+        const key = 'model:' + name;
+        const jobs = jobSlot(key);
         const install = () => {
           install.button.disabled = true;
           call('/models/apply', { method: 'POST', json: { id: galleryId(g) } }, 'Installing models (POST /models/apply)').then((r) => {
             if (r.error) { jobs.appendChild(el('div', { class: 'error-text small', text: r.error.message })); install.button.disabled = false; return; }
             const uuid = r.data.uuid || r.data.id;
-            trackJob(jobs, '/models/jobs/' + encodeURIComponent(uuid), '/models/jobs/' + encodeURIComponent(uuid) + '/cancel', () => { refresh(); chat.reloadModels(); loadGallery(); });
+            trackJob(key, jobs, '/models/jobs/' + encodeURIComponent(uuid), '/models/jobs/' + encodeURIComponent(uuid) + '/cancel', () => { refresh(); chat.reloadModels(); loadGallery(); });
           });
         };
         if (g.installed) {
@@ -713,11 +735,11 @@
             if (!confirm('Delete the model ' + name + ' and its files?')) return;
             const r = await call('/models/delete/' + encodeURIComponent(name), { method: 'POST' }, 'Deleting models');
             if (r.error) toast(r.error.message);
-            else if (r.data && r.data.uuid) trackJob(jobs, '/models/jobs/' + encodeURIComponent(r.data.uuid), null, () => { refresh(); loadGallery(); });
+            else if (r.data && r.data.uuid) trackJob(key, jobs, '/models/jobs/' + encodeURIComponent(r.data.uuid), null, () => { refresh(); loadGallery(); });
             else { refresh(); loadGallery(); }
           } }));
         } else {
-          install.button = el('button', { type: 'button', class: 'small primary', text: 'Install', 'aria-label': 'Install model ' + name, onclick: install });
+          install.button = el('button', { type: 'button', class: 'small primary', text: 'Install', 'aria-label': 'Install model ' + name, onclick: install, disabled: jobRunning(key) });
           actions.appendChild(install.button);
         }
         const tags = (g.tags || []).slice(0, 6).map((t) => el('span', { class: 'badge', text: t }));
@@ -886,7 +908,8 @@
       for (const b of items) {
         const name = pick(b, 'name', 'Name', 'id');
         const meta = b.metadata || b.Metadata || {};
-        const jobs = el('div');
+        const key = 'backend-env:' + name;
+        const jobs = jobSlot(key);
         const details = [pick(b, 'version') || pick(meta, 'version'), pick(b, 'uri', 'path') || pick(meta, 'uri', 'path'), pick(b, 'status')].filter(Boolean).join(' · ');
         list.appendChild(el('li', { class: 'card' }, el('h3', { text: name }),
           details ? el('p', { class: 'muted small', text: details }) : null,
@@ -895,7 +918,7 @@
             const d = await call('/backends/delete/' + encodeURIComponent(name), { method: 'POST' }, 'Uninstalling backends');
             if (d.error) { jobs.appendChild(el('div', { class: 'error-text small', text: d.error.message })); return; }
             if (d.data && d.data.used_by && d.data.used_by.length) toast('Models configured with it: ' + d.data.used_by.join(', '));
-            if (d.data && d.data.uuid) trackJob(jobs, '/backends/jobs/' + encodeURIComponent(d.data.uuid), null, refresh);
+            if (d.data && d.data.uuid) trackJob(key, jobs, '/backends/jobs/' + encodeURIComponent(d.data.uuid), null, refresh);
             else refresh();
           } })), jobs));
       }
@@ -910,11 +933,12 @@
       showNote($('#bgallery-note'), items.length ? '' : 'The backend gallery is empty.');
       for (const b of items) {
         const name = pick(b, 'name', 'id');
-        const jobs = el('div');
+        const key = 'backend:' + name;
+        const jobs = jobSlot(key);
         const actions = el('div', { class: 'actions' });
         if (!b.system) {
           const verb = b.installed ? (b.upgradable ? 'Upgrade' : 'Reinstall') : 'Install';
-          const button = el('button', { type: 'button', class: 'small ' + (b.installed ? 'ghost' : 'primary'), text: verb, 'aria-label': verb + ' backend ' + name });
+          const button = el('button', { type: 'button', class: 'small ' + (b.installed ? 'ghost' : 'primary'), text: verb, 'aria-label': verb + ' backend ' + name, disabled: jobRunning(key) });
           button.addEventListener('click', async () => {
             button.disabled = true;
             const req = { id: galleryId(b) };
@@ -922,7 +946,7 @@
             const a = await call('/backends/apply', { method: 'POST', json: req }, 'Installing backends (POST /backends/apply)');
             if (a.error) { jobs.appendChild(el('div', { class: 'error-text small', text: a.error.message })); button.disabled = false; return; }
             const job = '/backends/jobs/' + encodeURIComponent(a.data.uuid);
-            trackJob(jobs, job, job + '/cancel', () => { button.disabled = false; refresh(); });
+            trackJob(key, jobs, job, job + '/cancel', () => { button.disabled = false; refresh(); });
           });
           actions.appendChild(button);
         }
