@@ -36,6 +36,11 @@ install_test_backends() {
 }
 install_test_backends || { echo "[test] installing test backends failed" >&2; exit 1; }
 
+# The web UI's browser tests drive Debian's chromium (Playwright never downloads browsers here).
+if [ ! -x /usr/bin/chromium ]; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+    || echo "[test] could not install chromium: the web UI tests will fail" >&2
+fi
 .venv/bin/python -m pytest "$@"
 rc=$?
 if [ $rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi

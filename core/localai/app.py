@@ -91,9 +91,10 @@ class State:
 class APIKeyMiddleware:
     """Every route but the probes needs ``Authorization: Bearer <key>`` or ``x-api-key: <key>``."""
 
-    def __init__(self, app: ASGIApp, keys: list[str]) -> None:
+    def __init__(self, app: ASGIApp, keys: list[str], open_paths: set[str] | frozenset[str] = frozenset()) -> None:
         self.app = app
         self.keys = [k.encode() for k in keys if k]
+        self.open_paths = OPEN_PATHS | set(open_paths)  # exact paths only: the web UI's static files
 
     def _allowed(self, scope: Scope) -> bool:
         headers = dict(scope.get("headers") or [])
@@ -110,7 +111,7 @@ class APIKeyMiddleware:
         return ok
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
+        if scope["type"] != "http" or not self.keys or scope["path"] in self.open_paths or scope["method"] == "OPTIONS":
             await self.app(scope, receive, send)
             return
         if self._allowed(scope):
@@ -225,7 +226,10 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> FastAPI:
     from localai.api.traffic import TrafficMiddleware
 
     app.include_router(admin.router)
+    from localai import webui
+
+    app.include_router(webui.router)
     if settings.api_keys:
-        app.add_middleware(APIKeyMiddleware, keys=settings.api_keys)
+        app.add_middleware(APIKeyMiddleware, keys=settings.api_keys, open_paths=webui.open_paths())
     app.add_middleware(TrafficMiddleware, state=state)  # outermost: counts 401s too, sees streams end
     return app

@@ -306,6 +306,7 @@ class GenerationStream:
             return
         self._done()
         if self.worker.alive:
+            log.info("model %r: generation %d cancelled before its end (client closed the stream)", self.worker.model, self.rid)
             try:
                 self.worker._send({"op": "cancel", "id": self.rid})
             except (WorkerDied, ConnectionError, RuntimeError):
