@@ -21,6 +21,7 @@ from localai.backends import Registry
 from localai.catalog import Catalog
 from localai.engine import Engine
 from localai.errors import APIError, QueueFull, to_api_error
+from localai.generated import GeneratedStore
 from localai.jobs import JobRegistry
 from localai.plugins import PluginManager, make_plugin_manager
 from localai.runtime import ModelNotFound, ModelUnavailable, Runtime
@@ -36,6 +37,9 @@ class Settings:
     models_path: Path = Path("models")
     data_path: Path = Path("data")
     api_keys: list[str] = field(default_factory=list)
+    generated_content_path: Path | None = None  # default: <data_path>/generated/images
+    generated_max_age: float | None = 24 * 3600  # seconds a generated image is kept (None/0: forever)
+    generated_max_files: int | None = 1000  # generated images kept at most (None/0: no limit)
 
 
 class State:
@@ -49,6 +53,8 @@ class State:
         self.runtime = Runtime(self.catalog)
         self.engine = Engine(self.runtime)
         self.jobs = JobRegistry()  # model and backend installs, LocalAI's /models/jobs shape
+        self.generated = GeneratedStore(settings.generated_content_path or settings.data_path / "generated" / "images",
+                                        settings.generated_max_age, settings.generated_max_files)
         self.extensions: dict[str, Any] = {}
 
     def log_summary(self) -> None:
@@ -191,6 +197,9 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> FastAPI:
     from localai.api import health
 
     app.include_router(health.router)
+    from localai.api import generated
+
+    app.include_router(generated.router)
     if settings.api_keys:
         app.add_middleware(APIKeyMiddleware, keys=settings.api_keys)
     return app

@@ -51,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_path(run)
     run.add_argument("--data-path", type=Path, default=Path(env("DATA_PATH", "data")),
                      help="folder for stored state such as stored responses (env LOCALAI_DATA_PATH; default ./data)")
+    run.add_argument("--generated-content-path", type=Path, default=env("GENERATED_CONTENT_PATH"),
+                     help="folder for generated images served at /generated-images/ "
+                          "(env LOCALAI_GENERATED_CONTENT_PATH; default DATA_PATH/generated/images)")
+    run.add_argument("--generated-content-max-age", default=env("GENERATED_CONTENT_MAX_AGE", "24h"),
+                     help="delete generated images older than this: seconds or 30m, 24h, 7d; 0 keeps them "
+                          "(env LOCALAI_GENERATED_CONTENT_MAX_AGE; default 24h)")
+    run.add_argument("--generated-content-max-files", type=int, default=int(env("GENERATED_CONTENT_MAX_FILES", "1000") or 0),
+                     help="keep at most this many generated images, deleting the oldest; 0: no limit "
+                          "(env LOCALAI_GENERATED_CONTENT_MAX_FILES; default 1000)")
     run.add_argument("--api-key", action="append", default=None,
                      help="require this API key (repeatable; env LOCALAI_API_KEY, comma-separated)")
     run.set_defaults(func=cmd_run)
@@ -176,7 +185,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     keys = args.api_key or [k.strip() for k in (env("API_KEY") or "").split(",") if k.strip()]
     host, port = parse_address(args.address)
-    settings = Settings(models_path=args.models_path, data_path=args.data_path, api_keys=keys)
+    from localai.generated import parse_duration
+
+    try:
+        max_age = parse_duration(args.generated_content_max_age)
+    except ValueError as exc:
+        print(f"error: --generated-content-max-age: {exc}", file=sys.stderr)
+        return 2
+    settings = Settings(models_path=args.models_path, data_path=args.data_path, api_keys=keys,
+                        generated_content_path=Path(args.generated_content_path) if args.generated_content_path else None,
+                        generated_max_age=max_age, generated_max_files=args.generated_content_max_files)
     logging.getLogger("localai").info("models folder %s, listening on http://%s:%d%s", args.models_path.resolve(), host, port,
                                       " (API key required)" if keys else "")
     app = create_app(settings)
