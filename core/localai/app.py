@@ -55,6 +55,7 @@ class State:
         self.jobs = JobRegistry()  # model and backend installs, LocalAI's /models/jobs shape
         self.generated = GeneratedStore(settings.generated_content_path or settings.data_path / "generated" / "images",
                                         settings.generated_max_age, settings.generated_max_files)
+        self.generated.cleanup()  # files that expired while the server was down
         self.extensions: dict[str, Any] = {}
 
     def log_summary(self) -> None:
