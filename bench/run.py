@@ -1,9 +1,10 @@
-"""Throughput and time to first token: localai (parallel 1 and 4) against raw llama-cpp-python and its server.
+"""Throughput and time to first token: localai (parallel 1 and 4) against raw llama-cpp-python, its server, and
+llama.cpp's own C++ ``llama-server`` built from the same vendored llama.cpp (bench/build_llama_server.sh).
 
 Run from the repository root::
 
     .venv/bin/python bench/run.py                 # 64 greedy tokens per request, 1 client and 8 clients
-    .venv/bin/python bench/run.py --clients 1 4 8 --tokens 128 --rounds 3
+    .venv/bin/python bench/run.py --clients 1 4 8 16 --tokens 128 --rounds 3
 
 Every target serves the same GGUF (the default Gemma 3 270M unless ``--model``) with the same thread count,
 one target at a time so they never share the CPU. Clients stream ``/v1/completions`` (greedy, EOS banned so
@@ -62,7 +63,8 @@ class Result:
 def bench_raw(model: str, threads: int, tokens: int, rounds: int) -> Result:
     import llama_cpp
 
-    llm = llama_cpp.Llama(model, n_ctx=2048, n_threads=threads, n_threads_batch=threads, verbose=False)
+    # Flash attention on, as llama.cpp's auto and our default choose on CPU: the engine at its best.
+    llm = llama_cpp.Llama(model, n_ctx=2048, n_threads=threads, n_threads_batch=threads, flash_attn=True, verbose=False)
     eog = [t for t in range(llm.n_vocab()) if t < 300 and llama_cpp.llama_vocab_is_eog(llm._model.vocab, t)]
 
     def one(prompt: str) -> tuple[int, float]:
@@ -175,6 +177,38 @@ def start_llama_cpp_server(python: str, model: str, threads: int, log: Path) -> 
     raise RuntimeError("llama_cpp.server did not start")
 
 
+def llama_server_binary() -> str | None:
+    """The cached C++ llama-server (built on first use, ~8 minutes); ``None`` with a reason printed if unavailable."""
+    script = Path(__file__).with_name("build_llama_server.sh")
+    print("building or finding llama.cpp's llama-server (bench/build_llama_server.sh) ...", flush=True)
+    r = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"SKIPPED llama.cpp llama-server baseline: the build failed:\n{r.stderr[-1500:]}", flush=True)
+        return None
+    return r.stdout.strip().splitlines()[-1]
+
+
+def start_llama_server(binary: str, model: str, threads: int, slots: int, log: Path) -> tuple[subprocess.Popen, str]:
+    """llama-server with its own defaults, the same slots, context per slot and threads as localai's target."""
+    port = free_port()
+    env = {**os.environ, "LD_LIBRARY_PATH": str(Path(binary).parent)}
+    proc = subprocess.Popen([binary, "-m", model, "-np", str(slots), "-c", str(2048 * slots), "-t", str(threads),
+                             "--host", "127.0.0.1", "--port", str(port)], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"llama-server exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("llama-server did not start")
+
+
 def localai_models(folder: Path, model: str, threads: int) -> None:
     link = folder / GGUF_NAME
     yamls = {}
@@ -192,11 +226,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="GGUF path (default: Gemma 3 270M from localai.testing)")
     ap.add_argument("--tokens", type=int, default=64)
-    ap.add_argument("--clients", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8, 16])
     ap.add_argument("--rounds", type=int, default=2, help="requests per client")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--baseline-venv", type=Path, default=Path(tempfile.gettempdir()) / "localai-bench-venv")
-    ap.add_argument("--skip-llama-cpp-server", action="store_true")
+    ap.add_argument("--skip-llama-cpp-server", action="store_true", help="skip llama-cpp-python's Python server")
+    ap.add_argument("--skip-llama-server", action="store_true", help="skip llama.cpp's C++ llama-server")
     args = ap.parse_args()
     model = str(args.model or default_gguf())
     work = Path(tempfile.mkdtemp(prefix="localai-bench-"))
@@ -214,6 +249,17 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(30)
+
+    binary = None if args.skip_llama_server else llama_server_binary()
+    if binary:
+        for n in (1, 4):
+            proc, url = start_llama_server(binary, model, args.threads, n, work / f"llama-server-{n}.log")
+            try:
+                for c in args.clients:
+                    rows[(f"llama.cpp llama-server -np {n}", c)] = bench_http(url, "x", c, args.tokens, args.rounds)
+            finally:
+                proc.terminate()
+                proc.wait(30)
 
     localai_models(work / "models", model, args.threads)
     with ServerProcess(work / "models") as srv:
@@ -235,6 +281,12 @@ def main() -> None:
     ours4 = rows.get(("localai parallel 4", many))
     if base and ours4:
         print(f"localai parallel 4, {many} clients vs llama-cpp-python server: {ours4.tps / base.tps:.2f}x tokens/s (goal >= 3)")
+    for n in (1, 4):
+        for c in args.clients:
+            cpp, ours = rows.get((f"llama.cpp llama-server -np {n}", c)), rows.get((f"localai parallel {n}", c))
+            if cpp and ours:
+                print(f"localai parallel {n} vs llama-server -np {n}, {c:2d} client(s): {ours.tps / cpp.tps:.2f}x tokens/s "
+                      f"(goal >= 1.0), TTFT {ours.ttft_ms:.0f} vs {cpp.ttft_ms:.0f} ms")
     if ours4 and raw:
         print(f"localai parallel 4, {many} clients vs raw single stream: {ours4.tps / raw.tps:.2f}x tokens/s")
 

@@ -10,9 +10,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=${LOCALAI_VENV:-$ROOT/.venv}
 MODELS=${LOCALAI_MODELS_PATH:-$ROOT/models}
-LLAMA_CPP_VERSION=${LLAMA_CPP_VERSION:-0.3.36}
-# The default build's AMX kernels segfault in decode on this CPU (llama.cpp #20824): build without them.
-CMAKE_FLAGS=${LLAMA_CPP_CMAKE_ARGS:-"-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_RPC=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"}
+source "$ROOT/scripts/llama_cpp_build.sh"
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
@@ -25,8 +23,8 @@ PIP="$PY -m pip --disable-pip-version-check"
 
 # pip's wheel cache is keyed by version, not CMAKE_ARGS: keep our own wheelhouse keyed by the flags,
 # so the installed llama-cpp-python is always the build these flags describe.
-KEY=$(printf '%s|%s|%s' "$LLAMA_CPP_VERSION" "$CMAKE_FLAGS" "$(uname -m)" | sha256sum | cut -c1-16)
-WHEELHOUSE=${XDG_CACHE_HOME:-$HOME/.cache}/localai/wheels/llama-cpp-python-$KEY
+KEY=$LLAMA_CPP_BUILD_KEY
+WHEELHOUSE=$LOCALAI_CACHE/wheels/llama-cpp-python-$KEY
 STAMP="$VENV/.llama-cpp-build-$KEY"
 if [ ! -f "$STAMP" ]; then
   if ! ls "$WHEELHOUSE"/llama_cpp_python-*.whl >/dev/null 2>&1; then

@@ -130,3 +130,10 @@ def test_duplicate_names_keep_the_first(tmp_path: Path, registry: Registry) -> N
     catalog = Catalog(tmp_path, registry).load()
     assert catalog.entries["d"].config.description == "first"
     assert any("duplicate model name" in p.message for p in catalog.problems)
+
+
+def test_out_of_range_sampling_defaults_are_problems_naming_the_field(tmp_path: Path) -> None:
+    """The same value rules as request bodies: an engine never sees a penalty it would reject."""
+    write(tmp_path, "pen.yaml", "name: p\nparameters: {repeat_penalty: 0, presence_penalty: 3, temperature: 1.0}\n")
+    _, problems = load_folder(tmp_path)
+    assert {p.field for p in problems} == {"parameters.repeat_penalty", "parameters.presence_penalty"}

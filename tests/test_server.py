@@ -90,6 +90,32 @@ def test_client_disconnect_cancels_generation_in_the_worker(fake_server: ServerP
     assert complete(fake_server.url, "slow", "still alive").json()["choices"][0]["text"] == "still alive "
 
 
+LONG = " ".join(f"w{i}" for i in range(40))
+PLAIN_REQUESTS = {
+    "completions": ("/v1/completions", {"prompt": LONG}),
+    "chat": ("/v1/chat/completions", {"messages": [{"role": "user", "content": LONG}]}),
+    "messages": ("/v1/messages", {"messages": [{"role": "user", "content": LONG}]}),
+    "responses": ("/v1/responses", {"input": LONG, "store": False, "max_output_tokens": 40}),
+}
+
+
+@pytest.mark.parametrize("api", list(PLAIN_REQUESTS))
+def test_abandoned_plain_request_stops_generating(fake_server: ServerProcess, api: str) -> None:
+    """A non-streamed request whose client gives up is cancelled in the worker, on every API."""
+    path, body = PLAIN_REQUESTS[api]
+    with pytest.raises(httpx.TimeoutException):  # 40 words at 0.2 s each: the client gives up after 1 s
+        httpx.post(fake_server.url + path, json={"model": "slow", **({"max_tokens": 40} | body)}, timeout=1.0)
+    log = fake_server.backend_log  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "cancelled slow" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.05)
+    line = next(ln for ln in log.read_text().splitlines() if ln.startswith("cancelled slow"))
+    assert int(line.rsplit(" ", 1)[1]) < 20, line  # stopped long before its 40 tokens
+    assert "client disconnected before the response" in fake_server.log()
+    assert "cancelled: its client went away" in fake_server.log()
+    assert complete(fake_server.url, "slow", "still alive").json()["choices"][0]["text"] == "still alive "
+
+
 def test_killed_worker_fails_its_request_clearly_and_the_next_reloads(fake_server: ServerProcess) -> None:
     assert complete(fake_server.url, "echo", "warm up").status_code == 200  # other model, unaffected later
     import threading

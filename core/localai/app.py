@@ -201,6 +201,9 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> FastAPI:
     from localai.api import generated
 
     app.include_router(generated.router)
+    from localai.api.disconnect import CancelOnDisconnect
+
+    app.add_middleware(CancelOnDisconnect)
     if settings.api_keys:
         app.add_middleware(APIKeyMiddleware, keys=settings.api_keys)
     return app

@@ -7,7 +7,7 @@ and back from :class:`GenerationChunk` / the engine events; backends receive the
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -92,6 +92,16 @@ class Constraint(BaseModel):
     type: Literal["json_schema", "grammar"]
     json_schema: dict[str, Any] | None = None
     grammar: str | None = None
+
+
+# The one set of sampling value rules: request bodies of every API and the YAML ``parameters:`` use these,
+# so a value an engine would reject (llama.cpp needs repeat_penalty > 0) is a 400 / config problem, never a 500.
+Temperature = Annotated[float, Field(ge=0, le=2)]
+TopP = Annotated[float, Field(ge=0, le=1)]
+TopK = Annotated[int, Field(ge=0)]
+MinP = Annotated[float, Field(ge=0, le=1)]
+RepeatPenalty = Annotated[float, Field(gt=0)]
+Penalty = Annotated[float, Field(ge=-2, le=2)]  # OpenAI's presence/frequency range
 
 
 class SamplingParams(BaseModel):

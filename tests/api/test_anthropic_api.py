@@ -31,13 +31,19 @@ def text_of(msg: Message) -> str:
     return "".join(b.text for b in msg.content if b.type == "text")
 
 
+def prompt_total(usage: object) -> int:
+    """Anthropic splits the prompt into uncached input, cache reads and cache writes; the three add up."""
+    get = (lambda k: usage[k]) if isinstance(usage, dict) else (lambda k: getattr(usage, k))  # type: ignore[index]
+    return get("input_tokens") + get("cache_read_input_tokens") + get("cache_creation_input_tokens")
+
+
 def test_create_with_string_and_block_system_prompts(client: anthropic.Anthropic) -> None:
     plain = client.messages.create(model="gemma", max_tokens=6, system="You are terse.", messages=USER)
     blocks = client.messages.create(model="gemma", max_tokens=6, system=[{"type": "text", "text": "You are terse."}], messages=USER)
     bare = client.messages.count_tokens(model="gemma", messages=USER)
     assert plain.id.startswith("msg_") and plain.type == "message" and plain.role == "assistant" and plain.model == "gemma"
     assert text_of(plain) and text_of(blocks) == text_of(plain)  # greedy: same prompt, same answer
-    assert blocks.usage.input_tokens == plain.usage.input_tokens > bare.input_tokens  # the system prompt reached the model
+    assert prompt_total(blocks.usage) == prompt_total(plain.usage) > bare.input_tokens  # the system prompt reached the model
     assert plain.usage.output_tokens == 6 and plain.stop_reason == "max_tokens" and plain.stop_sequence is None
 
 
@@ -49,7 +55,7 @@ def test_stream_and_final_message_match_create(client: anthropic.Anthropic) -> N
         final = s.get_final_message()
     assert len(pieces) > 1 and "".join(pieces) == text_of(final) == text_of(created)
     assert final.stop_reason == "max_tokens" and final.usage.output_tokens == 8
-    assert final.usage.input_tokens == created.usage.input_tokens > 0
+    assert prompt_total(final.usage) == prompt_total(created.usage) > 0
 
 
 def test_stop_sequence_is_reported_with_the_one_that_matched(client: anthropic.Anthropic) -> None:
@@ -68,7 +74,7 @@ def test_count_tokens_matches_usage(client: anthropic.Anthropic) -> None:
     msgs = [{"role": "user", "content": [{"type": "text", "text": "Name a color."}]}]
     counted = client.messages.count_tokens(model="gemma", messages=msgs, system="Answer in one word.")  # type: ignore[arg-type]
     used = client.messages.create(model="gemma", max_tokens=1, messages=msgs, system="Answer in one word.")  # type: ignore[arg-type]
-    assert counted.input_tokens == used.usage.input_tokens > 5
+    assert counted.input_tokens == prompt_total(used.usage) > 5
 
 
 def test_messages_route_without_v1_and_raw_sse_event_names(base_url: str) -> None:
@@ -86,10 +92,24 @@ def test_messages_route_without_v1_and_raw_sse_event_names(base_url: str) -> Non
                 datas.append(json.loads(line[5:]))
     assert names == [d["type"] for d in datas]
     start, delta = datas[0], datas[-2]
-    assert start["message"]["usage"]["input_tokens"] == delta["usage"]["input_tokens"] > 0  # known from the start
+    assert prompt_total(start["message"]["usage"]) == prompt_total(delta["usage"]) > 0  # known from the start
     assert delta["usage"]["output_tokens"] == 4 and delta["delta"]["stop_reason"] == "max_tokens"
     assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
     assert {"content_block_start", "ping", "content_block_delta", "content_block_stop"} <= set(names)
+
+
+def test_usage_reports_prompt_cache_reads(client: anthropic.Anthropic) -> None:
+    """A repeated prompt is served from the prompt cache: the SDK (strict) sees it as cache reads."""
+    msgs = [{"role": "user", "content": "Tell me about the history of the bicycle in a few sentences."}]
+    first = client.messages.create(model="gemma", max_tokens=2, messages=msgs)  # type: ignore[arg-type]
+    again = client.messages.create(model="gemma", max_tokens=2, messages=msgs)  # type: ignore[arg-type]
+    for u in (first.usage, again.usage):
+        assert u.cache_creation_input_tokens == 0 and u.cache_read_input_tokens is not None
+    assert prompt_total(again.usage) == prompt_total(first.usage)
+    assert again.usage.cache_read_input_tokens > 0 and again.usage.input_tokens < prompt_total(again.usage)
+    with client.messages.stream(model="gemma", max_tokens=2, messages=msgs) as s:  # type: ignore[arg-type]
+        final = s.get_final_message()
+    assert final.usage.cache_read_input_tokens and prompt_total(final.usage) == prompt_total(first.usage)
 
 
 @pytest.mark.parametrize("kw, error, kind", [

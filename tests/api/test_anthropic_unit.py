@@ -151,6 +151,13 @@ def test_non_streaming_message_validates_with_the_sdk() -> None:
     assert tool.type == "tool_use" and tool.id.startswith("toolu_") and tool.input == {"a": 1}
     assert msg.stop_reason == "tool_use" and msg.id.startswith("msg_")
     assert (msg.usage.input_tokens, msg.usage.output_tokens) == (7, 3)
+    assert (msg.usage.cache_read_input_tokens, msg.usage.cache_creation_input_tokens) == (0, 0)
+
+
+def test_cached_prompt_tokens_are_cache_reads() -> None:
+    msg = SDKMessage.model_validate(render.message(
+        Result(text="x", finish=Finish("stop", Usage(prompt_tokens=10, completion_tokens=1, cached_tokens=8))), "m", []))
+    assert (msg.usage.input_tokens, msg.usage.cache_read_input_tokens, msg.usage.cache_creation_input_tokens) == (2, 8, 0)
 
 
 def test_stream_of_text_reasoning_and_tool_call() -> None:

@@ -1,39 +1,77 @@
-"""Stop work for a client that has gone: non-streamed requests poll for the disconnect while they wait."""
+"""Cancel a request's work when its client goes away before the response starts.
+
+Streams already stop when their client disconnects (sse-starlette listens for it). A plain request does
+not: its handler awaits the whole generation, and nothing tells it the client gave up, so an abandoned
+request would decode to ``max_tokens`` while later requests queue behind it. This middleware watches the
+connection once the request body has been read and cancels the handler task on ``http.disconnect``; the
+cancellation unwinds through the engine, whose generation streams cancel themselves in the worker.
+
+Work that outlives its request by design (background Responses) runs in its own task and is not affected.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
-from contextlib import suppress
-from typing import TypeVar
+from typing import Any
 
-from fastapi import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from localai.errors import APIError
-
-log = logging.getLogger("localai.api")
-
-T = TypeVar("T")
-
-CLIENT_CLOSED = 499  # nginx's "client closed request": the response is never read
+log = logging.getLogger("localai.server")
 
 
-async def unless_disconnected(request: Request, work: Awaitable[T], poll: float = 0.25) -> T:
-    """Await ``work``; if the client disconnects first, cancel it (the worker stops between steps)."""
-    task = asyncio.ensure_future(work)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=poll)
-            if task in done:
-                return task.result()
-            if await request.is_disconnected():
-                log.info("%s %s: client disconnected; cancelling its work", request.method, request.url.path)
-                task.cancel()
-                with suppress(asyncio.CancelledError, Exception):
-                    await task
-                raise APIError("invalid_request", "the client disconnected", code="client_disconnected",
-                               status=CLIENT_CLOSED)
-    finally:
-        if not task.done():
-            task.cancel()
+class CancelOnDisconnect:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state: dict[str, Any] = {"body_done": False, "started": False, "disconnected": False}
+        forwarded: asyncio.Queue[Message] = asyncio.Queue()
+        watcher: asyncio.Task[None] | None = None
+        handler: asyncio.Task[None]
+
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                await forwarded.put(message)
+                if message["type"] == "http.disconnect":
+                    state["disconnected"] = True
+                    if not state["started"] and not handler.done():
+                        log.info("client disconnected before the response of %s %s: cancelling its work",
+                                 scope.get("method"), scope.get("path"))
+                        handler.cancel()
+                    return
+
+        async def wrapped_receive() -> Message:
+            nonlocal watcher
+            if state["body_done"]:
+                return await forwarded.get()  # the watcher owns the connection now
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                state["body_done"] = True
+                watcher = asyncio.create_task(watch())
+            elif message["type"] == "http.disconnect":
+                state["disconnected"] = True
+            return message
+
+        async def wrapped_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        handler = asyncio.create_task(self.app(scope, wrapped_receive, wrapped_send))
+        try:
+            await asyncio.shield(handler)
+        except asyncio.CancelledError:
+            if not handler.done():  # we ourselves are being cancelled (server shutdown): take the handler with us
+                handler.cancel()
+                raise
+            if not (handler.cancelled() and state["disconnected"]):
+                raise
+            # Cancelled because the client left: nobody is there to answer.
+        finally:
+            if watcher is not None and not watcher.done():
+                watcher.cancel()

@@ -130,7 +130,8 @@ class Worker:
                 threading.Thread(target=self.call, args=(rid, msg["hook"], msg.get("args") or {}), daemon=True).start()
             elif op == "cancel":
                 event = self.cancels.get(rid)
-                if event is not None:
+                if event is not None and not event.is_set():
+                    log.info("request %s cancelled: its client went away", rid)
                     event.set()
             elif op == "shutdown":
                 shutdown = True

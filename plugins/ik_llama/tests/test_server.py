@@ -146,6 +146,17 @@ def test_sampling_settings_are_accepted(client: openai.OpenAI) -> None:
     assert r.usage is not None and 1 <= r.usage.completion_tokens <= 8
 
 
+@pytest.mark.parametrize("field,value", [("presence_penalty", 1.5), ("frequency_penalty", 1.5), ("repeat_penalty", 1.8)])
+def test_each_penalty_changes_a_repetitive_greedy_run(client: openai.OpenAI, field: str, value: float) -> None:
+    """The same fields mean the same thing as on llama-cpp: a penalised greedy run repeats less."""
+    kw = {"prompt": "apple apple apple apple apple apple apple apple", "max_tokens": 24, "temperature": 0}
+    plain = complete(client, **kw).choices[0].text
+    extra = {"extra_body": {field: value}} if field == "repeat_penalty" else {field: value}
+    penalised = complete(client, **kw, **extra).choices[0].text
+    assert "apple apple apple" in plain and penalised != plain
+    assert penalised.count("apple") < plain.count("apple")
+
+
 def test_chat_uses_the_models_template(client: openai.OpenAI) -> None:
     r = client.chat.completions.create(model="ik", messages=[{"role": "user", "content": "Name a color."}], max_tokens=16)
     assert r.choices[0].message.content

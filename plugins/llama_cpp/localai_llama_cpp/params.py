@@ -19,20 +19,17 @@ DEFAULT_CONTEXT = 4096
 ALL_LAYERS = -1
 
 
-def flash_attention(config: Any, type_v: str | None) -> bool | None:
-    """on/off/auto -> True/False/None; a quantized V cache turns it on (off was refused at parse time).
+def flash_attention(config: Any, type_v: str | None) -> bool:
+    """on/off/auto -> True/False; unset means auto, as in llama.cpp and LocalAI.
 
     llama-cpp-python's ``Llama`` only takes on or off, so ``auto`` resolves here: on, as llama.cpp's
-    auto does for every backend this build offloads to (CPU and RPC implement flash attention).
+    auto does for every backend this build offloads to (CPU and RPC implement flash attention). It is
+    a quarter of the batched throughput on CPU. A quantized V cache needs it (off was refused at parse time).
     """
     fa = flash_attention_setting(config.flash_attention)
-    if type_v and type_v not in UNQUANTIZED:
-        if fa is False:
-            raise ValueError(f"cache_type_v {type_v} (a quantized V cache) needs flash attention; remove flash_attention: off")
-        return True
-    if fa is None and config.flash_attention is not None:
-        return True
-    return fa
+    if type_v and type_v not in UNQUANTIZED and fa is False:
+        raise ValueError(f"cache_type_v {type_v} (a quantized V cache) needs flash attention; remove flash_attention: off")
+    return True if fa is None else fa
 
 
 def llama_kwargs(config: Any, model_path: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +67,5 @@ def llama_kwargs(config: Any, model_path: str, options: dict[str, Any]) -> dict[
         kwargs["type_k"] = ggml.type_id(type_k)
     if type_v:
         kwargs["type_v"] = ggml.type_id(type_v)
-    fa = flash_attention(config, type_v)
-    if fa is not None:
-        kwargs["flash_attn"] = fa
+    kwargs["flash_attn"] = flash_attention(config, type_v)
     return kwargs

@@ -42,7 +42,8 @@ def build_sampler(vocab: Any, n_vocab: int, request: GenerateRequest, grammar: A
             add(llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(bias), arr))
         repeat, freq, pres = _pick(request, "repeat_penalty"), _pick(request, "frequency_penalty"), _pick(request, "presence_penalty")
         if repeat != 1.0 or freq != 0.0 or pres != 0.0:
-            add(llama_cpp.llama_sampler_init_penalties(PENALTY_LAST_N, repeat, freq, pres))
+            # The vendored llama.cpp (0.3.36) still takes n_vocab first: (n_vocab, last_n, repeat, freq, present).
+            add(llama_cpp.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, float(repeat), float(freq), float(pres)))
         if grammar is not None:
             g = llama_cpp.llama_sampler_init_grammar(vocab, grammar._grammar.encode(), grammar._root.encode())
             if not g:

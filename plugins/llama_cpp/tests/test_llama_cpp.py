@@ -141,3 +141,18 @@ def test_token_ids_outside_the_vocabulary_are_a_400_not_a_dead_worker(llama_serv
         assert r.status_code == 400, (path, r.text)
         assert "out of range" in r.json()["error"]["message"]
     assert complete(llama_server, prompt=[2, 818, 5279], max_tokens=2)["usage"]["prompt_tokens"] == 3
+
+
+def test_abandoned_plain_request_frees_the_model(llama_server: ServerProcess) -> None:
+    """The issue's repro: a plain request whose client times out stops decoding; the next one is not stuck behind it."""
+    import pytest
+
+    complete(llama_server, prompt="hi", max_tokens=2)  # warm
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(llama_server.url + "/v1/completions", timeout=2.0, json={
+            "model": "gemma", "prompt": "Once upon a time", "max_tokens": 2000, "logit_bias": {"1": -100, "106": -100}})
+    start = time.monotonic()
+    assert complete(llama_server, prompt="hi", max_tokens=2)["usage"]["completion_tokens"] == 2
+    # 2000 tokens take well over 20 s on this CPU; the abandoned request must not be decoding ahead of this one.
+    assert time.monotonic() - start < 15
+    assert "cancelled: its client went away" in llama_server.log()

@@ -169,3 +169,14 @@ def test_unknown_option_reported_against_the_model(tmp_path: Any) -> None:
     entry = catalog.get("broken")
     assert entry is not None and not entry.usable
     assert any("'sps' (slot_prompt_similarity)" in p and "number" in p for p in entry.problems), entry.problems
+
+
+def test_unset_flash_attention_means_auto_which_is_on() -> None:
+    """llama.cpp's and LocalAI's default: flash attention on where the device has it (a quarter of the throughput)."""
+    from localai.config import ModelConfig
+    from localai_llama_cpp.params import flash_attention
+
+    assert flash_attention(ModelConfig(name="m"), None) is True
+    assert flash_attention(ModelConfig(name="m", flash_attention="auto"), "q8_0") is True
+    assert flash_attention(ModelConfig(name="m", flash_attention="off"), None) is False
+    assert flash_attention(ModelConfig(name="m", flash_attention="on"), "f16") is True

@@ -36,7 +36,12 @@ def stop_reason(finish: Finish, stop_sequences: list[str]) -> tuple[str, str | N
 
 
 def usage(u: Usage) -> dict[str, int]:
-    return {"input_tokens": u.prompt_tokens, "output_tokens": u.completion_tokens}
+    """Anthropic's usage: prompt tokens served from the prompt cache are ``cache_read_input_tokens``, so
+    ``input_tokens`` + both cache fields = the whole prompt. Nothing is written to a cache on request (no
+    ``cache_control`` breakpoints), so creation is always 0."""
+    cached = min(u.cached_tokens, u.prompt_tokens)
+    return {"input_tokens": u.prompt_tokens - cached, "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": cached, "output_tokens": u.completion_tokens}
 
 
 def parse_input(arguments: str) -> dict[str, Any]:

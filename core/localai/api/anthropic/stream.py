@@ -13,10 +13,11 @@ from typing import Any
 from sse_starlette import ServerSentEvent
 
 from localai.api import sse
-from localai.api.anthropic.render import message_id, stop_reason, tool_use_id
+from localai.api.anthropic.render import message_id, stop_reason, tool_use_id, usage
 from localai.api.errors import error_body, for_protocol
 from localai.errors import to_api_error
 from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from localai.types import Usage
 
 
 def emit(data: dict[str, Any]) -> ServerSentEvent:
@@ -93,7 +94,7 @@ async def events(stream: AsyncIterator[Event], model: str, stop_sequences: list[
     blocks = BlockWriter()
     yield emit({"type": "message_start", "message": {
         "id": message_id(), "type": "message", "role": "assistant", "model": model, "content": [],
-        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": input_tokens, "output_tokens": 0}}})
+        "stop_reason": None, "stop_sequence": None, "usage": usage(Usage(prompt_tokens=input_tokens))}})
     try:
         async for ev in stream:
             if isinstance(ev, Finish):
@@ -103,7 +104,7 @@ async def events(stream: AsyncIterator[Event], model: str, stop_sequences: list[
                     yield emit({"type": "ping"})
                 reason, sequence = stop_reason(ev, stop_sequences)
                 yield emit({"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": sequence},
-                            "usage": {"input_tokens": ev.usage.prompt_tokens, "output_tokens": ev.usage.completion_tokens}})
+                            "usage": usage(ev.usage)})
                 yield emit({"type": "message_stop"})
                 return
             for data in blocks.feed(ev):

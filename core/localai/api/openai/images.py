@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from localai.api.disconnect import unless_disconnected
 from localai.api.openai.common import now
 from localai.engine import Engine
 from localai.errors import APIError, invalid
@@ -87,14 +86,17 @@ def decode_image_arg(value: str, param: str) -> str:
 
 async def run(request: Request, fields: ImageFields, prompt: str, init_image: str | None = None,
               strength: float | None = None) -> dict[str, Any]:
-    """Generate through the engine (cancelled if the client leaves) and render OpenAI's response."""
+    """Generate through the engine and render OpenAI's response.
+
+    A client that leaves cancels this handler (``CancelOnDisconnect``), and with it the denoising in the worker.
+    """
     engine: Engine = request.app.state.localai.engine
     width, height = fields.dimensions()
     positive, negative = split_prompt(prompt)
     image_request = ImageRequest(model=fields.model or "", prompt=positive, negative_prompt=negative, n=fields.n,
                                  width=width, height=height, seed=fields.seed, steps=fields.step,
                                  init_image=init_image, strength=strength)
-    entry, result = await unless_disconnected(request, engine.generate_image(image_request))
+    entry, result = await engine.generate_image(image_request)
     if result.finish_reason != "stop" or len(result.images) != fields.n:
         raise APIError("server", f"model {entry.name!r} returned {len(result.images)} of {fields.n} images "
                                  f"({result.finish_reason})", code="backend_error")

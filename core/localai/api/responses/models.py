@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from localai.types import MinP, Penalty, RepeatPenalty, Temperature, TopK, TopP
+
 
 class FunctionToolParam(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -84,10 +86,10 @@ class CreateBody(BaseModel):
     parallel_tool_calls: bool | None = None
     max_output_tokens: int | None = Field(default=None, ge=1)
     max_tool_calls: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
-    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    temperature: Temperature | None = None
+    top_p: TopP | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     text: TextParam | None = None
     reasoning: ReasoningParam | None = None
@@ -103,9 +105,9 @@ class CreateBody(BaseModel):
     prompt_cache_key: str | None = None
     user: str | None = None
     # Sampling extensions LocalAI clients send alongside the spec's fields.
-    top_k: int | None = Field(default=None, ge=0)
-    min_p: float | None = Field(default=None, ge=0, le=1)
-    repeat_penalty: float | None = Field(default=None, ge=0)
+    top_k: TopK | None = None
+    min_p: MinP | None = None
+    repeat_penalty: RepeatPenalty | None = None
     seed: int | None = None
 
     @field_validator("metadata")
