@@ -94,6 +94,7 @@ def test_seed_negative_prompt_and_step(server: ServerProcess) -> None:
 
 
 def test_client_disconnect_cancels_between_steps(server: ServerProcess) -> None:
+    b64_images(generate(server, model="tiny-sd", prompt="warm up", size="8x8", step=1))  # loaded: the timeout hits denoising
     with pytest.raises(httpx.ReadTimeout):
         generate(server, timeout=4, model="tiny-sd", prompt="slow", size="256x256", step=400, seed=1)
     deadline = time.monotonic() + 60
