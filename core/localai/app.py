@@ -21,6 +21,7 @@ from localai.backends import Registry
 from localai.catalog import Catalog
 from localai.engine import Engine
 from localai.errors import APIError, QueueFull, to_api_error
+from localai.generated import GeneratedStore
 from localai.jobs import JobRegistry
 from localai.lifecycle import Lifecycle, LifecycleSettings
 from localai.metrics import Metrics
@@ -45,6 +46,9 @@ class Settings:
     shutdown_timeout: float = 30.0  # --shutdown-timeout
     galleries: list[dict[str, Any]] = field(default_factory=list)  # model galleries, LocalAI's [{"name", "url"}]
     download_concurrency: int = 4                                  # gallery files downloaded at once
+    generated_content_path: Path | None = None  # default: <data_path>/generated/images
+    generated_max_age: float | None = 24 * 3600  # seconds a generated image is kept (None/0: forever)
+    generated_max_files: int | None = 1000  # generated images kept at most (None/0: no limit)
 
 
 class State:
@@ -69,6 +73,9 @@ class State:
         self.jobs = JobRegistry()  # model and backend installs, LocalAI's /models/jobs shape
         self.draining = False  # set on SIGTERM (localai.shutdown): new requests get 503
         self.active_requests = 0  # HTTP requests in flight (localai.api.traffic)
+        self.generated = GeneratedStore(settings.generated_content_path or settings.data_path / "generated" / "images",
+                                        settings.generated_max_age, settings.generated_max_files)
+        self.generated.cleanup()  # files that expired while the server was down
         self.extensions: dict[str, Any] = {}
 
     def log_summary(self) -> None:
@@ -219,6 +226,9 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> FastAPI:
     from localai.api import backends as backends_api
 
     app.include_router(backends_api.router)
+    from localai.api import generated
+
+    app.include_router(generated.router)
     from localai.api.disconnect import CancelOnDisconnect
 
     app.add_middleware(CancelOnDisconnect)

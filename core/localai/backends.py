@@ -20,6 +20,7 @@ KNOWN_BACKENDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "turboquant": ("localai-turboquant", ()),
     "vllm": ("localai-vllm", ()),
     "transformers": ("localai-transformers", ()),
+    "diffusers": ("localai-diffusers", ()),
 }
 
 # Preference among backends that claim the same file format when no ``backend:`` is given.

@@ -34,7 +34,7 @@ class ModelEntry:
         return not self.problems and self.backend is not None
 
     def usecases(self) -> set[str]:
-        """What the model serves: ``chat``, ``completion``, ``embeddings`` (LocalAI's known_usecases wins)."""
+        """What the model serves: ``chat``, ``completion``, ``embeddings``, ``image`` (LocalAI's known_usecases wins)."""
         if self.config.known_usecases:
             return {u.lower().replace("flag_", "") for u in self.config.known_usecases}
         caps = set(self.backend.capabilities) if self.backend else {"chat", "completion"}

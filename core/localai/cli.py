@@ -146,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_path(run)
     run.add_argument("--data-path", type=Path, default=Path(env("DATA_PATH", "data")),
                      help="folder for stored state such as stored responses (env LOCALAI_DATA_PATH; default ./data)")
+    run.add_argument("--generated-content-path", type=Path, default=env("GENERATED_CONTENT_PATH"),
+                     help="folder for generated images served at /generated-images/ "
+                          "(env LOCALAI_GENERATED_CONTENT_PATH; default DATA_PATH/generated/images)")
+    run.add_argument("--generated-content-max-age", default=env("GENERATED_CONTENT_MAX_AGE", "24h"),
+                     help="delete generated images older than this: seconds or 30m, 24h, 7d; 0 keeps them "
+                          "(env LOCALAI_GENERATED_CONTENT_MAX_AGE; default 24h)")
+    run.add_argument("--generated-content-max-files", type=int, default=int(env("GENERATED_CONTENT_MAX_FILES", "1000") or 0),
+                     help="keep at most this many generated images, deleting the oldest; 0: no limit "
+                          "(env LOCALAI_GENERATED_CONTENT_MAX_FILES; default 1000)")
     run.add_argument("--api-key", action="append", default=None,
                      help="require this API key (repeatable; env LOCALAI_API_KEY, comma-separated)")
     add_backend_args(run)
@@ -414,6 +423,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if args.models and gallery_cli.install_for_run(args.models_path, args.galleries, args.models, args.download_concurrency):
         return 1
+    from localai.generated import parse_duration
+
+    try:
+        max_age = parse_duration(args.generated_content_max_age)
+    except ValueError as exc:
+        print(f"error: --generated-content-max-age: {exc}", file=sys.stderr)
+        return 2
     galleries = [url for _, url in parse_sources(args.backend_galleries)]
     backends_path = args.backends_path if env("BACKENDS_PATH") or args.backends_path != backends_path_default() \
         else args.data_path / "backends"  # default: under the --data-path given
@@ -421,7 +437,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                         backends_path=backends_path, backend_galleries=galleries,
                         lifecycle=lifecycle_settings(args), upload_limit=int(max(0.0, args.upload_limit) * 2**20),
                         shutdown_timeout=max(0.0, args.shutdown_timeout),
-                        galleries=model_galleries, download_concurrency=args.download_concurrency)
+                        galleries=model_galleries, download_concurrency=args.download_concurrency,
+                        generated_content_path=Path(args.generated_content_path) if args.generated_content_path else None,
+                        generated_max_age=max_age, generated_max_files=args.generated_content_max_files)
     logging.getLogger("localai").info("models folder %s, listening on http://%s:%d%s", args.models_path.resolve(), host, port,
                                       " (API key required)" if keys else "")
     app = create_app(settings)

@@ -45,6 +45,49 @@ class TemplateConfig(BaseModel):
     use_tokenizer_template: bool = False
 
 
+# LocalAI's diffusers scheduler names (``k_`` = the same scheduler with Karras sigmas) and the pipeline classes
+# the diffusers backend builds. Checked here, at config load, so a typo shows in ``localai models`` at once.
+SCHEDULER_TYPES = ("ddim", "pndm", "heun", "unipc", "euler", "euler_a", "lms", "dpm_2", "dpm_2_a", "dpmpp_2m",
+                   "dpmpp_sde", "dpmpp_2m_sde")
+KARRAS_SCHEDULER_TYPES = tuple(f"k_{n}" for n in ("heun", "unipc", "euler", "dpm_2", "dpm_2_a", "dpmpp_2m", "dpmpp_2m_sde"))
+PIPELINE_TYPES = ("AutoPipelineForText2Image", "AutoPipelineForImage2Image", "DiffusionPipeline",
+                  "StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionXLPipeline",
+                  "StableDiffusionXLImg2ImgPipeline", "StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPipeline",
+                  "FluxPipeline", "FluxImg2ImgPipeline", "PixArtSigmaPipeline", "SanaPipeline")
+
+
+class DiffusersConfig(BaseModel):
+    """LocalAI's ``diffusers:`` block for image models. Unknown keys are kept and warned about."""
+
+    model_config = ConfigDict(extra="allow")
+
+    pipeline_type: str | None = None
+    scheduler_type: str | None = None
+    cuda: bool = False
+    cfg_scale: float | None = Field(default=None, ge=0)
+    clip_skip: int = Field(default=0, ge=0)
+    img2img: bool = False
+
+    @field_validator("pipeline_type")
+    @classmethod
+    def _known_pipeline(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if v not in PIPELINE_TYPES:
+            raise ValueError(f"unknown pipeline_type {v!r}; accepted: {', '.join(PIPELINE_TYPES)}")
+        return v
+
+    @field_validator("scheduler_type")
+    @classmethod
+    def _known_scheduler(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        name = v.strip().lower()
+        if name not in SCHEDULER_TYPES + KARRAS_SCHEDULER_TYPES:
+            raise ValueError(f"unknown scheduler_type {v!r}; accepted: {', '.join(SCHEDULER_TYPES + KARRAS_SCHEDULER_TYPES)}")
+        return name
+
+
 class ModelConfig(BaseModel):
     """One model as a LocalAI YAML describes it. Unknown keys are kept (and warned about once)."""
 
@@ -80,6 +123,9 @@ class ModelConfig(BaseModel):
     keep_alive: str | int | float | None = None
     pinned: bool = False
     preload: bool = False
+    diffusers: DiffusersConfig = Field(default_factory=DiffusersConfig)  # image models (LocalAI's block)
+    step: int | None = Field(default=None, ge=1)  # image models: default denoising steps
+    low_vram: bool | None = None  # image models: offload weights to CPU between uses (CUDA)
 
     @field_validator("options", "stopwords", "known_usecases", mode="before")
     @classmethod
@@ -151,7 +197,7 @@ def _problems_from_validation(file: str, model: str | None, exc: ValidationError
 
 
 def _warn_unknown(file: str, cfg: ModelConfig) -> None:
-    extras = list((cfg.model_extra or {}).keys())
+    extras = list((cfg.model_extra or {}).keys()) + [f"diffusers.{k}" for k in (cfg.diffusers.model_extra or {})]
     for key in extras:
         if (file, key) not in _warned_unknown:
             _warned_unknown.add((file, key))

@@ -20,7 +20,8 @@ from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallEnd
 from localai.metrics import GenerationMetrics
 from localai.runtime import Loaded, Runtime
 from localai.worker.client import GenerationStream
-from localai.types import EmbeddingResult, GenerateRequest, Message, ModelInfo, SamplingParams, ToolCall, TokenLogprob, Usage
+from localai.types import (EmbeddingResult, GenerateRequest, ImageLimits, ImageRequest, ImageResult, Message, ModelInfo,
+                           SamplingParams, ToolCall, TokenLogprob, Usage)
 
 log = logging.getLogger("localai.engine")
 
@@ -199,6 +200,32 @@ class Engine:
         data = await loaded.worker.call("embed", inputs=inputs)
         return loaded.entry, EmbeddingResult.model_validate(data)
 
+    async def generate_image(self, request: ImageRequest) -> tuple[ModelEntry, ImageResult]:
+        """Images for ``request`` (``model`` empty: the first image model), generated in the model's worker.
+
+        Fills the model's defaults (size, LocalAI's ``step``, ``diffusers.cfg_scale``), checks the size against
+        the model's limits and image input against its ``img2img`` support. Cancelling the awaiting task
+        (client gone) stops the denoising between steps.
+        """
+        loaded = await self.load(request.model or None, "image")
+        entry, info = loaded.entry, loaded.info
+        limits = info.image or ImageLimits()
+        width, height = request.width, request.height
+        if request.init_image is None:  # image-to-image without a size keeps the input image's size
+            width, height = width or limits.default_width, height or limits.default_height
+        if width is not None or height is not None:
+            check_image_size(width or limits.default_width, height or limits.default_height, limits, entry.name)
+        if request.init_image is not None and not info.img2img:
+            raise invalid(f"model {entry.name!r} does not support image input (edits, variations); set "
+                          "diffusers.img2img: true in its config if its pipeline can do image-to-image",
+                          param="image", code="img2img_not_supported")
+        cfg = entry.config
+        steps = request.steps if request.steps is not None else cfg.step
+        guidance = request.guidance_scale if request.guidance_scale is not None else (cfg.diffusers.cfg_scale or None)  # 0: unset (LocalAI)
+        request = request.model_copy(update={"model": entry.name, "width": width, "height": height, "steps": steps,
+                                             "guidance_scale": guidance})
+        return entry, await loaded.worker.generate_image(request)
+
     async def tokenize(self, model: str | None, text: str, add_special: bool = True) -> tuple[ModelEntry, list[int]]:
         loaded = await self.runtime.get(model, "tokenize")
         return loaded.entry, await loaded.worker.call("tokenize", text=text, add_special=add_special)
@@ -218,6 +245,16 @@ class Engine:
             return len(prompt)
         tokens = await loaded.worker.call("tokenize", text=prompt or "", add_special=True)
         return len(tokens)
+
+
+def check_image_size(width: int, height: int, limits: ImageLimits, model: str) -> None:
+    """Refuse a size the model cannot make: each side a multiple of ``limits.multiple`` within its bounds."""
+    multiple = max(8, limits.multiple)
+    for side, value in (("width", width), ("height", height)):
+        if value % multiple or not limits.min_size <= value <= limits.max_size:
+            raise invalid(f"size: {side} {value} is not supported by model {model!r}: each side must be a multiple of "
+                          f"{multiple} from {max(multiple, limits.min_size)} to {limits.max_size}", param="size",
+                          code="invalid_size")
 
 
 def _attach_logprobs(events: list[Event], logprobs: list[TokenLogprob]) -> list[TokenLogprob]:

@@ -7,7 +7,7 @@ Where hooks run:
 
 * ``register_backends`` and ``parse_options`` run in the **server process** at start-up and must
   not import the inference engine (``localai backends`` and ``localai --help`` stay fast).
-* ``load_model``, ``generate``, ``embed``, ``tokenize``, ``detokenize`` and ``unload_model`` run in
+* ``load_model``, ``generate``, ``embed``, ``tokenize``, ``detokenize``, ``generate_image`` and ``unload_model`` run in
   the model's **worker process** (one per loaded model); import the engine there, lazily.
 
 Dispatch: the per-model hooks are ``firstresult``. Every plugin sees every call and answers
@@ -30,7 +30,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from localai.config import ModelConfig
-    from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk
+    from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ImageRequest, ImageResult
 
 hookspec = pluggy.HookspecMarker("localai")
 
@@ -46,7 +46,7 @@ def register_backends(register: Callable[..., None]) -> None:
         * ``name``: the canonical backend id a model YAML's ``backend:`` names.
         * ``aliases``: other accepted spellings (case, ``.`` and ``_`` are normalised anyway).
         * ``capabilities``: what the backend can do: ``"completion"``, ``"chat"``,
-          ``"embeddings"``, ``"tokenize"``, ``"grammar"``, ``"vision"``.
+          ``"embeddings"``, ``"tokenize"``, ``"grammar"``, ``"vision"``, ``"image"`` (image generation).
         * ``formats``: model file suffixes it serves without a ``backend:`` line, e.g. ``("gguf",)``.
         * ``check``: a callable returning ``None`` when the engine can run here, else a
           human-readable reason (``"llama_cpp is not installed"``). It must not import the engine.
@@ -133,6 +133,28 @@ def tokenize(model: Any, text: str, add_special: bool) -> list[int] | None:
 @hookspec(firstresult=True)
 def detokenize(model: Any, tokens: list[int]) -> str | None:
     """Text of ``tokens``; ``None`` if not this plugin's model. Called in the worker. ``firstresult``."""
+
+
+@hookspec(firstresult=True)
+def generate_image(model: Any, request: ImageRequest, cancelled: Callable[[], bool]) -> ImageResult | None:
+    """Generate ``request.n`` PNG images for ``request`` with ``model``.
+
+    :param model: an object this plugin's :func:`load_model` returned.
+    :param request: the internal image request: prompt, negative prompt (LocalAI's text after ``|``),
+        size (already checked against the model's :class:`localai.types.ImageLimits`), ``n``, ``seed``
+        (image ``i`` uses ``seed + i``; same seed, same bytes), ``steps`` and, for image-to-image,
+        ``init_image`` (base64) with ``strength``.
+    :param cancelled: poll it between denoising steps (the pipeline's step callback); once it returns
+        ``True`` stop and return a result with ``finish_reason="cancelled"`` and no images.
+    :return: a :class:`localai.types.ImageResult` with base64 PNGs, or ``None`` if ``model`` is not this
+        plugin's. Raise ``localai.errors.QueueFull`` when the model's wait queue is full (429),
+        ``ValueError`` for a request the model cannot take (400), ``NotImplementedError`` for a mode it
+        does not support (image-to-image on a text-to-image pipeline: 400).
+
+    Called in the worker, possibly from several threads at once; a pipeline that cannot run requests
+    concurrently must serialise them itself. The model's ``info()`` should set ``image`` (its size limits)
+    and ``img2img``. ``firstresult``.
+    """
 
 
 @hookspec

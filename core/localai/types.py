@@ -197,4 +197,47 @@ class ModelInfo(BaseModel):
     renders_chat: bool = False
     supports_grammar: bool = False
     vision: bool = False
+    image: ImageLimits | None = None  # set by image generation backends
+    img2img: bool = False  # the image model also takes an input image (edits, variations)
     extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class ImageLimits(BaseModel):
+    """Image sizes a model accepts (reported by image backends in :attr:`ModelInfo.image`)."""
+
+    multiple: int = 8
+    min_size: int = 8
+    max_size: int = 2048
+    default_width: int = 512
+    default_height: int = 512
+
+
+class ImageRequest(BaseModel):
+    """One image generation as every image backend receives it (``generate_image`` hook).
+
+    ``n`` images of ``width`` x ``height``; image ``i`` is seeded with ``seed + i`` so a seed reproduces
+    the same images. ``init_image`` (base64 PNG/JPEG) makes it image-to-image with ``strength``.
+    ``steps`` / ``guidance_scale`` ``None`` mean the model config's default, else the pipeline's; the engine
+    fills ``width`` / ``height`` (the model's default size) before a backend sees the request.
+    """
+
+    model: str
+    prompt: str
+    negative_prompt: str | None = None
+    n: int = Field(default=1, ge=1)
+    width: int | None = Field(default=None, ge=1)
+    height: int | None = Field(default=None, ge=1)
+    seed: int | None = None
+    steps: int | None = Field(default=None, ge=1)
+    guidance_scale: float | None = None
+    init_image: str | None = None
+    strength: float | None = Field(default=None, gt=0, le=1)
+
+
+class ImageResult(BaseModel):
+    """PNG images (base64) of one :class:`ImageRequest`; ``finish_reason`` ``cancelled`` means none were made."""
+
+    images: list[str] = Field(default_factory=list)
+    seed: int | None = None
+    steps: int = 0
+    finish_reason: Literal["stop", "cancelled"] = "stop"

@@ -90,6 +90,22 @@ class Worker:
                 close()  # release the backend's resources (locks, slots) at once
             self.cancels.pop(rid, None)
 
+    def image(self, rid: int, raw: dict[str, Any]) -> None:
+        """One image generation; a ``cancel`` for ``rid`` stops it between denoising steps."""
+        from localai.types import ImageRequest
+
+        cancel = self.cancels.setdefault(rid, threading.Event())
+        try:
+            request = ImageRequest.model_validate(raw)
+            result = self.pm.hook.generate_image(model=self.model, request=request, cancelled=cancel.is_set)
+            if result is None:
+                raise NotImplementedError("this model's backend does not generate images")
+            self.send({"id": rid, "type": "result", "data": result.model_dump(mode="json")})
+        except BaseException as exc:  # noqa: BLE001
+            self.fail(rid, exc)
+        finally:
+            self.cancels.pop(rid, None)
+
     def call(self, rid: int, hook: str, args: dict[str, Any]) -> None:
         try:
             result = getattr(self.pm.hook, hook)(model=self.model, **args)
@@ -111,6 +127,9 @@ class Worker:
             elif op == "generate":
                 self.cancels[rid] = threading.Event()
                 threading.Thread(target=self.generate, args=(rid, msg["request"]), daemon=True).start()
+            elif op == "image":
+                self.cancels[rid] = threading.Event()
+                threading.Thread(target=self.image, args=(rid, msg["request"]), daemon=True).start()
             elif op == "call":
                 threading.Thread(target=self.call, args=(rid, msg["hook"], msg.get("args") or {}), daemon=True).start()
             elif op == "cancel":

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from localai.types import GenerateRequest, GenerationChunk, ModelInfo
+from localai.types import GenerateRequest, GenerationChunk, ImageRequest, ImageResult, ModelInfo
 from localai.worker import protocol
 
 log = logging.getLogger("localai.worker")
@@ -222,6 +222,26 @@ class WorkerProcess:
             return reply.get("data")
         finally:
             self._untrack(rid)
+
+    async def generate_image(self, request: ImageRequest) -> ImageResult:
+        """Generate images in the worker; if the awaiting task is cancelled (client gone), so is the denoising."""
+        rid = next(self._ids)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._queues[rid] = queue
+        try:
+            self._send({"op": "image", "id": rid, "request": request.model_dump(mode="json", exclude_none=True)})
+            reply = await queue.get()
+        except asyncio.CancelledError:
+            if self.alive:
+                try:
+                    self._send({"op": "cancel", "id": rid})
+                except (WorkerDied, ConnectionError, RuntimeError):
+                    pass
+            raise
+        finally:
+            self._queues.pop(rid, None)
+        self._raise_for(reply)
+        return ImageResult.model_validate(reply.get("data"))
 
     async def call(self, hook: str, **args: Any) -> Any:
         """Run a non-streaming hook (``embed``, ``tokenize``, ``detokenize``) in the worker."""

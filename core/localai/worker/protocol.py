@@ -1,8 +1,9 @@
 """Wire format between the server and a worker: one JSON object per line over a Unix socket.
 
-Server to worker: ``{"op": "load" | "generate" | "call" | "cancel" | "shutdown", "id": N, ...}``.
+Server to worker: ``{"op": "load" | "generate" | "image" | "call" | "cancel" | "shutdown", "id": N, ...}``.
 Worker to server: ``{"id": N, "type": "accepted" | "chunk" | "end" | "result" | "error", ...}``;
-a generation answers ``accepted`` (or ``error``) first, once the backend validated and queued it.
+a generation answers ``accepted`` (or ``error``) first, once the backend validated and queued it;
+an ``image`` request answers one ``result`` (or ``error``) and can be cancelled like a generation.
 """
 
 from __future__ import annotations

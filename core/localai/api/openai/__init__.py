@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from localai.api.openai import chat, completions, embeddings, models, tokenize
+from localai.api.openai import chat, completions, embeddings, images, models, tokenize
 
 router = APIRouter()
 router.include_router(models.router)
@@ -10,3 +10,4 @@ router.include_router(completions.router)
 router.include_router(chat.router)
 router.include_router(embeddings.router)
 router.include_router(tokenize.router)
+router.include_router(images.router)

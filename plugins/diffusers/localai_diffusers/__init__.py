@@ -1,0 +1,1 @@
+"""diffusers backend for localai: image generation behind /v1/images/*."""
