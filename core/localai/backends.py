@@ -57,6 +57,11 @@ class Backend:
     def unavailable(self) -> str | None:
         """Why the engine cannot run here, or ``None``; the check runs once."""
         if self._unavailable is False:
+            if self.interpreter != (self.python or sys.executable):
+                # Workers run on another interpreter (LOCALAI_PYTHON_<NAME>): this process's check says nothing
+                # about it; a load there reports its own problems.
+                self._unavailable = None
+                return None
             try:
                 self._unavailable = self.check() if self.check else None
             except Exception as exc:  # a broken check is itself a reason

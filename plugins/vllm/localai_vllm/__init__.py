@@ -1,0 +1,1 @@
+"""vLLM backend for localai."""

