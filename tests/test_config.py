@@ -137,3 +137,15 @@ def test_out_of_range_sampling_defaults_are_problems_naming_the_field(tmp_path: 
     write(tmp_path, "pen.yaml", "name: p\nparameters: {repeat_penalty: 0, presence_penalty: 3, temperature: 1.0}\n")
     _, problems = load_folder(tmp_path)
     assert {p.field for p in problems} == {"parameters.repeat_penalty", "parameters.presence_penalty"}
+
+
+def test_passthrough_spec_keeps_engine_flags_and_still_refuses_unknown_names() -> None:
+    from localai.options import OptionSpec, parse_option_list
+
+    specs = [OptionSpec("--*", "str", "engine flags"), OptionSpec("kv_cache_space", "int", "GiB")]
+    parsed = parse_option_list(["--max-num-seqs=8", "--enforce-eager", "kv_cache_space:2"], specs)
+    assert parsed == {"--*": ["--max-num-seqs=8", "--enforce-eager"], "kv_cache_space": 2}
+    with pytest.raises(ValueError, match="unknown option 'bogus'"):
+        parse_option_list(["bogus:1"], specs)
+    with pytest.raises(ValueError, match="unknown option '--x'"):
+        parse_option_list(["--x"], [OptionSpec("a", "int", "")])

@@ -109,6 +109,10 @@ class OptionSpec:
         return value
 
 
+# An option table entry with this name accepts every ``--flag[=value]`` entry as is (engines with their own flags).
+PASSTHROUGH = "--*"
+
+
 def split_entry(entry: str) -> tuple[str, str | None]:
     name, sep, value = str(entry).partition(":")
     return name.strip(), (value if sep else None)
@@ -121,7 +125,12 @@ def parse_option_list(entries: list[str], specs: list[OptionSpec], environ: dict
         for key in (spec.name, *spec.aliases):
             index[key.lower()] = spec
     result: dict[str, Any] = {}
+    passthrough = index.get(PASSTHROUGH)
     for entry in entries:
+        if passthrough is not None and str(entry).startswith("--"):
+            # An engine's own command-line flags (vLLM's --max-num-seqs=8): kept whole; the plugin checks them.
+            result.setdefault(PASSTHROUGH, []).append(str(entry))
+            continue
         name, raw = split_entry(entry)
         spec = index.get(name.lower())
         if spec is None:
