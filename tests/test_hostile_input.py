@@ -106,12 +106,18 @@ def test_every_route_but_the_probes_needs_the_key(srv: ServerProcess) -> None:
     paths = {p for _, p in routes}
     # The enumeration sees the routes of every API, admin and docs (a new route cannot be forgotten).
     assert {"/v1/chat/completions", "/v1/messages", "/v1/responses", "/metrics", "/backend/monitor", "/openapi.json"} <= paths
+    from localai import webui
+
+    ui = webui.open_paths()  # the web UI's page and static files, so it can ask for the key; no API route
+    assert not ui & {p for p in paths if p.startswith(("/v1", "/models", "/backend", "/metrics"))}
     open_ = []
     for method, path in routes:
         r = httpx.request(method, srv.url + path, json={}, timeout=30)
         if path in ("/healthz", "/readyz"):
             assert r.status_code in (200, 503), path
             open_.append(path)
+        elif path in ui:
+            assert r.status_code == 200 and method == "GET", (method, path)
         else:
             assert r.status_code == 401, (method, path, r.status_code)
             r = httpx.request(method, srv.url + path, json={}, headers={"x-api-key": "wrong"}, timeout=30)

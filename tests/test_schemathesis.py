@@ -22,7 +22,12 @@ pytestmark = pytest.mark.slow
 def test_schemathesis_finds_no_server_errors_or_schema_violations(tmp_path: Path) -> None:
     pytest.importorskip("schemathesis")
     folder = models(tmp_path, {"echo.yaml": "name: echo\nbackend: fake\n"})
-    with ServerProcess(folder, env={**FAKE_ENV, "LOCALAI_API_KEY": "k", "LOCALAI_LOG_LEVEL": "WARNING"}) as srv:
+    # A local model gallery: the default one is on the internet, and an unreachable gallery is a (correct) 502.
+    gallery = tmp_path / "gallery.yaml"
+    gallery.write_text("- name: tiny\n  description: a test entry\n  config_file: |\n    backend: fake\n")
+    env = {**FAKE_ENV, "LOCALAI_API_KEY": "k", "LOCALAI_LOG_LEVEL": "WARNING",
+           "LOCALAI_GALLERIES": f'[{{"name": "local", "url": "{gallery}"}}]'}
+    with ServerProcess(folder, env=env) as srv:
         cmd = [str(Path(sys.executable).with_name("schemathesis")), "run", f"{srv.url}/openapi.json", "-H", "Authorization: Bearer k",
                "--checks", "not_a_server_error,response_schema_conformance", "--max-examples", "30", "--seed", "1",
                "--generation-database", "none", "--no-color"]

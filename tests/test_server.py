@@ -57,9 +57,9 @@ def test_broken_configs_do_not_stop_the_server(fake_server: ServerProcess) -> No
     log = fake_server.log()
     assert "broken.yaml" in log and "YAML syntax error" in log
     assert "typo.yaml" in log and "context_size" in log
-    assert "pip install localai-vllm" in log
+    assert "localai backends install vllm" in log
     r = complete(fake_server.url, "wants-vllm", "hi")
-    assert r.status_code == 500 and "pip install localai-vllm" in r.json()["error"]["message"]
+    assert r.status_code == 500 and "localai backends install vllm" in r.json()["error"]["message"]
 
 
 def test_routes_answer_with_and_without_v1(fake_server: ServerProcess) -> None:
@@ -192,14 +192,15 @@ def test_cli_backends_lists_llama_cpp_with_alias_and_what_is_missing() -> None:
     out = cli("backends").stdout
     line = next(l for l in out.splitlines() if l.startswith("llama-cpp"))
     assert "llama" in line and "localai-llama-cpp" in line and "available" in line
-    assert "vllm (localai backends install vllm)" in out
+    vllm = next(l for l in out.splitlines() if l.startswith("vllm "))  # registered here without its engine
+    assert "unavailable" in vllm and "localai backends install vllm" in vllm
     assert "localai@transformers" in out  # the backend gallery
 
 
 def test_cli_models_shows_problems(tmp_path: Path) -> None:
     r = cli("models", "--models-path", str(models(tmp_path, FAKE_MODELS)), env=FAKE_ENV)
     assert r.returncode == 1
-    assert "echo" in r.stdout and "pip install localai-vllm" in r.stdout and "broken.yaml" in r.stdout
+    assert "echo" in r.stdout and "localai backends install vllm" in r.stdout and "broken.yaml" in r.stdout
 
 
 def test_help_imports_no_engine() -> None:

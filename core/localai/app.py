@@ -76,7 +76,9 @@ class State:
         self.generated = GeneratedStore(settings.generated_content_path or settings.data_path / "generated" / "images",
                                         settings.generated_max_age, settings.generated_max_files)
         self.generated.cleanup()  # files that expired while the server was down
-        self.extensions: dict[str, Any] = {}
+        from localai.backend_envs.registration import refresh as refresh_backends
+
+        self.extensions: dict[str, Any] = {"refresh_backends": refresh_backends}
 
     def log_summary(self) -> None:
         for info in self.pm.infos.values():

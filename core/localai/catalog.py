@@ -117,6 +117,10 @@ class Catalog:
                 entry.problems.append("no backend and no parameters.model given")
         except BackendError as exc:
             entry.problems.append(str(exc))
+        if entry.backend is not None and entry.backend.unavailable:
+            # Registered but unable to run here (a torch backend's plugin in the server's environment without its
+            # engine): not served, and `localai models` says how to fix it.
+            entry.problems.append(f"backend {entry.backend.name} cannot run here: {entry.backend.unavailable}")
         if entry.backend is not None:
             try:
                 if entry.backend.environment:  # its plugin lives in another environment: parse from its option table

@@ -130,6 +130,22 @@ def worker_pids(server_pid: int) -> list[int]:
     return out
 
 
+def backend_python(backend: str) -> tuple[str | None, str]:
+    """The interpreter a backend's workers would run on, for its engine-side test helpers, and where it came from:
+    ``LOCALAI_PYTHON_<NAME>``, else the backend environment installed under ``LOCALAI_BACKENDS_PATH``."""
+    var = "LOCALAI_PYTHON_" + backend.upper().replace("-", "_")
+    if os.environ.get(var):
+        return os.environ[var], var
+    path = os.environ.get("LOCALAI_BACKENDS_PATH")
+    if path:
+        from localai.backend_envs import installed
+
+        for meta in installed(Path(path)):
+            if meta.get("name") == backend and not meta.get("unavailable"):
+                return meta["interpreter"], f"backend environment {meta['path']}"
+    return None, f"no {backend} environment: run `localai backends install {backend}` and set LOCALAI_BACKENDS_PATH, or set {var}"
+
+
 def __getattr__(name: str) -> Any:
     """``BackendConformance`` (the backend conformance suite) loads only when asked for: it needs pytest."""
     if name in ("BackendConformance", "CONTRACT"):

@@ -131,6 +131,7 @@ def resolve_spec(spec: str, galleries: Any = (), capability: str | None = None) 
         dist = project[0] if project else re.split(r"[\[\s=<>~!@]", plugin, maxsplit=1)[0]
         return {"kind": "gallery", "spec": spec, "plugin": plugin, "requirements": extra, "distribution": dist,
                 "default_name": entry.name, "uri": str(target.data.get("uri") or plugin), "gallery": entry.gallery,
+                "remove": [str(r) for r in target.data.get("remove") or []],
                 "gallery_entry": target.name, "meta_backend": entry.name if entry.meta else None, "capability": key,
                 "gallery_index": None if entry.index == str(gal.SHIPPED) else entry.index,
                 "aliases": entry.aliases, "description": target.data.get("description") or entry.data.get("description", "")}
@@ -281,6 +282,11 @@ def install(spec: str, *, backends_path: Path | str, name: str | None = None, al
         report(f"resolving {' '.join(reqs)}", 0.1)
         pip = [sys.executable, "-m", "pip", "--python", str(python)] if pip_here else [str(python), "-m", "pip"]
         _Pip([*pip, "install", "--disable-pip-version-check", "--no-input", *reqs], report, cancelled).run()
+        if src.get("remove"):
+            # Packages the engine drags in that do not import beside this torch (PyPI's torchvision against the
+            # CPU torch): the gallery entry says which; the engine runs without them.
+            report(f"removing {' '.join(src['remove'])}", 0.85)
+            _Pip([*pip, "uninstall", "-y", "--disable-pip-version-check", *src["remove"]], report, cancelled).run()
         report("probing the plugin in its environment", 0.9)
         probe = _probe(python)
         target = canonical_dist(src["distribution"]) if src.get("distribution") else None

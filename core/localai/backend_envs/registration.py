@@ -150,3 +150,14 @@ def names_of(meta: dict[str, Any]) -> set[str]:
         for b in meta.get("backends") or []:
             keys |= {normalise(b["name"]), *(normalise(a) for a in b.get("aliases") or [])}
     return keys
+
+
+def refresh(state: Any) -> list[str]:
+    """Serve environments installed since start-up (by the model gallery's backend step, or another process)."""
+    known = {b.environment for b in state.registry.backends.values() if b.environment}
+    added = []
+    for meta in installed(state.settings.backends_path):
+        if meta["path"] not in known:
+            activate(state, meta)
+            added.append(meta["name"])
+    return added

@@ -9,6 +9,8 @@ failed or cancelled install leaves no config behind.
 
 from __future__ import annotations
 
+import importlib
+
 import ipaddress
 import logging
 import os
@@ -188,7 +190,7 @@ class GalleryService:
         except BackendError as exc:
             reason = str(exc)
         try:
-            from localai import backend_envs  # the backend gallery (optional until it lands)
+            backend_envs = importlib.import_module("localai.backend_envs")  # through sys.modules: tests swap it
         except ImportError:
             raise GalleryError(f"model {plan.name!r} needs backend {name!r}, which is not installed ({reason}); "
                                f"install it with: localai backends install {name}") from None

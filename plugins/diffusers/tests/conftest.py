@@ -2,8 +2,7 @@
 
 The engine (torch + diffusers) lives in its own environment, so these tests drive it through a real server
 whose diffusers workers run on that interpreter. It is found, in order, from ``LOCALAI_PYTHON_DIFFUSERS``,
-an installed backend environment (``localai backends install diffusers``), or the repository's
-``.venv-diffusers`` (made by ``scripts/setup.sh``). Without one the tests fail under CI and skip locally.
+or an installed backend environment (``localai backends install diffusers``). Without one the tests fail under CI and skip locally.
 """
 
 from __future__ import annotations
@@ -15,38 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from localai.testing import ServerProcess
+from localai.testing import backend_python, ServerProcess
 
 REPO = Path(__file__).resolve().parents[3]
 KEY = "diffusers-test-key"
 
 
-def _installed_backend_python() -> str | None:
-    """The interpreter of an installed ``diffusers`` backend environment, if the backend-environments module has one."""
-    try:
-        from localai import backend_envs  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    path = Path(os.environ.get("LOCALAI_BACKENDS_PATH", "backends"))
-    try:
-        for meta in backend_envs.installed(path):
-            if meta.get("name") == "diffusers" and meta.get("python"):
-                return str(meta["python"])
-    except Exception:  # noqa: BLE001 - an unreadable environment is "none"
-        return None
-    return None
-
-
 def _candidates() -> list[tuple[str, str]]:
     out = []
-    if os.environ.get("LOCALAI_PYTHON_DIFFUSERS"):
-        out.append((os.environ["LOCALAI_PYTHON_DIFFUSERS"], "LOCALAI_PYTHON_DIFFUSERS"))
-    installed = _installed_backend_python()
-    if installed:
-        out.append((installed, "installed backend environment"))
-    local = REPO / ".venv-diffusers" / "bin" / "python"
-    if local.exists():
-        out.append((str(local), "repository .venv-diffusers"))
+    python, origin = backend_python("diffusers")
+    if python:
+        out.append((python, origin))
     return out
 
 

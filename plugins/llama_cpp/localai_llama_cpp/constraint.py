@@ -17,8 +17,11 @@ from localai.constraints.tokenizer import from_pieces
 from localai.types import GenerateRequest
 
 
-def vocab_tokenizer(llm: Any) -> Any:
-    """An ``llguidance.LLTokenizer`` for ``llm``'s vocab: every token's bytes, control tokens marked special."""
+def vocab_tokenizer(llm: Any, stop: threading.Event | None = None) -> Any:
+    """An ``llguidance.LLTokenizer`` for ``llm``'s vocab: every token's bytes, control tokens marked special.
+
+    ``stop`` ends the walk early (the model is being closed: reading a freed vocab would crash the worker).
+    """
     vocab = llm._model.vocab
     n = int(llama_cpp.llama_vocab_n_tokens(vocab))
     size = 256
@@ -30,6 +33,8 @@ def vocab_tokenizer(llm: Any) -> Any:
     control = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
     user = llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
     for t in range(n):
+        if stop is not None and t % 4096 == 0 and stop.is_set():
+            raise RuntimeError("the model was closed")
         k = llama_cpp.llama_token_to_piece(vocab, t, buf, size, 0, True)
         if k < 0:
             big = ctypes.create_string_buffer(-k)
@@ -58,15 +63,22 @@ class VocabTokenizer:
         self._value: Any = None
         self._error: BaseException | None = None
         self._done = threading.Event()
-        threading.Thread(target=self._build, name="constraint-vocab", daemon=True).start()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._build, name="constraint-vocab", daemon=True)
+        self._thread.start()
 
     def _build(self) -> None:
         try:
-            self._value = vocab_tokenizer(self._llm)
+            self._value = vocab_tokenizer(self._llm, self._stop)
         except BaseException as exc:  # noqa: BLE001 - reported to the first constrained request
             self._error = exc
         finally:
             self._done.set()
+
+    def close(self) -> None:
+        """Stop the walk and wait for it, so the caller may free the model afterwards."""
+        self._stop.set()
+        self._thread.join()
 
     def get(self) -> Any:
         self._done.wait()

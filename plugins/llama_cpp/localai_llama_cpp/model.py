@@ -170,6 +170,8 @@ class LlamaCppModel:
     def close(self) -> None:
         if self._scheduler is not None:
             self._scheduler.close()
+        if self._vocab is not None:
+            self._vocab.close()  # its background walk reads the vocab that llm.close() frees
         try:
             self.llm.close()
         except Exception:  # noqa: BLE001

@@ -15,36 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from localai.testing import ServerProcess, default_gguf
+from localai.testing import ServerProcess, backend_python, default_gguf
 
 ENV = "LOCALAI_PYTHON_VLLM"
 SIDE = Path(__file__).with_name("engine_side.py")
 
 
-def installed_environment() -> str | None:
-    try:
-        from localai import backend_envs  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    path = os.environ.get("LOCALAI_BACKENDS_PATH")
-    if not path:
-        return None
-    try:
-        for meta in backend_envs.installed(Path(path)):
-            if meta.get("name") == "vllm" and not meta.get("unavailable"):
-                return meta.get("interpreter")
-    except Exception:  # noqa: BLE001 - an unreadable backends folder is "none installed"
-        return None
-    return None
-
-
 @pytest.fixture(scope="session")
 def engine_python() -> str:
-    python = os.environ.get(ENV) or installed_environment()
-    reason = None
-    if not python:
-        reason = f"no vLLM environment: `localai backends install vllm`, or set {ENV} to a Python with vllm and localai-vllm"
-    else:
+    python, reason = backend_python("vllm")
+    if python:
+        reason = None
         out = subprocess.run([python, "-c", "import vllm, localai_vllm, transformers, sentence_transformers"],
                              capture_output=True, text=True, timeout=600)
         if out.returncode != 0:
