@@ -6,7 +6,6 @@ the decode loop only calls :func:`compile_constraint` and the :class:`Enforcer` 
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
@@ -33,7 +32,10 @@ def grammar_text(constraint: Constraint) -> str:
     import llguidance
 
     if constraint.type == "json_schema":
-        return llguidance.grammar_from("json_schema", json.dumps(constraint.json_schema or {"type": "object"}))
+        # Compact JSON (one space after separators, no free newlines): with flexible whitespace a small model
+        # can pad forever inside a forced object and never reach its content. A schema's own x-guidance wins.
+        return llguidance.LLMatcher.grammar_from_json_schema(
+            constraint.json_schema or {"type": "object"}, defaults={"whitespace_flexible": False})
     if constraint.type == "grammar" and constraint.grammar:
         return llguidance.grammar_from("gbnf", constraint.grammar)
     raise ValueError(f"constraint of type {constraint.type!r} carries no grammar or schema")

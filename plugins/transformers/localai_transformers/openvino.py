@@ -65,7 +65,10 @@ def load_openvino(kind: str, source: Source, config: Any, options: dict[str, Any
     trust = bool(extra(config, "trust_remote_code") or False)
     cls = oi.OVModelForCausalLM if kind == OV_CAUSAL else oi.OVModelForFeatureExtraction
     log.info("loading %s as %s on OpenVINO %s%s", source.describe(), kind, device, "" if has_ir else " (exporting to IR)")
-    model = cls.from_pretrained(source.path, export=not has_ir, device=device, trust_remote_code=trust, compile=True)
+    # f16: false asks for full precision; otherwise OpenVINO picks the device's fastest (bf16 on CPUs that have it)
+    ov_config = {"INFERENCE_PRECISION_HINT": "f32"} if getattr(config, "f16", None) is False else {}
+    model = cls.from_pretrained(source.path, export=not has_ir, device=device, trust_remote_code=trust, compile=True,
+                                ov_config=ov_config or None)
     tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=trust)
     if kind == OV_CAUSAL:
         template = getattr(tokenizer, "chat_template", None) or gguf_chat_template(source)

@@ -142,11 +142,12 @@ def test_json_schema_response_format_is_enforced(server: ServerProcess) -> None:
 
 
 def test_forced_tool_call_is_valid_against_its_schema(server: ServerProcess) -> None:
-    params = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}}, "required": ["city"]}
+    params = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}}, "required": ["city"],
+              "additionalProperties": False}
     r = oai(server).chat.completions.create(
         model="gemma", messages=[{"role": "user", "content": "What is the weather in Paris?"}], max_tokens=60,
         tools=[{"type": "function", "function": {"name": "get_weather", "parameters": params}}],
-        tool_choice={"type": "function", "function": {"name": "get_weather"}})
+        tool_choice={"type": "function", "function": {"name": "get_weather"}}, parallel_tool_calls=False)
     calls = r.choices[0].message.tool_calls
     assert r.choices[0].finish_reason == "tool_calls" and calls and calls[0].function.name == "get_weather"
     jsonschema.validate(json.loads(calls[0].function.arguments), params)
@@ -183,7 +184,7 @@ SENTENCES = ["A man is eating food.", "A cat sleeps on the sofa.", "The stock ma
 
 @pytest.mark.parametrize("model", ["minilm", "minilm-pooled"])
 def test_embeddings_equal_direct_sentence_transformers(server: ServerProcess, st_encode, model: str) -> None:
-    r = oai(server).embeddings.create(model=model, input=SENTENCES)
+    r = oai(server).embeddings.create(model=model, input=SENTENCES, encoding_format="float")
     vectors = [d.embedding for d in r.data]
     reference = st_encode(SENTENCES)
     assert len(vectors) == 3 and all(len(v) == 384 for v in vectors)
@@ -191,7 +192,7 @@ def test_embeddings_equal_direct_sentence_transformers(server: ServerProcess, st
         assert math.isclose(math.fsum(x * x for x in v), 1.0, abs_tol=1e-5)
         assert max(abs(a - b) for a, b in zip(v, ref)) < 1e-5
     assert r.usage.prompt_tokens > 3 * 5
-    assert oai(server).embeddings.create(model=model, input=SENTENCES[0], dimensions=384).data[0].embedding == pytest.approx(vectors[0])
+    assert oai(server).embeddings.create(model=model, input=SENTENCES[0], dimensions=384, encoding_format="float").data[0].embedding == pytest.approx(vectors[0])
     with pytest.raises(openai.BadRequestError, match="384"):
         oai(server).embeddings.create(model=model, input=SENTENCES[0], dimensions=128)
 
