@@ -70,18 +70,18 @@ def test_stop_strings_never_reach_the_text(server: ServerProcess) -> None:
 
 
 def test_seeds_reproduce_and_sampling_settings_change_the_draw(server: ServerProcess) -> None:
-    kw = dict(max_tokens=8, temperature=1.0, top_p=0.95)
+    kw = dict(max_tokens=6, temperature=1.0, top_p=0.95)
     a = complete(server, seed=1234, **kw).choices[0].text
     assert complete(server, seed=1234, **kw).choices[0].text == a
-    others = {complete(server, seed=s, **kw).choices[0].text for s in (1, 2, 3)}
+    others = {complete(server, seed=s, **kw).choices[0].text for s in (1, 2)}
     assert len(others | {a}) > 1  # seeds matter
     # a huge bias on one token makes it the greedy choice every time
     token = httpx.post(server.url + "/v1/tokenize", json={"model": "gemma", "content": " banana"}).json()["tokens"][-1]
     biased = complete(server, max_tokens=3, temperature=0, logit_bias={str(token): 100}).choices[0].text
     assert biased == " banana banana banana"
     # presence/frequency penalties steer greedy decoding away from its repetition
-    looped = complete(server, prompt="one one one one one one", max_tokens=6, temperature=0).choices[0].text
-    penalised = complete(server, prompt="one one one one one one", max_tokens=6, temperature=0,
+    looped = complete(server, prompt="one one one one one one", max_tokens=4, temperature=0).choices[0].text
+    penalised = complete(server, prompt="one one one one one one", max_tokens=4, temperature=0,
                          frequency_penalty=2.0, presence_penalty=2.0).choices[0].text
     assert looped != penalised
 
