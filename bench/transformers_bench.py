@@ -1,0 +1,164 @@
+"""The transformers backend against transformers itself, in the same session, one at a time.
+
+Run from the repository root with the server's Python, the engine's Python given::
+
+    LOCALAI_PYTHON_TRANSFORMERS=.venv-transformers/bin/python .venv/bin/python bench/transformers_bench.py
+    ... bench/transformers_bench.py --tokens 64 --rounds 3 --batches 5
+
+* decode: one client streams ``/v1/completions`` from Gemma 3 270M (the HF folder written from the PyPI GGUF,
+  greedy, EOS banned so every request decodes exactly ``--tokens``), against ``model.generate()`` in process
+  on the same folder with the same token count. Ratio = HTTP tok/s / in-process tok/s (goal >= 0.95).
+* embeddings: ``/v1/embeddings`` with batches of 64 short sentences on all-MiniLM-L6-v2 (SentenceTransformer type),
+  against ``SentenceTransformer.encode`` in process. Ratio = HTTP sentences/s / in-process (goal >= 0.9).
+* concurrency: ``--clients`` streams at once against one, through HTTP (requests are served one at a time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from localai.testing import ServerProcess, default_gguf
+
+EOS_BIAS = {"1": -100, "106": -100}  # Gemma's <eos> and <end_of_turn>
+PROMPT = "Once upon a time, in a land far away,"
+SENTENCES = [f"Sentence number {i} is about {w}." for i, w in enumerate(
+    ["cats", "the weather", "stock markets", "football", "cooking pasta", "quantum physics", "old castles", "rivers"] * 8)]
+
+IN_PROCESS = r"""
+import json, sys, time, torch
+args = json.loads(sys.argv[1])
+out = {}
+if args["folder"]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(args["folder"])
+    model = AutoModelForCausalLM.from_pretrained(args["folder"], dtype=torch.float32).eval()
+    ids = tok(args["prompt"], return_tensors="pt")
+    bad = [[int(t)] for t in args["eos"]]
+    runs = []
+    for i in range(args["rounds"] + 1):
+        t = time.perf_counter()
+        gen = model.generate(**ids, max_new_tokens=args["tokens"], do_sample=False, bad_words_ids=bad)
+        dt = time.perf_counter() - t
+        assert gen.shape[1] - ids["input_ids"].shape[1] == args["tokens"]
+        if i:
+            runs.append(args["tokens"] / dt)  # the first run warms up
+    out["decode_tps"] = runs
+if args["minilm"]:
+    from sentence_transformers import SentenceTransformer
+    st = SentenceTransformer(args["minilm"], device="cpu")
+    st.encode(args["sentences"])
+    runs = []
+    for _ in range(args["batches"]):
+        t = time.perf_counter()
+        st.encode(args["sentences"], batch_size=64)
+        runs.append(len(args["sentences"]) / (time.perf_counter() - t))
+    out["embed_sps"] = runs
+print("RESULT " + json.dumps(out))
+"""
+
+
+def engine(python: str, **args: object) -> dict:
+    proc = subprocess.run([python, "-c", IN_PROCESS, json.dumps(args)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"in-process baseline failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.split("RESULT ", 1)[1])
+
+
+def stream_tokens(url: str, tokens: int) -> float:
+    body = {"model": "gemma", "prompt": PROMPT, "max_tokens": tokens, "temperature": 0, "stream": True,
+            "logit_bias": EOS_BIAS, "stream_options": {"include_usage": True}}
+    t = time.perf_counter()
+    got = 0
+    with httpx.stream("POST", url + "/v1/completions", json=body, timeout=600) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                usage = json.loads(line[6:]).get("usage")
+                if usage:
+                    got = usage["completion_tokens"]
+    dt = time.perf_counter() - t
+    assert got == tokens, f"decoded {got} tokens, expected {tokens}"
+    return tokens / dt
+
+
+def concurrent(url: str, clients: int, tokens: int) -> float:
+    t = time.perf_counter()
+    threads = [threading.Thread(target=stream_tokens, args=(url, tokens)) for _ in range(clients)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return clients * tokens / (time.perf_counter() - t)
+
+
+def embed_http(url: str, batches: int) -> list[float]:
+    runs = []
+    with httpx.Client(timeout=600) as client:
+        client.post(url + "/v1/embeddings", json={"model": "minilm", "input": SENTENCES}).raise_for_status()
+        for _ in range(batches):
+            t = time.perf_counter()
+            r = client.post(url + "/v1/embeddings", json={"model": "minilm", "input": SENTENCES})
+            r.raise_for_status()
+            runs.append(len(SENTENCES) / (time.perf_counter() - t))
+    return runs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--python", default=os.environ.get("LOCALAI_PYTHON_TRANSFORMERS"), help="the engine's Python")
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batches", type=int, default=5)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--skip", choices=("decode", "embeddings"), action="append", default=[])
+    a = ap.parse_args()
+    if not a.python:
+        raise SystemExit("set LOCALAI_PYTHON_TRANSFORMERS (or --python) to the transformers environment's Python")
+    side = Path(__file__).resolve().parent.parent / "plugins" / "transformers" / "tests" / "engine_side.py"
+    gguf = default_gguf()
+    folder = gguf.parent / "gemma-3-270m-hf"
+    if "decode" not in a.skip and not (folder / "model.safetensors").is_file():
+        print("writing the HF folder from the GGUF (once) ...", flush=True)
+        subprocess.run([a.python, str(side), "save-hf", str(gguf), str(folder)], check=True)
+    minilm = subprocess.run([a.python, str(side), "minilm"], check=True, capture_output=True, text=True).stdout.strip()
+
+    base = engine(a.python, folder=None if "decode" in a.skip else str(folder), prompt=PROMPT, tokens=a.tokens,
+                  rounds=a.rounds, eos=[int(k) for k in EOS_BIAS], minilm=None if "embeddings" in a.skip else minilm,
+                  sentences=SENTENCES, batches=a.batches)
+    with tempfile.TemporaryDirectory() as tmp:
+        models = Path(tmp, "models")
+        models.mkdir()
+        (models / "gemma-hf").symlink_to(folder)
+        (models / "minilm").symlink_to(minilm)
+        (models / "gemma.yaml").write_text("name: gemma\nbackend: transformers\ncontext_size: 2048\nparameters:\n  model: gemma-hf\n")
+        (models / "minilm.yaml").write_text("name: minilm\nbackend: sentencetransformers\nembeddings: true\nparameters:\n  model: minilm\n")
+        with ServerProcess(models, env={"LOCALAI_PYTHON_TRANSFORMERS": a.python, "HF_HUB_OFFLINE": "1"}) as srv:
+            if "decode" not in a.skip:
+                stream_tokens(srv.url, 4)  # load and warm up
+                http = [stream_tokens(srv.url, a.tokens) for _ in range(a.rounds)]
+                inproc = statistics.median(base["decode_tps"])
+                print(f"decode, {a.tokens} tokens: in-process generate() {inproc:.2f} tok/s, HTTP stream "
+                      f"{statistics.median(http):.2f} tok/s, ratio {statistics.median(http) / inproc:.3f}")
+                many = concurrent(srv.url, a.clients, a.tokens)
+                print(f"concurrency: {a.clients} clients {many:.2f} tok/s aggregate vs 1 client "
+                      f"{statistics.median(http):.2f} tok/s, ratio {many / statistics.median(http):.3f}")
+            if "embeddings" not in a.skip:
+                http = embed_http(srv.url, a.batches)
+                inproc = statistics.median(base["embed_sps"])
+                print(f"embeddings, batch {len(SENTENCES)}: in-process encode {inproc:.1f} sentences/s, HTTP "
+                      f"{statistics.median(http):.1f} sentences/s, ratio {statistics.median(http) / inproc:.3f}")
+
+
+if __name__ == "__main__":
+    main()

