@@ -9,7 +9,7 @@ bash scripts/setup.sh || exit 1
 # (`localai backends install`), into a backends folder cached between runs under ~/.cache/localai/backends-<key>;
 # the key hashes each listed backend's plugin sources, the backend gallery, the core's dependencies and pip's
 # configuration, so a change to any of them rebuilds the environments. The tests get LOCALAI_BACKENDS_PATH.
-TEST_BACKENDS=${LOCALAI_TEST_BACKENDS-"diffusers vllm"}
+TEST_BACKENDS=${LOCALAI_TEST_BACKENDS-"diffusers transformers vllm"}
 install_test_backends() {
   local key dir name
   key=$( { for name in $TEST_BACKENDS; do

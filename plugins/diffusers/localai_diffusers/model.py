@@ -197,6 +197,12 @@ class DiffusersModel:
                 raise ValueError(f"model {self.name!r} ({type(pipe).__name__}) takes no negative prompt (the text after '|')")
             kwargs["negative_prompt"] = request.negative_prompt
         if request.steps is not None:
+            # A scheduler indexes its training timesteps: more inference steps than it has (less its offset) crash it.
+            sched = getattr(getattr(pipe, "scheduler", None), "config", None)
+            most = int(getattr(sched, "num_train_timesteps", 0) or 0) - int(getattr(sched, "steps_offset", 0) or 0)
+            if most > 0 and request.steps > most:
+                raise ValueError(f"step {request.steps} is more than model {self.name!r}'s scheduler "
+                                 f"({type(pipe.scheduler).__name__}) can take: at most {most}")
             kwargs["num_inference_steps"] = request.steps
         if request.guidance_scale is not None:
             kwargs["guidance_scale"] = request.guidance_scale
