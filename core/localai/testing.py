@@ -87,9 +87,11 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"server did not answer /healthz in {timeout}s:\n{self.log()}")
 
-    def log(self) -> str:
+    def log(self, tail: int | None = 20000) -> str:
+        """The server's log so far (its last ``tail`` characters; ``None``: all of it)."""
         try:
-            return self.log_path.read_text(errors="replace")[-20000:]
+            text = self.log_path.read_text(errors="replace")
+            return text if tail is None else text[-tail:]
         except OSError:
             return ""
 

@@ -7,6 +7,7 @@ and back from :class:`GenerationChunk` / the engine events; backends receive the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -117,6 +118,15 @@ class SamplingParams(BaseModel):
     frequency_penalty: float | None = None
     seed: int | None = None
     logit_bias: dict[int, float] | None = None
+    ignore_eos: bool = False
+    """Keep generating past end-of-generation tokens, to ``max_tokens`` or a stop string (vLLM's and llama.cpp
+    server's ``ignore_eos``). Engines without a native switch ban their end tokens with :meth:`banning_eos`."""
+
+    def banning_eos(self, eos: Iterable[int]) -> SamplingParams:
+        """These params with ``eos`` biased to -inf when ``ignore_eos`` is set (the request's own bias kept)."""
+        if not self.ignore_eos:
+            return self
+        return self.model_copy(update={"logit_bias": {**(self.logit_bias or {}), **{int(t): float("-inf") for t in eos}}})
 
 
 class GenerateRequest(BaseModel):

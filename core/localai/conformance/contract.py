@@ -88,6 +88,11 @@ CONTRACT: dict[str, Item] = {
     "chat": Item(
         "chat completions work through the server, streamed and not",
         "give the core a chat template (ModelInfo.chat_template) or render chats yourself (renders_chat=True)"),
+    "image": Item(
+        "an image model returns n PNGs of the asked size; the same seed gives the same bytes, another seed others",
+        "implement generate_image(request, cancelled) on the model (localai.protocol.ImageModel): request.n base64 "
+        "PNGs of request.width x request.height, image i seeded with request.seed + i; set ModelInfo.image (its size "
+        "limits) in info()"),
     "vision": Item(
         "a vision model accepts image input",
         "report ModelInfo.vision=True and read request.messages' image parts in generate()"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -26,8 +27,13 @@ def write_model_yaml(folder: Path, name: str, backend: str, model: dict[str, Any
 
 
 def catalog(models_path: Path) -> Catalog:
-    """The models folder as the server process sees it (plugins discovered, options parsed)."""
-    return Catalog(models_path, Registry(make_plugin_manager())).load()
+    """The models folder as the server process sees it: plugins discovered, the backend environments installed
+    under ``LOCALAI_BACKENDS_PATH`` registered, options parsed."""
+    from localai.backend_envs.registration import register_environments
+
+    registry = Registry(make_plugin_manager())
+    register_environments(registry, os.environ.get("LOCALAI_BACKENDS_PATH") or None)
+    return Catalog(models_path, registry).load()
 
 
 class WorkerHarness:
@@ -57,6 +63,12 @@ class WorkerHarness:
 
     def call(self, hook: str, **args: Any) -> Any:
         return self.run(self.worker.call(hook, **args))
+
+    def image(self, **fields: Any) -> Any:
+        """One ``generate_image`` in the worker (an :class:`localai.types.ImageResult`)."""
+        from localai.types import ImageRequest
+
+        return self.run(self.worker.generate_image(ImageRequest(model=self.entry.name, **fields)))
 
     def generate(self, request: GenerateRequest | dict[str, Any], *,
                  on_chunk: Callable[[GenerationChunk, list[GenerationChunk]], bool] | None = None) -> list[GenerationChunk]:

@@ -36,7 +36,7 @@ from localai.conformance.contract import check, contract, fail
 from localai.conformance.harness import WorkerHarness, catalog, write_model_yaml
 from localai.types import Constraint, GenerateRequest, GenerationChunk, SamplingParams
 
-KNOWN_CAPABILITIES = ("completion", "chat", "embeddings", "tokenize", "grammar", "vision")
+KNOWN_CAPABILITIES = ("completion", "chat", "embeddings", "tokenize", "grammar", "vision", "image")
 HEAVY_MODULES = ("torch", "transformers", "vllm", "llama_cpp", "ik_llama_cpp", "diffusers", "openvino",
                  "onnxruntime", "tensorflow", "jax")
 MAIN, EMBED, OTHER, BADOPT, MISSING = "conformance", "conformance-embed", "conformance-b", "conformance-badopt", "conformance-missing"
@@ -53,6 +53,17 @@ WEATHER_SCHEMA = {
 
 # A 1x1 red PNG.
 RED_PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC")
+
+
+def _png_size(b64: str) -> tuple[int, int] | None:
+    """(width, height) from a base64 PNG's IHDR, or ``None`` if it is not a PNG."""
+    import base64
+    import struct
+
+    raw = base64.b64decode(b64)
+    if raw[:8] != b"\x89PNG\r\n\x1a\n" or raw[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", raw[16:24])
 
 
 def _text(chunks: list[GenerationChunk]) -> str:
@@ -111,6 +122,8 @@ class BackendConformance:
     prompt: ClassVar[str] = "The three primary colors are"
     long_prompt: ClassVar[str] = "Count from one to one hundred: one, two, three, four,"
     max_tokens: ClassVar[int] = 12
+    image_steps: ClassVar[int] = 2
+    """Denoising steps for the ``image`` checks (keep them few: the checks run several generations)."""
     env: ClassVar[dict[str, str]] = {}
     """Extra environment for the server and workers."""
     timeout: ClassVar[float] = 120
@@ -205,6 +218,7 @@ class BackendConformance:
     @pytest.fixture(scope="class")
     @classmethod
     def embed_worker(cls, models: Any, registered: Any) -> Iterator[WorkerHarness]:
+        cls.needs("embeddings")
         harness = WorkerHarness(cls._entry(models, EMBED), timeout=cls.timeout)
         cls._load(harness)
         yield harness
@@ -303,7 +317,10 @@ class BackendConformance:
             "import json, sys\n"
             "from localai.catalog import Catalog\nfrom localai.backends import Registry\n"
             "from localai.plugins import make_plugin_manager\n"
-            f"reg = Registry(make_plugin_manager()); b = reg.resolve({self.backend!r}); b.unavailable\n"
+            "from localai.backend_envs.registration import register_environments\n"
+            "import os\n"
+            f"reg = Registry(make_plugin_manager()); register_environments(reg, os.environ.get('LOCALAI_BACKENDS_PATH') or None)\n"
+            f"b = reg.resolve({self.backend!r}); b.unavailable\n"
             f"Catalog(__import__('pathlib').Path({str(models_path)!r}), reg).load()\n"
             f"print(json.dumps(sorted(m for m in {watched!r} if m in sys.modules)))\n"
         )
@@ -349,6 +366,23 @@ class BackendConformance:
               f"{'is' if 'grammar' in self.capabilities else 'is not'} a capability")
         check(info.vision == ("vision" in self.capabilities), "load",
               f"ModelInfo.vision is {info.vision} but 'vision' {'is' if 'vision' in self.capabilities else 'is not'} a capability")
+
+    def test_image_generation(self, worker: WorkerHarness) -> None:
+        self.needs("image")
+        limits = worker.info.image if worker.info else None
+        check(limits is not None, "image", "ModelInfo.image (the model's size limits) is not set")
+        w = h = limits.min_size * 2 if limits.min_size * 2 <= limits.max_size else limits.min_size
+        with contract("image"):
+            first = worker.image(prompt="a red square", width=w, height=h, n=2, seed=7, steps=self.image_steps)
+            again = worker.image(prompt="a red square", width=w, height=h, n=2, seed=7, steps=self.image_steps)
+            other = worker.image(prompt="a red square", width=w, height=h, n=1, seed=8, steps=self.image_steps)
+        check(len(first.images) == 2, "image", f"n=2 gave {len(first.images)} image(s)")
+        for b64 in first.images:
+            size = _png_size(b64)
+            check(size == (w, h), "image", f"asked for {w}x{h}, got a PNG of {size}")
+        check(first.images == again.images, "image", "the same seed gave different PNG bytes")
+        check(first.images[0] != first.images[1], "image", "images 0 and 1 of one request are identical (seed + i)")
+        check(other.images[0] != first.images[0], "image", "seeds 7 and 8 gave the same image")
 
     def test_missing_model_file_fails_the_load_clearly(self, models: Any, registered: Any) -> None:
         entry = models.get(MISSING)
@@ -604,6 +638,22 @@ class BackendConformance:
             r = client.chat.completions.create(model=MAIN, messages=[{"role": "user", "content": content}],
                                                max_tokens=self.max_tokens, temperature=0)
         check((r.choices[0].message.content or "").strip(), "vision", "the answer to an image question is empty")
+
+    def test_http_images(self, client: Any, server: Any) -> None:
+        import base64
+
+        self.needs("image")
+        with contract("image"):
+            b64 = client.images.generate(model=MAIN, prompt="a red square", n=1, response_format="b64_json",
+                                         extra_body={"seed": 3, "step": self.image_steps})
+            url = client.images.generate(model=MAIN, prompt="a red square", n=1, response_format="url",
+                                         extra_body={"seed": 3, "step": self.image_steps})
+        check(len(b64.data) == 1 and b64.data[0].b64_json and not b64.data[0].url, "image",
+              f"response_format b64_json gave {b64.data!r}")
+        check(len(url.data) == 1 and url.data[0].url and not url.data[0].b64_json, "image", f"response_format url gave {url.data!r}")
+        fetched = httpx.get(url.data[0].url, headers={"authorization": f"Bearer {client.api_key}"}, timeout=self.timeout)
+        check(fetched.status_code == 200 and fetched.content == base64.b64decode(b64.data[0].b64_json), "image",
+              f"the image url answered {fetched.status_code}, or other bytes than the same seed's b64_json")
 
     def test_http_constraints(self, client: Any) -> None:
         import openai

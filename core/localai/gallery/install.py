@@ -185,8 +185,11 @@ class GalleryService:
         if not name or self.registry is None:
             return
         try:
-            self.registry.resolve(name)
-            return
+            present = self.registry.resolve(name)
+            if not present.unavailable:
+                return
+            # Registered here without its engine (e.g. torch backends in the server's venv): its environment is missing.
+            reason = f"{present.name} is registered but cannot run here: {present.unavailable}"
         except BackendError as exc:
             reason = str(exc)
         try:
@@ -219,10 +222,12 @@ class GalleryService:
         if self.refresh_backends is not None:
             self.refresh_backends()
         try:
-            self.registry.resolve(name)
+            present = self.registry.resolve(name)
         except BackendError as exc:
             raise GalleryError(f"backend {name!r} was installed but this server does not see it yet ({exc}); "
                                "restart the server to serve the model") from exc
+        if present.unavailable:
+            raise GalleryError(f"backend {name!r} is installed but cannot run here: {present.unavailable}")
 
     def _download(self, plan: Plan, job: JobLike, on_file: FileProgress | None) -> list[Fetched]:
         if not plan.files:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -55,18 +54,3 @@ def load_model(backend: str, config: Any, model_path: str | None, options: dict[
 
     return DiffusersModel.load(config, model_path, options)
 
-
-def _mine(model: Any) -> bool:
-    module = sys.modules.get("localai_diffusers.model")
-    return module is not None and isinstance(model, module.DiffusersModel)
-
-
-@hookimpl
-def generate_image(model: Any, request: Any, cancelled: Callable[[], bool]) -> Any:
-    return model.generate_image(request, cancelled) if _mine(model) else None
-
-
-@hookimpl
-def unload_model(model: Any) -> None:
-    if _mine(model):
-        model.close()

@@ -139,7 +139,7 @@ def test_errors(server: ServerProcess) -> None:
     message = offline.json()["error"]["message"]
     assert "hub-sd" in message and "someorg/not-downloaded-sd" in message and "hub" in message
     assert "bad-sd" not in [m["id"] for m in httpx.get(server.url + "/v1/models", headers=AUTH).json()["data"]]
-    assert "unknown pipeline_type 'StableDiffusionPipelin'; accepted: AutoPipelineForText2Image" in server.log()
+    assert "unknown pipeline_type 'StableDiffusionPipelin'; accepted: AutoPipelineForText2Image" in server.log(tail=None)
 
 
 def test_every_scheduler_name_builds(engine_python: str) -> None:

@@ -212,6 +212,12 @@ class IkLlamaModel:
             alts = [(capi.piece(self.model, int(t), special=True).decode("utf-8", "replace"), float(lp[t])) for t in best]
         return TokenLogprob(token=raw.decode("utf-8", "replace"), logprob=float(lp[token]), bytes=list(raw), top=alts)
 
+    def eog_tokens(self) -> tuple[int, ...]:
+        """Every end-of-generation token: what ``ignore_eos`` bans (computed once)."""
+        if getattr(self, "_eog", None) is None:
+            self._eog = tuple(t for t in range(self.n_vocab) if capi.token_is_eog(self.model, t))
+        return self._eog
+
     def _generate(self, request: GenerateRequest, cancelled: Callable[[], bool],
                   matcher: Any = None) -> Iterator[GenerationChunk]:
         tokens = self.prompt_tokens(request)
@@ -221,7 +227,7 @@ class IkLlamaModel:
             raise ValueError(f"the prompt is {len(tokens)} tokens, which does not fit the context size of {self.n_ctx}")
         room = self.n_ctx - len(tokens)
         max_tokens = min(request.max_tokens if request.max_tokens and request.max_tokens > 0 else room, room)
-        s = settings(request.sampling)
+        s = settings(request.sampling.banning_eos(self.eog_tokens()) if request.sampling.ignore_eos else request.sampling)
         seed = request.sampling.seed
         self.sampler.seed(seed if seed is not None else random.randint(0, 2**31 - 1))
         last_n = int(self.options.get("repeat_last_n", 64))

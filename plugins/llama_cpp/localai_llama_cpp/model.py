@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -45,7 +46,8 @@ class LlamaCppModel:
         log.info("loading %s (n_ctx=%s, threads=%s)", model_path, kwargs["n_ctx"], kwargs["n_threads"])
         from localai_llama_cpp.scheduler import batch_invariant_weights
 
-        with batch_invariant_weights(int(options.get("parallel") or 1) > 1 and not config.embeddings):
+        # Repacked layouts make greedy output depend on the prompt cache and batch shapes: off unless asked for.
+        with batch_invariant_weights(not options.get("repack", False) and not config.embeddings):
             llm = llama_cpp.Llama(**kwargs)
         model = cls(llm, config, options, backend)
         if not config.embeddings:
@@ -92,6 +94,17 @@ class LlamaCppModel:
         if bad:
             raise ValueError(f"token id(s) {bad[:5]} out of range: this model's vocabulary has {n_vocab} tokens (0..{n_vocab - 1})")
         return tokens
+
+    @functools.cached_property
+    def _eog(self) -> tuple[int, ...]:
+        import llama_cpp
+
+        vocab = self.llm._model.vocab
+        return tuple(t for t in range(self.llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t))
+
+    def eog_tokens(self) -> tuple[int, ...]:
+        """Every end-of-generation token (EOS, EOT, <end_of_turn>, ...): what ``ignore_eos`` bans."""
+        return self._eog
 
     def is_eog(self, token: int) -> bool:
         import llama_cpp
@@ -143,6 +156,8 @@ class LlamaCppModel:
         asked = request.max_tokens if request.max_tokens and request.max_tokens > 0 else None
         max_tokens = asked if asked and sched.context_shift else min(asked or room, room)
         matcher = self._matcher(request)  # compiled (or refused) before anything is queued
+        if request.sampling.ignore_eos:
+            request = request.model_copy(update={"sampling": request.sampling.banning_eos(self.eog_tokens())})
         sampler = build_sampler(self.llm._model.vocab, self.llm.n_vocab(), request, None)
         job = Job(request=request, prompt=tokens, sampler=sampler, cancelled=cancelled, max_tokens=max_tokens,
                   matcher=matcher)

@@ -27,6 +27,7 @@ CASES = [
     ("context_shift:on", "context_shift", True),
     ("cache_ram:-1", "cache_ram", -1),
     ("cache_ram:2048", "cache_ram", 2048),
+    ("repack:true", "repack", True),
     ("parallel:4", "parallel", 4),
     ("n_parallel:2", "parallel", 2),
     ("grpc_servers:host1:50052,host2:50052", "grpc_servers", ["host1:50052", "host2:50052"]),
@@ -75,7 +76,7 @@ def test_false_spellings(spelling: str) -> None:
 
 def test_defaults() -> None:
     got = parsed([])
-    assert got == {"use_jinja": True, "context_shift": False, "cache_ram": 0, "parallel": 1, "fit_params": True,
+    assert got == {"use_jinja": True, "context_shift": False, "cache_ram": 0, "repack": False, "parallel": 1, "fit_params": True,
                    "fit_params_target": 1024, "fit_params_min_ctx": 4096, "n_cache_reuse": 0,
                    "slot_prompt_similarity": 0.1, "n_batch": 512, "queue_size": 64}
 

@@ -79,3 +79,14 @@ def test_out_of_range_penalties_are_400_naming_the_field(llama_server: ServerPro
         assert r.status_code == 400, (path, r.text)
         err = r.json()["error"]
         assert field in (err.get("param") or "") + err["message"], (path, err)
+
+
+def test_ignore_eos_generates_past_the_end_tokens(llama_server: ServerProcess) -> None:
+    # A huge bias on Gemma's end tokens (<eos> 1, <end_of_turn> 106) ends the greedy run at once...
+    ending = {"1": 100, "106": 100}
+    ended = run(llama_server, prompt="Hello", max_tokens=8, logit_bias=ending)
+    assert ended["choices"][0]["finish_reason"] == "stop" and ended["usage"]["completion_tokens"] <= 1
+    # ...ignore_eos bans every end-of-generation token, overriding the bias, and the run goes to max_tokens.
+    forced = run(llama_server, prompt="Hello", max_tokens=8, logit_bias=ending, ignore_eos=True)
+    assert forced["choices"][0]["finish_reason"] == "length" and forced["usage"]["completion_tokens"] == 8
+    assert forced["choices"][0]["text"].strip()

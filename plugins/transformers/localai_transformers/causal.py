@@ -140,6 +140,8 @@ class CausalLM(TransformersModel):
         room = self.context - len(ids)
         asked = request.max_tokens if request.max_tokens and request.max_tokens > 0 else None
         limit = min(asked or room, room)
+        if request.sampling.ignore_eos:
+            request = request.model_copy(update={"sampling": request.sampling.banning_eos(self.eos)})
         sampler = Sampler(request, self.n_vocab, self.tensor_device, self.shipped)
         enforcer = compile_constraint(request.constraint, self.tokenizer, self.n_vocab, self.eos)
         self.queue.admit()

@@ -7,8 +7,7 @@ Nothing here imports torch or transformers: the engine lives in its own environm
 from __future__ import annotations
 
 import importlib.util
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from localai import hookimpl
@@ -56,34 +55,3 @@ def load_model(backend: str, config: Any, model_path: str | None, options: dict[
 
     return load(config, model_path, options, backend=BACKEND)
 
-
-def _mine(model: Any) -> bool:
-    """Ours only if this worker loaded our base module; never import it into other workers."""
-    module = sys.modules.get("localai_transformers.base")
-    return module is not None and isinstance(model, module.TransformersModel)
-
-
-@hookimpl
-def generate(model: Any, request: Any, cancelled: Callable[[], bool]) -> Iterator[Any] | None:
-    return model.generate(request, cancelled) if _mine(model) else None
-
-
-@hookimpl
-def embed(model: Any, inputs: list[Any]) -> Any:
-    return model.embed(inputs) if _mine(model) else None
-
-
-@hookimpl
-def tokenize(model: Any, text: str, add_special: bool) -> list[int] | None:
-    return model.tokenize(text, add_special) if _mine(model) else None
-
-
-@hookimpl
-def detokenize(model: Any, tokens: list[int]) -> str | None:
-    return model.detokenize(tokens) if _mine(model) else None
-
-
-@hookimpl
-def unload_model(model: Any) -> None:
-    if _mine(model):
-        model.close()

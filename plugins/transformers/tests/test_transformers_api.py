@@ -86,6 +86,15 @@ def test_seeds_reproduce_and_sampling_settings_change_the_draw(server: ServerPro
     assert looped != penalised
 
 
+def test_ignore_eos_generates_past_the_end_tokens(server: ServerProcess) -> None:
+    ending = {"1": 100, "106": 100}  # Gemma's <eos> and <end_of_turn>: greedy ends at once
+    ended = complete(server, prompt="Hello", max_tokens=6, temperature=0, logit_bias=ending).choices[0]
+    assert ended.finish_reason == "stop" and ended.text == ""
+    forced = complete(server, prompt="Hello", max_tokens=6, temperature=0, logit_bias=ending,
+                      extra_body={"ignore_eos": True})
+    assert forced.choices[0].finish_reason == "length" and forced.usage.completion_tokens == 6
+
+
 def test_logprobs_and_top_logprobs(server: ServerProcess) -> None:
     r = complete(server, max_tokens=4, temperature=0, logprobs=3)
     lp = r.choices[0].logprobs

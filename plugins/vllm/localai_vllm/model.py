@@ -147,7 +147,7 @@ class VLLMModel:
             "n": 1, "output_kind": RequestOutputKind.DELTA, "stop": list(request.stop) or None,
             "max_tokens": request.max_tokens if request.max_tokens else self.max_model_len - prompt_len,
             "seed": s.seed, "logit_bias": dict(s.logit_bias) if s.logit_bias else None,
-            "logprobs": request.logprobs, "structured_outputs": structured,
+            "logprobs": request.logprobs, "structured_outputs": structured, "ignore_eos": s.ignore_eos,
         }
         for ours, theirs in (("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k"), ("min_p", "min_p"),
                              ("presence_penalty", "presence_penalty"), ("frequency_penalty", "frequency_penalty"),

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from localai import hookimpl
@@ -46,33 +45,3 @@ def load_model(backend: str, config: Any, model_path: str | None, options: dict[
 
     return VLLMModel.load(config, model_path, parse(list(config.options), config) if not options.get("engine_args") else options)
 
-
-def _mine(model: Any) -> bool:
-    module = sys.modules.get("localai_vllm.model")
-    return module is not None and isinstance(model, module.VLLMModel)
-
-
-@hookimpl
-def generate(model: Any, request: Any, cancelled: Callable[[], bool]) -> Iterator[Any] | None:
-    return model.generate(request, cancelled) if _mine(model) else None
-
-
-@hookimpl
-def embed(model: Any, inputs: list[Any]) -> Any:
-    return model.embed(inputs) if _mine(model) else None
-
-
-@hookimpl
-def tokenize(model: Any, text: str, add_special: bool) -> list[int] | None:
-    return model.tokenize(text, add_special) if _mine(model) else None
-
-
-@hookimpl
-def detokenize(model: Any, tokens: list[int]) -> str | None:
-    return model.detokenize(tokens) if _mine(model) else None
-
-
-@hookimpl
-def unload_model(model: Any) -> None:
-    if _mine(model):
-        model.close()

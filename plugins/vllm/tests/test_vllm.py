@@ -65,6 +65,14 @@ def test_seeds_reproduce_sampled_text(vllm_server: ServerProcess) -> None:
     assert {complete(vllm_server, seed=s, **kw)["choices"][0]["text"] for s in (1, 2, 3)} - {first}
 
 
+def test_logit_bias_and_ignore_eos(vllm_server: ServerProcess) -> None:
+    ending = {"1": 100, "106": 100}  # Gemma's <eos> and <end_of_turn>: greedy ends at once
+    ended = complete(vllm_server, prompt="Hello", max_tokens=6, temperature=0, logit_bias=ending)
+    assert ended["choices"][0]["finish_reason"] == "stop" and ended["usage"]["completion_tokens"] <= 1
+    forced = complete(vllm_server, prompt="Hello", max_tokens=6, temperature=0, logit_bias=ending, ignore_eos=True)
+    assert forced["choices"][0]["finish_reason"] == "length" and forced["usage"]["completion_tokens"] == 6
+
+
 def test_logprobs_are_log_probabilities(client: openai.OpenAI) -> None:
     r = client.chat.completions.create(model="gv", messages=[{"role": "user", "content": "Hi"}], max_tokens=4,
                                        logprobs=True, top_logprobs=2)

@@ -34,6 +34,7 @@ class SamplingFields(BaseModel):
     frequency_penalty: Penalty | None = None
     seed: int | None = None
     logit_bias: dict[str, float] | None = None
+    ignore_eos: bool | None = None  # vLLM's / llama.cpp server's / LocalAI's extension
     stop: str | list[str] | None = None
     n: int = Field(default=1, ge=1, le=16)
     stream: bool | None = False
@@ -53,7 +54,7 @@ class SamplingFields(BaseModel):
             repeat_penalty=self.repeat_penalty, presence_penalty=self.presence_penalty,
             frequency_penalty=self.frequency_penalty,
             seed=None if self.seed is None else self.seed + choice,
-            logit_bias=bias or None,
+            logit_bias=bias or None, ignore_eos=bool(self.ignore_eos),
         )
 
     def stop_list(self) -> list[str]:
