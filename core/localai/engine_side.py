@@ -1,7 +1,8 @@
-"""Test helpers that need the engine: run with the transformers environment's Python (the test process has no torch).
+"""Test and benchmark helpers that need an engine: run with a backend environment's Python (which has
+``localai-core``), never imported by the server. ``localai.testing`` calls them in a subprocess::
 
-    python engine_side.py save-hf GGUF OUT      write an HF folder (safetensors + tokenizer) dequantized from GGUF
-    python engine_side.py st-encode FOLDER      JSON texts on stdin -> sentence-transformers vectors on stdout
+    python -m localai.engine_side save-hf GGUF OUT     an HF folder (safetensors + tokenizer) dequantized from a GGUF
+    python -m localai.engine_side st-encode FOLDER     JSON texts on stdin -> sentence-transformers vectors on stdout
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def save_hf(gguf: str, out: str) -> None:
         del model.config.quantization_config
     model.save_pretrained(tmp)
     shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    tmp.rename(out)  # atomic: a half-written folder is never taken for a model
 
 
 def st_encode(folder: str) -> None:
