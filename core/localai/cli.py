@@ -20,7 +20,7 @@ def env_flag(name: str) -> bool:
 
 
 def duration(text: str) -> float:
-    from localai.lifecycle import parse_duration
+    from localai.durations import parse_duration
 
     try:
         return parse_duration(text)
@@ -423,7 +423,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if args.models and gallery_cli.install_for_run(args.models_path, args.galleries, args.models, args.download_concurrency):
         return 1
-    from localai.generated import parse_duration
+    from localai.durations import parse_duration
 
     try:
         max_age = parse_duration(args.generated_content_max_age)

@@ -146,7 +146,7 @@ class ModelConfig(BaseModel):
     @classmethod
     def _keep_alive_is_a_duration(cls, v: Any) -> Any:
         if v is not None:
-            from localai.lifecycle import parse_duration
+            from localai.durations import parse_duration
 
             parse_duration(v)
         return v

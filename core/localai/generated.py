@@ -71,15 +71,3 @@ class GeneratedStore:
             if doomed:
                 log.info("removed %d old generated file(s) from %s", len(doomed), self.path)
             return len(doomed)
-
-
-def parse_duration(value: str) -> float:
-    """``90``, ``90s``, ``30m``, ``24h``, ``7d`` -> seconds; ``0`` disables age-based cleanup."""
-    v = value.strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        if v and v[-1] in units:
-            return float(v[:-1]) * units[v[-1]]
-        return float(v)
-    except ValueError:
-        raise ValueError(f"expected a duration such as 3600, 30m, 24h or 7d, got {value!r}") from None

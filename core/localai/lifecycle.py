@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from localai.durations import format_duration, parse_duration  # noqa: F401 - re-exported
 from localai.runtime import ServerBusy
 
 if TYPE_CHECKING:
@@ -25,42 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("localai.lifecycle")
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
-
 # A model used this recently is never idle-unloaded or evicted: it may be between loading and sending its
 # request (Runtime.get -> worker.open), which the worker cannot count as in flight yet.
 GRACE_S = 1.0
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds in a Go/Ollama duration: ``"5m"``, ``"1h30m"``, ``"500ms"``, ``"-1"``; a bare number is seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"duration must be a number of seconds or a string like '5m', not {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    sign = -1.0 if text.startswith("-") else 1.0
-    body = text.lstrip("+-")
-    total, pos = 0.0, 0
-    for m in _PART.finditer(body):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if not body or pos != len(body):
-        raise ValueError(f"invalid duration {value!r}: use seconds or a duration like '30s', '5m', '1h30m'")
-    return sign * total
-
-
-def format_duration(seconds: float) -> str:
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{int(seconds // 60)}m"
-    return f"{seconds:g}s"
 
 
 @dataclass
