@@ -48,6 +48,7 @@ class Result:
     tokens: int = 0
     wall: float = 0.0
     ttft: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
     @property
     def tps(self) -> float:
@@ -125,7 +126,12 @@ def bench_http(url: str, model: str, clients: int, tokens: int, rounds: int) -> 
     def client(i: int) -> None:
         with httpx.Client(timeout=600) as c:
             for r in range(rounds):
-                n, first = stream_once(c, url, model, PROMPTS[i % len(PROMPTS)], tokens)
+                try:
+                    n, first = stream_once(c, url, model, PROMPTS[i % len(PROMPTS)], tokens)
+                except httpx.HTTPError as exc:  # counted and reported: a failed request never just lowers tok/s
+                    with lock:
+                        res.errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
                 with lock:
                     res.tokens += n
                     res.ttft.append(first)
@@ -188,12 +194,15 @@ def llama_server_binary() -> str | None:
     return r.stdout.strip().splitlines()[-1]
 
 
-def start_llama_server(binary: str, model: str, threads: int, slots: int, log: Path) -> tuple[subprocess.Popen, str]:
+def start_llama_server(binary: str, model: str, threads: int, slots: int, log: Path,
+                       http_threads: int) -> tuple[subprocess.Popen, str]:
     """llama-server with its own defaults, the same slots, context per slot and threads as localai's target."""
     port = free_port()
     env = {**os.environ, "LD_LIBRARY_PATH": str(Path(binary).parent)}
+    # --threads-http: its default (slots + 2 HTTP threads) drops queued connections under more clients than that,
+    # which would count against it here; ours takes any number of connections.
     proc = subprocess.Popen([binary, "-m", model, "-np", str(slots), "-c", str(2048 * slots), "-t", str(threads),
-                             "--host", "127.0.0.1", "--port", str(port)], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+                             "--threads-http", str(http_threads), "--host", "127.0.0.1", "--port", str(port)], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -253,7 +262,7 @@ def main() -> None:
     binary = None if args.skip_llama_server else llama_server_binary()
     if binary:
         for n in (1, 4):
-            proc, url = start_llama_server(binary, model, args.threads, n, work / f"llama-server-{n}.log")
+            proc, url = start_llama_server(binary, model, args.threads, n, work / f"llama-server-{n}.log", max(args.clients) + 4)
             try:
                 for c in args.clients:
                     rows[(f"llama.cpp llama-server -np {n}", c)] = bench_http(url, "x", c, args.tokens, args.rounds)
@@ -267,9 +276,9 @@ def main() -> None:
             for c in args.clients:
                 rows[(f"localai parallel {n}", c)] = bench_http(srv.url, f"p{n}", c, args.tokens, args.rounds)
 
-    print(f"\n{'target':40} {'clients':>7} {'tok/s':>8} {'TTFT ms':>8}")
+    print(f"\n{'target':40} {'clients':>7} {'tok/s':>8} {'TTFT ms':>8} {'failed':>6}")
     for (name, c), r in rows.items():
-        print(f"{name:40} {c:7d} {r.tps:8.1f} {r.ttft_ms:8.1f}")
+        print(f"{name:40} {c:7d} {r.tps:8.1f} {r.ttft_ms:8.1f} {len(r.errors):6d}" + (f"  ({r.errors[0]})" if r.errors else ""))
     raw = rows[("raw llama-cpp-python (in process)", 1)]
     ours1 = rows.get(("localai parallel 1", 1))
     print()

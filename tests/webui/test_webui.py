@@ -465,6 +465,39 @@ def test_images_page_generates_images(page: Any, image_server: ServerProcess, sh
     page.screenshot(path=str(shots / "images.png"), full_page=True)
 
 
+@pytest.fixture(scope="module")
+def diffusers_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The real diffusers backend (its own environment) on the tiny pipeline its tests build from configs."""
+    import subprocess
+
+    from localai.testing import engine_python_or_skip
+
+    python = engine_python_or_skip("diffusers")
+    folder = tmp_path_factory.mktemp("webui-diffusers")
+    subprocess.run([python, "-m", "localai_diffusers.tiny", str(folder / "tiny-sd")], check=True, capture_output=True,
+                   timeout=600)
+    (folder / "tiny.yaml").write_text("name: tiny-sd\nbackend: diffusers\nstep: 2\nparameters:\n  model: tiny-sd\n"
+                                      "diffusers:\n  pipeline_type: StableDiffusionPipeline\n")
+    with ServerProcess(folder, env={"HF_HUB_OFFLINE": "1"}) as srv:
+        yield srv
+
+
+def test_images_page_on_the_real_diffusers_pipeline(page: Any, diffusers_server: ServerProcess, shots: Path) -> None:
+    page.goto(diffusers_server.url + "/#/images")
+    page.wait_for_function("() => document.querySelector('#image-model').value === 'tiny-sd'")
+    page.fill("#image-prompt", "a lighthouse at dusk")
+    page.fill("#image-steps", "2")
+    page.fill("#image-seed", "3")
+    page.fill("#image-n", "1")
+    page.select_option("#image-size", "256x256")
+    page.click("#image-generate")
+    page.wait_for_function("() => document.querySelectorAll('#image-results img').length === 1 && "
+                           "[...document.querySelectorAll('#image-results img')].every(i => i.complete && i.naturalWidth === 256)",
+                           timeout=120_000)
+    assert re.fullmatch(r"1 image\(s\) in [\d.]+ s", page.inner_text("#image-status"))
+    page.screenshot(path=str(shots / "images-diffusers.png"), full_page=True)
+
+
 def test_keyboard_alone_reaches_the_pages_and_the_composer(page: Any, server: ServerProcess) -> None:
     page.goto(server.url + "/#/models")  # the chat page puts the focus in the message box; this one leaves it
     page.locator(f'#models-table tr[data-model="{MODEL}"]').wait_for()

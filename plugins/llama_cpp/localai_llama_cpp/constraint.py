@@ -56,7 +56,9 @@ def vocab_tokenizer(llm: Any, stop: threading.Event | None = None) -> Any:
 
 
 class VocabTokenizer:
-    """Builds the tokenizer description in the background; :meth:`get` waits for it (re-raising its failure)."""
+    """Builds the tokenizer description on the first constrained request; :meth:`get` waits for it (re-raising
+    its failure). Not at load: the walk over the vocabulary (about 2 s for Gemma's 262k tokens here) holds the GIL
+    and a core, and running it in the background right after a load halved the first requests' decode speed."""
 
     def __init__(self, llm: Any) -> None:
         self._llm = llm
@@ -64,8 +66,14 @@ class VocabTokenizer:
         self._error: BaseException | None = None
         self._done = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._build, name="constraint-vocab", daemon=True)
-        self._thread.start()
+        self._started = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        with self._started:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._build, name="constraint-vocab", daemon=True)
+                self._thread.start()
 
     def _build(self) -> None:
         try:
@@ -77,11 +85,18 @@ class VocabTokenizer:
 
     def close(self) -> None:
         """Stop the walk and wait for it, so the caller may free the model afterwards."""
-        self._stop.set()
-        self._thread.join()
+        with self._started:
+            self._stop.set()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+        self._done.set()
 
     def get(self) -> Any:
+        self._start()
         self._done.wait()
+        if self._value is None and self._error is None:
+            raise RuntimeError("the model was closed")
         if self._error is not None:
             raise RuntimeError(f"cannot describe this model's vocabulary to the constraint engine: {self._error}")
         return self._value

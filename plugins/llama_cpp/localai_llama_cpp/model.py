@@ -54,7 +54,7 @@ class LlamaCppModel:
             model.scheduler()  # allocate the slots' KV now: a context that does not fit fails the load, not a request
             from localai_llama_cpp.constraint import VocabTokenizer
 
-            model._vocab = VocabTokenizer(llm)  # built in the background; constrained requests wait for it
+            model._vocab = VocabTokenizer(llm)  # built on the first constrained request
         return model
 
     # -- metadata -----------------------------------------------------------------------------

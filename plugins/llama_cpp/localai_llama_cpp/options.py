@@ -36,8 +36,8 @@ OPTIONS: list[OptionSpec] = [
     OptionSpec("context_shift", "bool", "when the context fills, drop the oldest tokens (keeping the prompt's start) "
                "and continue; off: stop with finish reason length", default=False),
     OptionSpec("cache_ram", "int", "MiB cap of a host-RAM prompt cache shared by requests (-1 unlimited, 0 off)", default=0),
-    OptionSpec("repack", "bool", "CPU-repacked weight layouts (llama.cpp's default; off here): can be a few percent "
-               "faster, but greedy text then depends on the prompt cache and on batch neighbours", default=False,
+    OptionSpec("repack", "bool", "CPU-repacked weight layouts (llama.cpp's default; off here): greedy text then depends "
+               "on the prompt cache and on batch neighbours, for no measurable speed on this machine", default=False,
                env="LLAMACPP_REPACK"),
     OptionSpec("parallel", "int", "sequences decoded together in one context (continuous batching)", default=1,
                aliases=("n_parallel",), env="LLAMACPP_PARALLEL"),

@@ -62,7 +62,7 @@ def rpc_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[tuple
 def server(tmp_path_factory: pytest.TempPathFactory, rpc_workers: list[tuple[str, subprocess.Popen[bytes]]]) -> Iterator[ServerProcess]:
     servers = ",".join(address for address, _ in rpc_workers)
     folder = write_models(tmp_path_factory.mktemp("load-models"), {
-        "plain.yaml": yaml("plain"),
+        "plain.yaml": yaml("plain", "options: ['repack:false']\n"),  # RPC devices hold plain layouts: compare like with like
         "q8.yaml": yaml("kv-q8", "cache_type_k: q8_0\ncache_type_v: q8_0\n"),
         "mixed.yaml": yaml("kv-mixed", "cache_type_k: q4_1\ncache_type_v: iq4_nl\nflash_attention: on\n"),
         "f32.yaml": yaml("kv-f32", "f16: false\nflash_attention: off\n"),
@@ -131,7 +131,7 @@ def test_fit_params_kwargs(tmp_path: Path) -> None:
 def test_rpc_workers_give_the_same_greedy_output(client: openai.OpenAI,
                                                  rpc_workers: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     before = [rss_mib(proc.pid) for _, proc in rpc_workers]
-    local = complete(client, "plain", max_tokens=16)
+    local = complete(client, "plain", max_tokens=16)  # same unrepacked kernels as the RPC workers run
     remote = complete(client, "rpc", max_tokens=16)
     assert remote == local
     grown = [rss_mib(proc.pid) - b for (_, proc), b in zip(rpc_workers, before)]

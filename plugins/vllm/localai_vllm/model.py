@@ -50,6 +50,28 @@ def _cpu_kv_cache(requested: int | None) -> None:
              "a quarter of the available RAM, at most 4; set options: [kv_cache_space:N] to change", free)
 
 
+def structured_output(c: Any) -> dict[str, Any]:
+    """A constraint as vLLM structured-output arguments, in the core's exact language.
+
+    The engine runs vLLM's ``guidance`` backend (llguidance, the core's constraint engine) by default, and a
+    JSON schema goes in normalised as the core compiles it for every other backend (objects closed, ``oneOf`` of
+    ``required`` lists rewritten, ...) with the core's llguidance options under ``x-guidance``: the same schema
+    accepts the same outputs on every backend. The server refused what cannot be enforced before this point.
+    """
+    from localai.constraints import keywords
+    from localai.constraints.compiler import JSON_OPTIONS
+
+    if c.type == "json_schema":
+        schema = c.json_schema if c.json_schema is not None else {"type": "object"}
+        schema = {} if schema is True else schema
+        return {"json": {**keywords.normalize(schema, True), "x-guidance": dict(JSON_OPTIONS)}}
+    if c.type == "grammar" and c.grammar:
+        return {"grammar": c.grammar}
+    if c.type == "regex" and getattr(c, "regex", None):
+        return {"regex": c.regex}
+    raise NotImplementedError(f"vLLM cannot enforce a {c.type} constraint without its body")
+
+
 class VLLMModel:
     def __init__(self, engine: Any, loop: asyncio.AbstractEventLoop, thread: threading.Thread, config: Any,
                  args: dict[str, Any]) -> None:
@@ -71,6 +93,10 @@ class VLLMModel:
 
         args = dict(options.get("engine_args") or {})
         check_names(args, {f.name for f in dataclasses.fields(AsyncEngineArgs)})
+        if isinstance(args.get("structured_outputs_config"), dict):  # YAML maps; EngineArgs wants the config object
+            from vllm.config import StructuredOutputsConfig
+
+            args["structured_outputs_config"] = StructuredOutputsConfig(**args["structured_outputs_config"])
         name = config.parameters.model
         if not name:
             raise ValueError("parameters.model must name an HF model folder in the models folder, or a hub id")
@@ -137,12 +163,7 @@ class VLLMModel:
         structured = None
         c = request.constraint
         if c is not None:
-            if c.type == "json_schema" and c.json_schema is not None:
-                structured = StructuredOutputsParams(json=c.json_schema)
-            elif c.type == "grammar" and c.grammar:
-                structured = StructuredOutputsParams(grammar=c.grammar)
-            else:
-                raise NotImplementedError(f"vLLM cannot enforce a {c.type} constraint without its body")
+            structured = StructuredOutputsParams(**structured_output(c))
         kw: dict[str, Any] = {
             "n": 1, "output_kind": RequestOutputKind.DELTA, "stop": list(request.stop) or None,
             "max_tokens": request.max_tokens if request.max_tokens else self.max_model_len - prompt_len,

@@ -17,7 +17,9 @@ YAML_FIELDS = ("gpu_memory_utilization", "enforce_eager", "swap_space", "max_mod
                "pipeline_parallel_size", "dtype", "quantization", "load_format", "trust_remote_code",
                "limit_mm_per_prompt", "distributed_executor_backend", "max_num_seqs", "seed")
 # LocalAI's defaults: prefix caching and chunked prefill on unless the YAML says otherwise.
-DEFAULTS = {"enable_prefix_caching": True, "enable_chunked_prefill": True}
+# Structured output through llguidance, the core's constraint engine, so a schema means the same on every backend.
+DEFAULTS = {"enable_prefix_caching": True, "enable_chunked_prefill": True,
+            "structured_outputs_config": {"backend": "guidance"}}
 
 OPTIONS = [
     OptionSpec("--*", "str", "any vLLM engine argument in command-line form, e.g. --max-num-seqs=8; a bare flag means "
