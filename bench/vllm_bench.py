@@ -116,8 +116,7 @@ def measure(url: str, model: str, a: argparse.Namespace) -> dict[str, float]:
 def vllm_serve(python: str, folder: Path, a: argparse.Namespace) -> dict[str, float]:
     port = free_port()
     cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder), "--served-model-name", "gv",
-           "--host", "127.0.0.1", "--port", str(port), "--enforce-eager", "--max-model-len", str(CONTEXT), "--seed", "0",
-           "--disable-log-requests"]
+           "--host", "127.0.0.1", "--port", str(port), "--enforce-eager", "--max-model-len", str(CONTEXT), "--seed", "0"]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(KV_GIB), "HF_HUB_OFFLINE": "1"}
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -180,7 +179,7 @@ def main() -> None:
     proc = subprocess.run([python, "-c", OFFLINE, json.dumps(args)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"offline baseline failed:\n{proc.stderr[-3000:]}")
-    off = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    off = json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0])
     offline = {"batch": statistics.median(off["batch"]), "single": statistics.median(off["single"])}
     print(f"offline LLM.generate: start-up {off['startup']:.1f} s, {a.clients} prompts {offline['batch']:.1f} tok/s, "
           f"1 prompt {offline['single']:.1f} tok/s", flush=True)
