@@ -19,13 +19,14 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import httpx
+
+from streaming import streamed_tokens_per_second
 
 from localai.testing import ServerProcess, backend_python, gemma_hf_folder, minilm_folder
 
@@ -75,20 +76,7 @@ def engine(python: str, **args: object) -> dict:
 
 
 def stream_tokens(url: str, tokens: int) -> float:
-    body = {"model": "gemma", "prompt": PROMPT, "max_tokens": tokens, "temperature": 0, "stream": True,
-            "logit_bias": EOS_BIAS, "stream_options": {"include_usage": True}}
-    t = time.perf_counter()
-    got = 0
-    with httpx.stream("POST", url + "/v1/completions", json=body, timeout=600) as r:
-        r.raise_for_status()
-        for line in r.iter_lines():
-            if line.startswith("data: {"):
-                usage = json.loads(line[6:]).get("usage")
-                if usage:
-                    got = usage["completion_tokens"]
-    dt = time.perf_counter() - t
-    assert got == tokens, f"decoded {got} tokens, expected {tokens}"
-    return tokens / dt
+    return streamed_tokens_per_second(url, "gemma", PROMPT, tokens, EOS_BIAS)
 
 
 def concurrent(url: str, clients: int, tokens: int) -> float:

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import httpx
 
+from streaming import streamed_tokens_per_second
+
 from localai.testing import ServerProcess, backend_python, gemma_hf_folder
 
 EOS_BIAS = {"1": -100, "106": -100}  # Gemma's <eos> and <end_of_turn>
@@ -91,19 +93,7 @@ def batch(url: str, model: str, clients: int, tokens: int) -> float:
 
 
 def stream(url: str, model: str, tokens: int) -> float:
-    body = {"model": model, "prompt": PROMPTS[0], "max_tokens": tokens, "temperature": 0, "stream": True,
-            "logit_bias": EOS_BIAS, "stream_options": {"include_usage": True}}
-    t = time.perf_counter()
-    got = 0
-    with httpx.stream("POST", url + "/v1/completions", json=body, timeout=900) as r:
-        r.raise_for_status()
-        for line in r.iter_lines():
-            if line.startswith("data: {"):
-                usage = json.loads(line[6:]).get("usage")
-                if usage:
-                    got = usage["completion_tokens"]
-    assert got == tokens, f"streamed {got} tokens, expected {tokens}"
-    return tokens / (time.perf_counter() - t)
+    return streamed_tokens_per_second(url, model, PROMPTS[0], tokens, EOS_BIAS)
 
 
 def measure(url: str, model: str, a: argparse.Namespace) -> dict[str, float]:
