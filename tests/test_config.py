@@ -55,13 +55,16 @@ def test_fields_and_list_files(tmp_path: Path) -> None:
     assert b.name == "b"
 
 
-def test_unknown_keys_are_kept_and_warned_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    write(tmp_path, "x.yaml", "name: x\nbackend: fake\nmystery_knob: 3\n")
+def test_unknown_keys_are_kept_and_warned_once(tmp_path: Path, registry: Registry,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """A key nothing reads is warned about once; a key the model's backend declares (``yaml_fields``) is not."""
+    write(tmp_path, "x.yaml", "name: x\nbackend: fake\nmystery_knob: 3\nfake_knob: 4\n")
     with caplog.at_level(logging.WARNING):
-        configs, _ = load_folder(tmp_path)
-        load_folder(tmp_path)
-    assert configs[0][0].model_extra == {"mystery_knob": 3}
+        catalog = Catalog(tmp_path, registry).load()
+        Catalog(tmp_path, registry).load()
+    assert catalog.entries["x"].config.model_extra == {"mystery_knob": 3, "fake_knob": 4}
     assert sum("mystery_knob" in r.message for r in caplog.records) == 1
+    assert not any("fake_knob" in r.message for r in caplog.records)
 
 
 def test_broken_yaml_names_file_and_line_and_others_still_load(tmp_path: Path) -> None:

@@ -21,6 +21,18 @@ def srv(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
         yield s
 
 
+def test_a_streamed_completion_feeds_token_latencies(srv: ServerProcess) -> None:
+    assert complete(srv.url, "echo", "warm").status_code == 200
+    before = scrape(srv.url)
+    r = complete(srv.url, "echo", "one two three four five", stream=True)
+    assert r.status_code == 200 and r.text.rstrip().endswith("data: [DONE]")
+    after = scrape(srv.url)
+    lab = {"model": "echo", "backend": "fake", "api": "openai"}
+    assert delta(before, after, "localai_time_to_first_token_seconds_count", **lab) == 1
+    assert delta(before, after, "localai_inter_token_latency_seconds_count", **lab) == 4  # 5 chunks, 4 gaps
+    assert delta(before, after, "localai_e2e_request_latency_seconds_count", **lab) == 1
+
+
 def test_a_completion_moves_each_counter_by_what_it_did(srv: ServerProcess) -> None:
     assert complete(srv.url, "echo", "warm").status_code == 200  # the load is measured once, not per request
     before = scrape(srv.url)
@@ -34,8 +46,10 @@ def test_a_completion_moves_each_counter_by_what_it_did(srv: ServerProcess) -> N
     assert delta(before, after, "localai_generation_tokens_total", **lab) == 5
     assert delta(before, after, "localai_prompt_tokens_cached_total", **lab) == 0
     assert delta(before, after, "localai_request_success_total", finished_reason="stop", **lab) == 1
-    assert delta(before, after, "localai_time_to_first_token_seconds_count", **lab) == 1
-    assert delta(before, after, "localai_inter_token_latency_seconds_count", **lab) == 4  # 5 chunks, 4 gaps
+    # A plain request's chunk times are not token latencies (a backend may send its text at the end): only
+    # streamed requests feed TTFT and inter-token latency.
+    assert delta(before, after, "localai_time_to_first_token_seconds_count", **lab) == 0
+    assert delta(before, after, "localai_inter_token_latency_seconds_count", **lab) == 0
     assert delta(before, after, "localai_e2e_request_latency_seconds_count", **lab) == 1
     assert delta(before, after, "localai_request_queue_time_seconds_count", **lab) == 1
     assert delta(before, after, "localai_http_requests_total", api="openai", route="/v1/completions", method="POST", status="200") == 1

@@ -121,6 +121,20 @@ def test_abandoned_plain_request_stops_generating(fake_server: ServerProcess, ap
     assert complete(fake_server.url, "slow", "still alive").json()["choices"][0]["text"] == "still alive "
 
 
+def test_a_load_failure_carries_the_root_cause_the_worker_printed(tmp_path: Path) -> None:
+    """An engine that fails in a process of its own (vLLM's engine core) leaves the reason only in the log: the
+    client's 500 quotes it, and the log still has the worker's output."""
+    files = {"eng.yaml": "name: eng\nbackend: fake\nfake_engine_failure: platform cpu does not support ray\n"}
+    with ServerProcess(models(tmp_path, files), env=FAKE_ENV) as srv:
+        r = complete(srv.url, "eng", "x")
+        assert r.status_code == 500, r.text
+        err = r.json()["error"]
+        assert err["code"] == "model_load_failed"
+        assert "engine core initialization failed" in err["message"]
+        assert "root cause in the worker's log: ValueError: platform cpu does not support ray" in err["message"]
+        assert "File x" in srv.log()  # relayed to the server's log as before
+
+
 def test_killed_worker_fails_its_request_clearly_and_the_next_reloads(fake_server: ServerProcess) -> None:
     assert complete(fake_server.url, "echo", "warm up").status_code == 200  # other model, unaffected later
     import threading

@@ -48,6 +48,7 @@ class Backend:
     description: str = ""
     check: Callable[[], str | None] | None = None
     options: list[Any] = field(default_factory=list)
+    yaml_fields: tuple[str, ...] = ()  # top-level YAML keys the backend reads beyond the core schema
     python: str | None = None
     environment: str | None = None  # the backend environment folder (localai.backend_envs) serving it, if any
     target: str | None = None  # the plugin's own name for it, when installed under another name (--name)
@@ -111,6 +112,7 @@ class Registry:
             description: str = "",
             check: Callable[[], str | None] | None = None,
             options: list[Any] | None = None,
+            yaml_fields: tuple[str, ...] | list[str] = (),
             python: str | None = None,
         ) -> None:
             backend = Backend(
@@ -124,6 +126,7 @@ class Registry:
                 description=description,
                 check=check,
                 options=list(options or []),
+                yaml_fields=tuple(yaml_fields),
                 python=python,
             )
             self._add(backend)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from localai.backends import Backend, BackendError, Registry
-from localai.config import ConfigProblem, ModelConfig, load_folder, resolve_model_file
+from localai.config import ConfigProblem, ModelConfig, load_folder, resolve_model_file, warn_unknown_keys
 from localai.options import parse_option_list
 
 log = logging.getLogger("localai.catalog")
@@ -134,6 +134,7 @@ class Catalog:
                 entry.problems.append(f"options: {exc}")
             except Exception as exc:
                 entry.problems.append(f"options: {type(exc).__name__}: {exc}")
+        warn_unknown_keys(file, cfg, entry.backend.yaml_fields if entry.backend else ())
         for problem in entry.problems:
             log.error("%s: model %r: %s", file, cfg.name, problem)
         return entry

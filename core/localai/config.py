@@ -199,8 +199,10 @@ def _problems_from_validation(file: str, model: str | None, exc: ValidationError
     return out
 
 
-def _warn_unknown(file: str, cfg: ModelConfig) -> None:
-    extras = list((cfg.model_extra or {}).keys()) + [f"diffusers.{k}" for k in (cfg.diffusers.model_extra or {})]
+def warn_unknown_keys(file: str, cfg: ModelConfig, known: tuple[str, ...] = ()) -> None:
+    """Warn once per file and key about YAML keys nothing reads; ``known``: the backend's own fields."""
+    extras = [k for k in (cfg.model_extra or {}) if k not in known]
+    extras += [f"diffusers.{k}" for k in (cfg.diffusers.model_extra or {})]
     for key in extras:
         if (file, key) not in _warned_unknown:
             _warned_unknown.add((file, key))
@@ -234,7 +236,6 @@ def parse_yaml_file(path: Path) -> tuple[list[ModelConfig], list[ConfigProblem]]
         except ValidationError as exc:
             problems.extend(_problems_from_validation(fname, name, exc))
             continue
-        _warn_unknown(fname, cfg)
         configs.append(cfg)
     return configs, problems  # type: ignore[return-value]
 

@@ -173,7 +173,8 @@ class Engine:
             entry = self.runtime.entry(request.model or None, usecase)
         except Exception:  # noqa: BLE001 - prepare() raises it again, as the client's error
             return None
-        return metrics.generation(entry.name, entry.backend.name if entry.backend else "", time.monotonic())
+        return metrics.generation(entry.name, entry.backend.name if entry.backend else "", time.monotonic(),
+                                  streamed=request.incremental)
 
     async def stream(self, request: GenerateRequest, usecase: str = "chat") -> AsyncIterator[Event]:
         """Like :meth:`start`, preparing lazily on first iteration."""

@@ -14,13 +14,36 @@ import sys
 from pathlib import Path
 
 
+def restore_gguf_tokenizer(tokenizer: object, gguf: str) -> None:
+    """Put back what transformers' GGUF tokenizer conversion drops: the chat template, and whether BOS/EOS are
+    added (Gemma's GGUF adds BOS; transformers 5.19 converts it without, so every prompt lost its ``<bos>`` and
+    greedy text changed)."""
+    from gguf import GGUFReader
+
+    fields = GGUFReader(gguf).fields
+
+    def value(key: str) -> object:
+        field = fields.get(key)
+        return None if field is None else field.contents()
+
+    template = value("tokenizer.chat_template")
+    if template and not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = template  # type: ignore[attr-defined]
+    for key, attr in (("tokenizer.ggml.add_bos_token", "add_bos_token"), ("tokenizer.ggml.add_eos_token", "add_eos_token")):
+        flag = value(key)
+        if flag is not None and hasattr(tokenizer, attr) and getattr(tokenizer, attr) != bool(flag):
+            setattr(tokenizer, attr, bool(flag))
+
+
 def save_hf(gguf: str, out: str) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, name = os.path.split(os.path.abspath(gguf))
     tmp = Path(out + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(tmp)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    restore_gguf_tokenizer(tokenizer, gguf)
+    tokenizer.save_pretrained(tmp)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
     # The weights are dequantized (float32) already; transformers still tags the model as GGUF-quantized,
     # which save_pretrained refuses: drop the tag so the folder is a plain safetensors checkpoint.

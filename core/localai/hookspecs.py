@@ -41,7 +41,7 @@ def register_backends(register: Callable[..., None]) -> None:
 
     :param register: call it once per backend as
         ``register(name, *, aliases=(), capabilities=(), formats=(), description="",
-        check=None, options=None, python=None)``:
+        check=None, options=None, yaml_fields=(), python=None)``:
 
         * ``name``: the canonical backend id a model YAML's ``backend:`` names.
         * ``aliases``: other accepted spellings (case, ``.`` and ``_`` are normalised anyway).
@@ -51,6 +51,9 @@ def register_backends(register: Callable[..., None]) -> None:
         * ``check``: a callable returning ``None`` when the engine can run here, else a
           human-readable reason (``"llama_cpp is not installed"``). It must not import the engine.
         * ``options``: a list of :class:`localai.options.OptionSpec` documenting ``options:`` entries.
+        * ``yaml_fields``: top-level model YAML keys the backend reads beyond the core's schema (vLLM's
+          ``gpu_memory_utilization``, ...), reached through ``config.model_extra``; any other unknown key is
+          warned about at load.
         * ``python``: the interpreter to start this backend's workers with (default: the server's).
 
     Called once in the server process at start-up. Not ``firstresult``: every plugin is asked.
@@ -105,6 +108,8 @@ def generate(model: Any, request: GenerateRequest, cancelled: Callable[[], bool]
         Stop strings in ``request.stop`` must not appear in the text; report the one that
         matched in ``stop_sequence``. A ``request.constraint`` the engine cannot enforce must
         raise ``NotImplementedError`` with a clear message, never be silently ignored.
+        With ``request.incremental`` false (the client waits for the whole answer) the text may come
+        in one chunk at the end: the same text, tokens and usage, without a message per token.
 
     Called in the worker, possibly from several threads at once (one per request); a backend
     that cannot run requests concurrently must serialise them itself. ``firstresult``.

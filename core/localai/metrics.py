@@ -58,9 +58,9 @@ class Metrics:
         self.generation_tokens = Counter("localai_generation_tokens", "Generated tokens", MODEL_API, registry=r)
         self.cached_tokens = Counter("localai_prompt_tokens_cached", "Prompt tokens served from the prompt cache",
                                      MODEL_API, registry=r)
-        self.ttft = Histogram("localai_time_to_first_token_seconds", "Time from arrival to the first generated token",
+        self.ttft = Histogram("localai_time_to_first_token_seconds", "Time from arrival to the first generated token (streamed requests)",
                               MODEL_API, buckets=LATENCY_BUCKETS, registry=r)
-        self.itl = Histogram("localai_inter_token_latency_seconds", "Time between successive generated chunks",
+        self.itl = Histogram("localai_inter_token_latency_seconds", "Time between successive generated chunks (streamed requests)",
                              MODEL_API, buckets=ITL_BUCKETS, registry=r)
         self.e2e = Histogram("localai_e2e_request_latency_seconds", "Time from arrival to the end of the generation",
                              MODEL_API, buckets=LATENCY_BUCKETS, registry=r)
@@ -90,8 +90,8 @@ class Metrics:
 
     # -- engine --------------------------------------------------------------------------------
 
-    def generation(self, model: str, backend: str, started: float) -> GenerationMetrics:
-        return GenerationMetrics(self, model, backend, current_api.get(), started)
+    def generation(self, model: str, backend: str, started: float, streamed: bool = True) -> GenerationMetrics:
+        return GenerationMetrics(self, model, backend, current_api.get(), started, streamed)
 
     def rejected(self, model: str, backend: str) -> None:
         self.rejections.labels(model, backend, current_api.get()).inc()
@@ -100,8 +100,11 @@ class Metrics:
 class GenerationMetrics:
     """One generation's measurements, from arrival (``started``, monotonic) to its end."""
 
-    def __init__(self, metrics: Metrics, model: str, backend: str, api: str, started: float) -> None:
+    def __init__(self, metrics: Metrics, model: str, backend: str, api: str, started: float, streamed: bool = True) -> None:
         self.m = metrics
+        # A non-streamed request's backend may deliver the whole text at the end: its chunk times say nothing
+        # about token latency, so only streamed requests feed the TTFT and inter-token histograms.
+        self.streamed = streamed
         self.labels = (model, backend, api)
         self.started = started
         self.last: float | None = None
@@ -125,7 +128,7 @@ class GenerationMetrics:
 
     def chunk(self, chunk: GenerationChunk) -> None:
         now = time.monotonic()
-        if chunk.text or chunk.tokens:
+        if self.streamed and (chunk.text or chunk.tokens):
             if self.last is None:
                 self.m.ttft.labels(*self.labels).observe(now - self.started)
             else:

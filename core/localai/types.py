@@ -154,6 +154,10 @@ class GenerateRequest(BaseModel):
     add_special: bool = True
     chat_template_kwargs: dict[str, Any] | None = None
     reasoning: bool | None = None
+    # False when the client wants only the whole answer (a non-streamed request): the backend may then deliver its
+    # text in one final chunk instead of one per token (vLLM's FINAL_ONLY), sparing a per-token hop through the
+    # worker and the server while the engine decodes. Cancellation still applies.
+    incremental: bool = True
 
 
 class TokenLogprob(BaseModel):

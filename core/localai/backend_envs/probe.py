@@ -27,6 +27,7 @@ def probe() -> dict[str, Any]:
             "formats": list(b.formats),
             "description": b.description,
             "options": [o.to_dict() for o in b.options],
+            "yaml_fields": list(b.yaml_fields),
             "distribution": b.distribution,
             "version": b.version,
             "plugin": b.plugin,

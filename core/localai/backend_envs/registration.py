@@ -47,7 +47,8 @@ def backends_of(meta: dict[str, Any]) -> list[Backend]:
             name=normalise(name), plugin=plugin, distribution=b.get("distribution"), version=b.get("version"),
             aliases=tuple(dict.fromkeys(aliases)), capabilities=tuple(b.get("capabilities") or ()),
             formats=tuple(b.get("formats") or ()), description=b.get("description") or "", check=_reason(problem),
-            options=options, python=meta.get("interpreter"), environment=meta["path"], target=b["name"],
+            options=options, yaml_fields=tuple(b.get("yaml_fields") or ()), python=meta.get("interpreter"),
+            environment=meta["path"], target=b["name"],
         ))
     return out
 

@@ -405,6 +405,20 @@ class BackendConformance:
             again = _text(worker.generate(self.greedy()))
         check(again == text, "greedy", f"two greedy runs differ: {text!r} vs {again!r}")
 
+    def test_whole_answer_equals_the_stream(self, worker: WorkerHarness, greedy_chunks: list[GenerationChunk]) -> None:
+        """``incremental=False`` (a non-streamed client) may come in fewer chunks, never with another answer."""
+        with contract("greedy"):
+            whole = worker.generate(self.greedy(incremental=False))
+        check(_text(whole) == _text(greedy_chunks), "greedy",
+              f"incremental=False gave {_text(whole)!r}, the stream {_text(greedy_chunks)!r}")
+        a, b = whole[-1], greedy_chunks[-1]
+        check((a.finish_reason, a.stop_sequence) == (b.finish_reason, b.stop_sequence), "greedy",
+              f"incremental=False finished with {a.finish_reason!r}, the stream with {b.finish_reason!r}")
+        check(sum(c.tokens for c in whole) == sum(c.tokens for c in greedy_chunks), "usage",
+              "the chunks' `tokens` differ between incremental=False and the stream")
+        check(a.usage is not None and b.usage is not None and a.usage.completion_tokens == b.usage.completion_tokens,
+              "usage", f"usage differs: {a.usage} vs {b.usage}")
+
     def test_max_tokens_gives_length_and_honest_usage(self, worker: WorkerHarness, greedy_chunks: list[GenerationChunk]) -> None:
         last = _last(greedy_chunks, "length")
         if last.finish_reason == "stop" and last.stop_sequence is None:

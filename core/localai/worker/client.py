@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import ctypes
 import itertools
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -40,6 +42,21 @@ def describe_exit(returncode: int | None) -> str:
         except ValueError:
             return f"was killed by signal {-returncode}"
     return f"exited with status {returncode}"
+
+
+# The last line of a Python traceback ("ValueError: ...", "vllm.x.EngineError: ...").
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit|Interrupt): .+")
+
+
+def root_cause(lines: list[str], message: str) -> str | None:
+    """The last exception a worker (or a process it started, such as vLLM's engine core) printed that is not
+    ``message`` itself: where the real reason for a generic load failure ("Engine core initialization failed")
+    usually is."""
+    for line in reversed(lines):
+        line = line.strip()
+        if _EXCEPTION_LINE.match(line) and message.strip() not in line and line.split(": ", 1)[1] not in message:
+            return line
+    return None
 
 
 class WorkerError(Exception):
@@ -95,6 +112,8 @@ class WorkerProcess:
         self.stop_kind: str | None = None
         self.stop_reason: str | None = None
         self.on_exit: Callable[[WorkerProcess], None] | None = None
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=400)
+        self._stderr_task: asyncio.Task[None] | None = None
 
     @property
     def alive(self) -> bool:
@@ -148,6 +167,7 @@ class WorkerProcess:
         self.proc = await asyncio.create_subprocess_exec(
             self.python, "-m", "localai.worker",
             stdin=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
             pass_fds=(child.fileno(),),
             env=env,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
@@ -155,14 +175,45 @@ class WorkerProcess:
         child.close()
         reader, self._writer = await asyncio.open_unix_connection(sock=parent, limit=256 * 1024 * 1024)
         self._reader_task = asyncio.create_task(self._read(reader))
+        self._stderr_task = asyncio.create_task(self._relay_stderr(self.proc.stderr))
         log.info("started worker pid %s for model %r (backend %s, %s)", self.proc.pid, self.model, self.backend, self.python)
-        data = await self.call_op({"op": "load", "backend": self.backend, "config": config, "model_path": model_path, "options": options,
-                                   "parse_options": parse_options},
-                                  track=False)
+        try:
+            data = await self.call_op({"op": "load", "backend": self.backend, "config": config, "model_path": model_path,
+                                       "options": options, "parse_options": parse_options}, track=False)
+        except WorkerError as exc:
+            await asyncio.sleep(0.2)  # let the relay catch up with what the worker printed before it answered
+            cause = root_cause(list(self.stderr_tail), str(exc))
+            if cause:
+                raise WorkerError(self.model, exc.kind, f"{exc} (root cause in the worker's log: {cause})") from exc
+            raise
         self.info = ModelInfo.model_validate(data)
         self.loaded_at = time.time()
         self.touch()
         return self.info
+
+    async def _relay_stderr(self, stream: asyncio.StreamReader | None) -> None:
+        """The worker's stderr (its log, and its engine's) goes on to ours; the tail is kept for error messages."""
+        if stream is None:
+            return
+        out = getattr(sys.stderr, "buffer", None)
+        while True:
+            try:
+                line = await stream.readline()
+            except ValueError:  # a line over the stream limit (asyncio dropped it): go on with the next
+                continue
+            except Exception:  # noqa: BLE001
+                return
+            if not line:
+                return
+            self.stderr_tail.append(line.decode(errors="replace"))
+            try:
+                if out is not None:
+                    out.write(line)
+                    out.flush()
+                else:
+                    sys.stderr.write(line.decode(errors="replace"))
+            except (OSError, ValueError):
+                pass
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         try:

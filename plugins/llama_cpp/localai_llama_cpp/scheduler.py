@@ -55,6 +55,7 @@ class Job:
     generated: int = 0
     pending_tokens: int = 0
     pending_logprobs: list[TokenLogprob] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # a non-incremental request's text, delivered at its end
     closed: bool = False  # the consumer went away
 
     def __post_init__(self) -> None:
@@ -347,7 +348,9 @@ class Scheduler:
             job.pending_logprobs.append(token_logprob(self.ctx, idx, self.n_vocab, token, job.request.logprobs,
                                                       lambda t: self.model.llm.detokenize([t], special=True), raw))
         text, matched = job.stops.feed(job.utf8.feed(piece(token)))
-        if text or matched is not None:
+        if not job.request.incremental:
+            job.held.append(text)  # the client waits for the whole answer: no chunk per token
+        elif text or matched is not None:
             job.out.put(GenerationChunk(text=text, tokens=job.pending_tokens, logprobs=job.pending_logprobs or None))
             job.pending_tokens, job.pending_logprobs = 0, []
         if matched is not None:
@@ -360,12 +363,15 @@ class Scheduler:
     def _finish(self, slot: Slot, reason: str, stop_sequence: str | None = None) -> None:
         job = slot.job
         assert job is not None
+        text, job.held = "".join(job.held), []
         if stop_sequence is None:
             tail, _ = job.stops.feed(job.utf8.flush())
             tail += job.stops.flush()
-            if tail and reason != "cancelled":
-                job.out.put(GenerationChunk(text=tail, tokens=job.pending_tokens, logprobs=job.pending_logprobs or None))
-                job.pending_tokens, job.pending_logprobs = 0, []
+            if reason != "cancelled":
+                text += tail
+        if text:
+            job.out.put(GenerationChunk(text=text, tokens=job.pending_tokens, logprobs=job.pending_logprobs or None))
+            job.pending_tokens, job.pending_logprobs = 0, []
         job.usage.completion_tokens = job.generated
         job.out.put(GenerationChunk(tokens=job.pending_tokens, logprobs=job.pending_logprobs or None,
                                     finish_reason=reason, stop_sequence=stop_sequence, usage=job.usage))

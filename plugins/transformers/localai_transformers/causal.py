@@ -15,7 +15,7 @@ from localai.stopping import StopMatcher
 from localai.types import GenerateRequest, GenerationChunk, ModelInfo, TokenLogprob, Usage
 
 from localai_transformers.base import TransformersModel
-from localai_transformers.loading import Source, gguf_chat_template, model_class
+from localai_transformers.loading import Source, model_class, restore_gguf_tokenizer
 from localai_transformers.options import CAUSAL
 from localai_transformers.serial import Admitted, SerialQueue
 
@@ -85,9 +85,8 @@ class CausalLM(TransformersModel):
         if quant is None:
             model.to(device)
         model.eval()
-        template = getattr(tokenizer, "chat_template", None) or gguf_chat_template(source)
-        if template and not getattr(tokenizer, "chat_template", None):
-            tokenizer.chat_template = template
+        restore_gguf_tokenizer(tokenizer, source)
+        template = getattr(tokenizer, "chat_template", None)
         return cls(model, tokenizer, config, options, backend, device, source, template)
 
     def _eos_ids(self) -> list[int]:
@@ -166,6 +165,7 @@ class CausalLM(TransformersModel):
             step_input = history.unsqueeze(0)
             past = None
             pending_tokens, pending_lp = 0, []
+            held: list[str] = []  # a non-incremental request's text, delivered with the last chunk
             reason, matched = "length", None
             with torch.inference_mode():
                 for _ in range(limit):
@@ -193,7 +193,9 @@ class CausalLM(TransformersModel):
                     if request.logprobs is not None:
                         pending_lp.append(token_logprob(raw, token, request.logprobs, self._piece))
                     piece, matched = stops.feed(text.feed(token))
-                    if piece or matched:
+                    if not request.incremental:
+                        held.append(piece)
+                    elif piece or matched:
                         yield GenerationChunk(text=piece, tokens=pending_tokens, logprobs=pending_lp or None)
                         pending_tokens, pending_lp = 0, []
                     if matched:
@@ -203,7 +205,7 @@ class CausalLM(TransformersModel):
                         reason = "stop"
                         break
             tail = "" if matched or reason == "cancelled" else stops.flush()
-            yield GenerationChunk(text=tail, tokens=pending_tokens, logprobs=pending_lp or None,
+            yield GenerationChunk(text="".join(held) + tail, tokens=pending_tokens, logprobs=pending_lp or None,
                                   finish_reason=reason, stop_sequence=matched, usage=usage)
         finally:
             self.queue.turn.release()

@@ -199,10 +199,17 @@ def model_class(kind: str) -> Any:
     return cls
 
 
-def gguf_chat_template(source: Source) -> str | None:
-    """The chat template a ``.gguf`` carries (transformers' GGUF tokenizer drops it)."""
+def restore_gguf_tokenizer(tokenizer: Any, source: Source) -> None:
+    """A tokenizer converted from a ``.gguf`` as the GGUF describes it: its chat template and BOS/EOS flags
+    (transformers' conversion drops them)."""
     if not source.gguf_file:
-        return None
+        return
+    from localai.engine_side import restore_gguf_tokenizer as restore
+
+    try:
+        restore(tokenizer, os.path.join(source.path, source.gguf_file))
+    except Exception as exc:  # noqa: BLE001 - metadata we cannot read leaves transformers' conversion as it is
+        log.warning("cannot read the tokenizer metadata of %s: %s", source.describe(), exc)
     try:
         from gguf import GGUFReader
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from localai_transformers.causal import CausalLM
 from localai_transformers.embeddings import PooledEmbedder, folder_normalizes
-from localai_transformers.loading import Source, gguf_chat_template
+from localai_transformers.loading import Source, restore_gguf_tokenizer
 from localai_transformers.options import OV_CAUSAL, OV_FEATURES, extra
 
 log = logging.getLogger("localai_transformers")
@@ -71,7 +71,8 @@ def load_openvino(kind: str, source: Source, config: Any, options: dict[str, Any
                                 ov_config=ov_config or None)
     tokenizer = AutoTokenizer.from_pretrained(source.path, trust_remote_code=trust)
     if kind == OV_CAUSAL:
-        template = getattr(tokenizer, "chat_template", None) or gguf_chat_template(source)
+        restore_gguf_tokenizer(tokenizer, source)
+        template = getattr(tokenizer, "chat_template", None)
         return OVCausalLM(model, tokenizer, config, options, backend, device, source, template)
     normalize = options.get("normalize")
     if normalize is None:

@@ -9,10 +9,10 @@ streamed as deltas; a cancelled request is aborted in the engine at once.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
 import logging
 import os
+import queue
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -165,7 +165,8 @@ class VLLMModel:
         if c is not None:
             structured = StructuredOutputsParams(**structured_output(c))
         kw: dict[str, Any] = {
-            "n": 1, "output_kind": RequestOutputKind.DELTA, "stop": list(request.stop) or None,
+            # A non-streamed request takes its output once, at the end, as vLLM's own server does.
+            "n": 1, "output_kind": RequestOutputKind.DELTA if request.incremental else RequestOutputKind.FINAL_ONLY, "stop": list(request.stop) or None,
             "max_tokens": request.max_tokens if request.max_tokens else self.max_model_len - prompt_len,
             "seed": s.seed, "logit_bias": dict(s.logit_bias) if s.logit_bias else None,
             "logprobs": request.logprobs, "structured_outputs": structured, "ignore_eos": s.ignore_eos,
@@ -196,38 +197,66 @@ class VLLMModel:
 
     def _stream(self, rid: str, collector: Any, prompt_len: int, top: int | None,
                 cancelled: Callable[[], bool]) -> Iterator[GenerationChunk]:
+        """The request's outputs as chunks. A coroutine on the engine's loop moves each output into a plain queue
+        (no cross-thread future per token); outputs that arrived together are sent as one chunk."""
+        outputs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+        async def pump() -> None:
+            try:
+                while True:
+                    out = await collector.get()
+                    outputs.put(out)
+                    if out.finished:
+                        return
+            except BaseException as exc:  # noqa: BLE001 - the engine's error goes to the consumer
+                outputs.put(exc)
+
+        pumping = asyncio.run_coroutine_threadsafe(pump(), self.loop)
         done = False
-        completion = 0
-        cached = 0
+        completion = cached = 0
         try:
-            pending = asyncio.run_coroutine_threadsafe(collector.get(), self.loop)
-            while True:
+            while not done:
                 try:
-                    out = pending.result(POLL)
-                except concurrent.futures.TimeoutError:
+                    batch = [outputs.get(timeout=POLL)]
+                except queue.Empty:
                     if cancelled():
                         break
                     continue
-                cached = int(getattr(out, "num_cached_tokens", 0) or 0)
-                c = out.outputs[0]
-                completion += len(c.token_ids)
-                logprobs = self._logprobs(c, top) if top is not None else None
-                if c.finish_reason is not None:
+                while True:  # whatever else is already there joins this chunk
+                    try:
+                        batch.append(outputs.get_nowait())
+                    except queue.Empty:
+                        break
+                text, tokens, logprobs = [], 0, [] if top is not None else None
+                finish = stop = None
+                for out in batch:
+                    if isinstance(out, BaseException):
+                        done = True
+                        raise out
+                    cached = int(getattr(out, "num_cached_tokens", 0) or 0)
+                    c = out.outputs[0]
+                    text.append(c.text)
+                    tokens += len(c.token_ids)
+                    if logprobs is not None:
+                        logprobs.extend(self._logprobs(c, top))  # type: ignore[arg-type]
+                    if c.finish_reason is not None:
+                        finish = {"length": "length", "abort": "cancelled"}.get(c.finish_reason, "stop")
+                        stop = c.stop_reason if isinstance(c.stop_reason, str) else None
+                completion += tokens
+                if finish is not None:
                     done = True
-                    reason = {"length": "length", "abort": "cancelled"}.get(c.finish_reason, "stop")
-                    stop = c.stop_reason if isinstance(c.stop_reason, str) else None
-                    yield GenerationChunk(text=c.text, tokens=len(c.token_ids), logprobs=logprobs, finish_reason=reason,
-                                          stop_sequence=stop, usage=Usage(prompt_tokens=prompt_len, completion_tokens=completion,
-                                                                          cached_tokens=cached))
+                    yield GenerationChunk(text="".join(text), tokens=tokens, logprobs=logprobs, finish_reason=finish,
+                                          stop_sequence=stop, usage=Usage(prompt_tokens=prompt_len,
+                                                                          completion_tokens=completion, cached_tokens=cached))
                     return
-                yield GenerationChunk(text=c.text, tokens=len(c.token_ids), logprobs=logprobs)
+                yield GenerationChunk(text="".join(text), tokens=tokens, logprobs=logprobs)
                 if cancelled():
                     break
-                pending = asyncio.run_coroutine_threadsafe(collector.get(), self.loop)
-            pending.cancel()
-            yield GenerationChunk(finish_reason="cancelled",
-                                  usage=Usage(prompt_tokens=prompt_len, completion_tokens=completion, cached_tokens=cached))
+            if not done:
+                yield GenerationChunk(finish_reason="cancelled",
+                                      usage=Usage(prompt_tokens=prompt_len, completion_tokens=completion, cached_tokens=cached))
         finally:
+            pumping.cancel()
             if not done:
                 self._run(self.engine.abort(rid))
                 log.info("request %s aborted in the engine after %d tokens", rid, completion)

@@ -8,7 +8,7 @@ from typing import Any
 
 from localai import hookimpl
 
-from localai_vllm.options import OPTIONS, parse
+from localai_vllm.options import OPTIONS, YAML_FIELDS, parse
 
 BACKEND = "vllm"
 
@@ -29,6 +29,7 @@ def register_backends(register: Callable[..., None]) -> None:
         description="vLLM's engine: continuous batching, prefix caching, structured output, HF model folders",
         check=check,
         options=OPTIONS,
+        yaml_fields=(*YAML_FIELDS, "engine_args"),
     )
 
 

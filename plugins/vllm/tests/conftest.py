@@ -63,7 +63,7 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory, engine_python: str, ge
                                     "options: ['kv_cache_space:1']\nparameters:\n  model: gemma-hf\n  temperature: 0\n")
     (folder / "mini.yaml").write_text("name: mini\nbackend: vllm\nembeddings: true\nenforce_eager: true\n"
                                       "options: ['kv_cache_space:1']\nparameters:\n  model: minilm\n")
-    (folder / "typo.yaml").write_text("name: typo\nbackend: vllm\nengine_args: {enable_prefix_cachin: true}\n"
+    (folder / "typo.yaml").write_text("name: typo\nbackend: vllm\nengine_args: {enable_prefix_cachin: true}\nmystery_knob: 1\n"
                                       "parameters:\n  model: gemma-hf\n")
     (folder / "gone.yaml").write_text("name: gone\nbackend: vllm\nparameters:\n  model: no-such-folder\n")
     env = {ENV: engine_python, "HF_HUB_OFFLINE": "1"}

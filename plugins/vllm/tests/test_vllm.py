@@ -153,3 +153,11 @@ def test_unknown_engine_arg_and_missing_model_are_clear(vllm_server: ServerProce
     assert "'enable_prefix_cachin' is not a vLLM engine argument" in msg and "enable_prefix_caching" in msg
     r = httpx.post(vllm_server.url + "/v1/completions", json={"model": "gone", "prompt": "x", "max_tokens": 1}, timeout=600)
     assert r.status_code == 500 and "not in the models folder" in r.json()["error"]["message"]
+
+
+def test_vllm_yaml_fields_are_read_not_warned_about(vllm_server: ServerProcess) -> None:
+    """LocalAI's vLLM fields (``enforce_eager``, ``engine_args``) are the backend's own: no "unknown key" warning."""
+    log = vllm_server.log(None)
+    assert "unknown key 'mystery_knob'" in log  # typo.yaml's: the warning itself works
+    for key in ("enforce_eager", "engine_args"):
+        assert f"unknown key '{key}'" not in log

@@ -19,6 +19,7 @@ router = APIRouter()
 async def create_message(body: MessagesBody, request: Request) -> Any:
     engine: Engine = request.app.state.localai.engine
     req = to_request(body)
+    req.incremental = bool(body.stream)
     loaded = await engine.load(body.model, "chat")
     model = loaded.entry.name
     stops = req.stop

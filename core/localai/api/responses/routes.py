@@ -101,6 +101,7 @@ async def create(body: CreateBody, request: Request) -> Any:
     new_items = await items.normalize(body.input, svc.store.item)
     conversation = [*context, *new_items]
     greq = translate.generate_request(body, loaded.entry.name, items.to_messages(body.instructions, conversation))
+    greq.incremental = bool(body.stream or body.background)  # a background response can be followed as a stream
     stream = await engine.start(greq, "chat")  # errors here still get their HTTP status
 
     background = bool(body.background)
