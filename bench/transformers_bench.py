@@ -11,6 +11,9 @@ Run from the repository root with the server's Python, the engine's Python given
 * embeddings: ``/v1/embeddings`` with batches of 64 short sentences on all-MiniLM-L6-v2 (SentenceTransformer type),
   against ``SentenceTransformer.encode`` in process. Ratio = HTTP sentences/s / in-process (goal >= 0.9).
 * concurrency: ``--clients`` streams at once against one, through HTTP (requests are served one at a time).
+* OpenVINO (``--openvino-python``, the ``openvino-transformers`` environment's Python): the same Gemma folder as
+  ``type: OVModelForCausalLM`` (exported to IR at load) and MiniLM as ``OVModelForFeatureExtraction``, through
+  HTTP, against the plain types above. Ratio = OpenVINO / plain.
 """
 
 from __future__ import annotations
@@ -89,13 +92,13 @@ def concurrent(url: str, clients: int, tokens: int) -> float:
     return clients * tokens / (time.perf_counter() - t)
 
 
-def embed_http(url: str, batches: int) -> list[float]:
+def embed_http(url: str, batches: int, model: str = "minilm") -> list[float]:
     runs = []
-    with httpx.Client(timeout=600) as client:
-        client.post(url + "/v1/embeddings", json={"model": "minilm", "input": SENTENCES}).raise_for_status()
+    with httpx.Client(timeout=900) as client:
+        client.post(url + "/v1/embeddings", json={"model": model, "input": SENTENCES}).raise_for_status()
         for _ in range(batches):
             t = time.perf_counter()
-            r = client.post(url + "/v1/embeddings", json={"model": "minilm", "input": SENTENCES})
+            r = client.post(url + "/v1/embeddings", json={"model": model, "input": SENTENCES})
             r.raise_for_status()
             runs.append(len(SENTENCES) / (time.perf_counter() - t))
     return runs
@@ -110,6 +113,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=5)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--skip", choices=("decode", "embeddings"), action="append", default=[])
+    ap.add_argument("--openvino-python", help="the openvino-transformers environment's Python: also compare OpenVINO")
     a = ap.parse_args()
     if not a.python:
         raise SystemExit(backend_python("transformers")[1])
@@ -122,10 +126,12 @@ def main() -> None:
     base = engine(a.python, folder=None if "decode" in a.skip else str(folder), prompt=PROMPT, tokens=a.tokens,
                   rounds=a.rounds, eos=[int(k) for k in EOS_BIAS], minilm=None if "embeddings" in a.skip else minilm,
                   sentences=SENTENCES, batches=a.batches)
+    plain: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp, "models")
         models.mkdir()
-        (models / "gemma-hf").symlink_to(folder)
+        if folder is not None:
+            (models / "gemma-hf").symlink_to(folder)
         (models / "minilm").symlink_to(minilm)
         (models / "gemma.yaml").write_text("name: gemma\nbackend: transformers\ncontext_size: 2048\nparameters:\n  model: gemma-hf\n")
         (models / "minilm.yaml").write_text("name: minilm\nbackend: sentencetransformers\nembeddings: true\nparameters:\n  model: minilm\n")
@@ -134,6 +140,7 @@ def main() -> None:
                 stream_tokens(srv.url, 4)  # load and warm up
                 http = [stream_tokens(srv.url, a.tokens) for _ in range(a.rounds)]
                 inproc = statistics.median(base["decode_tps"])
+                plain["decode"] = statistics.median(http)
                 print(f"decode, {a.tokens} tokens: in-process generate() {inproc:.2f} tok/s, HTTP stream "
                       f"{statistics.median(http):.2f} tok/s, ratio {statistics.median(http) / inproc:.3f}")
                 many = concurrent(srv.url, a.clients, a.tokens)
@@ -142,8 +149,40 @@ def main() -> None:
             if "embeddings" not in a.skip:
                 http = embed_http(srv.url, a.batches)
                 inproc = statistics.median(base["embed_sps"])
+                plain["embed"] = statistics.median(http)
                 print(f"embeddings, batch {len(SENTENCES)}: in-process encode {inproc:.1f} sentences/s, HTTP "
                       f"{statistics.median(http):.1f} sentences/s, ratio {statistics.median(http) / inproc:.3f}")
+
+    if a.openvino_python:
+        openvino(a, folder, minilm, plain)
+
+
+def openvino(a: argparse.Namespace, folder: Path | None, minilm: str, plain: dict[str, float]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        models = Path(tmp, "models")
+        models.mkdir()
+        (models / "minilm").symlink_to(minilm)
+        if folder is not None:
+            # A copy, so the IR exported at load does not land in the shared test folder.
+            import shutil
+
+            shutil.copytree(folder, models / "gemma-hf")
+        (models / "gemma.yaml").write_text("name: gemma\nbackend: transformers\ntype: OVModelForCausalLM\n"
+                                           "context_size: 2048\nparameters:\n  model: gemma-hf\n")
+        (models / "minilm-ov.yaml").write_text("name: minilm-ov\nbackend: transformers\ntype: OVModelForFeatureExtraction\n"
+                                               "embeddings: true\nparameters:\n  model: minilm\n")
+        with ServerProcess(models, env={"LOCALAI_PYTHON_TRANSFORMERS": a.openvino_python, "HF_HUB_OFFLINE": "1"}) as srv:
+            if "decode" not in a.skip:
+                t = time.perf_counter()
+                stream_tokens(srv.url, 4)  # export to IR, compile, warm up
+                print(f"OpenVINO: first request (IR export + compile) {time.perf_counter() - t:.1f} s", flush=True)
+                http = statistics.median([stream_tokens(srv.url, a.tokens) for _ in range(a.rounds)])
+                print(f"OpenVINO decode, {a.tokens} tokens: HTTP stream {http:.2f} tok/s vs plain transformers "
+                      f"{plain['decode']:.2f} tok/s, ratio {http / plain['decode']:.3f}")
+            if "embeddings" not in a.skip:
+                http = statistics.median(embed_http(srv.url, a.batches, "minilm-ov"))
+                print(f"OpenVINO embeddings, batch {len(SENTENCES)}: HTTP {http:.1f} sentences/s vs SentenceTransformer "
+                      f"{plain['embed']:.1f} sentences/s, ratio {http / plain['embed']:.3f}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ Run from the repository root with the server's Python, a vLLM backend environmen
 
 Model: Gemma 3 270M, the HF folder written from the PyPI GGUF (as the tests do), greedy, EOS banned through
 ``logit_bias`` so every request decodes exactly ``--tokens``; eager mode, 1 GiB KV cache on CPU, the same
-``max_model_len`` everywhere. Each engine runs alone (one after the other), so they never share the cores.
+``max_model_len`` and ``--dtype`` everywhere (vLLM's own ``auto`` makes a float32 checkpoint bfloat16, ours picks by
+the CPU: left to each, the comparison would measure the dtype, not the server). Each engine runs alone (one after
+the other), so they never share the cores.
 
 * batch: ``--clients`` prompts at once. Offline: one ``LLM.generate`` call over the prompts; ``vllm serve`` and
   ours: that many concurrent non-streamed ``/v1/completions`` clients. Ratios: ours / offline (goal >= 0.9) and
@@ -48,7 +50,7 @@ import json, sys, time
 args = json.loads(sys.argv[1])
 t = time.perf_counter()
 from vllm import LLM, SamplingParams
-llm = LLM(model=args["folder"], enforce_eager=True, max_model_len=args["context"], seed=0)
+llm = LLM(model=args["folder"], enforce_eager=True, max_model_len=args["context"], seed=0, dtype=args["dtype"])
 startup = time.perf_counter() - t
 params = SamplingParams(temperature=0, max_tokens=args["tokens"], logit_bias={int(k): v for k, v in args["bias"].items()})
 llm.generate(args["prompts"][:1], params, use_tqdm=False)  # warm up
@@ -106,7 +108,8 @@ def measure(url: str, model: str, a: argparse.Namespace) -> dict[str, float]:
 def vllm_serve(python: str, folder: Path, a: argparse.Namespace) -> dict[str, float]:
     port = free_port()
     cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(folder), "--served-model-name", "gv",
-           "--host", "127.0.0.1", "--port", str(port), "--enforce-eager", "--max-model-len", str(CONTEXT), "--seed", "0"]
+           "--host", "127.0.0.1", "--port", str(port), "--enforce-eager", "--max-model-len", str(CONTEXT), "--seed", "0",
+           "--dtype", a.dtype]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(KV_GIB), "HF_HUB_OFFLINE": "1"}
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -139,7 +142,7 @@ def ours(python: str, folder: Path, a: argparse.Namespace) -> tuple[dict[str, fl
         models = Path(tmp, "models")
         models.mkdir()
         (models / "gemma-hf").symlink_to(folder)
-        (models / "gv.yaml").write_text(f"name: gv\nbackend: vllm\ncontext_size: {CONTEXT}\nenforce_eager: true\n"
+        (models / "gv.yaml").write_text(f"name: gv\nbackend: vllm\ncontext_size: {CONTEXT}\nenforce_eager: true\ndtype: {a.dtype}\n"
                                         f"options: ['kv_cache_space:{KV_GIB}']\nparameters:\n  model: gemma-hf\n  seed: 0\n")
         with ServerProcess(models, env={"LOCALAI_PYTHON_VLLM": python, "HF_HUB_OFFLINE": "1"}) as srv:
             t = time.perf_counter()
@@ -155,16 +158,18 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-serve", action="store_true", help="leave out the `vllm serve` baseline")
+    ap.add_argument("--dtype", default="float32", help="the model dtype for all three (default float32)")
     a = ap.parse_args()
     python, where = (a.python, "--python") if a.python else backend_python("vllm")
     if not python:
         raise SystemExit(where)
     print("the HF folder from the GGUF (written once) ...", flush=True)
     folder = gemma_hf_folder(python)
-    print(f"vLLM environment: {python} ({where}); {a.clients} clients x {a.tokens} tokens, {a.rounds} rounds", flush=True)
+    print(f"vLLM environment: {python} ({where}); {a.clients} clients x {a.tokens} tokens, {a.rounds} rounds, "
+          f"dtype {a.dtype}", flush=True)
 
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(KV_GIB), "HF_HUB_OFFLINE": "1"}
-    args = {"folder": str(folder), "context": CONTEXT, "tokens": a.tokens, "rounds": a.rounds, "bias": EOS_BIAS,
+    args = {"folder": str(folder), "context": CONTEXT, "tokens": a.tokens, "rounds": a.rounds, "bias": EOS_BIAS, "dtype": a.dtype,
             "prompts": (PROMPTS * (a.clients // len(PROMPTS) + 1))[:a.clients]}
     proc = subprocess.run([python, "-c", OFFLINE, json.dumps(args)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:

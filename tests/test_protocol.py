@@ -118,3 +118,4 @@ def test_delegating_takes_the_spec_signature() -> None:
     assert impl(types.SimpleNamespace(generate_thing=lambda r, c: (r, c)), "req", "can") == ("req", "can")
     with pytest.raises(TypeError, match="first argument"):
         fallbacks.delegating(hookspecs.register_backends)
+

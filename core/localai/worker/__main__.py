@@ -111,8 +111,7 @@ class Worker:
             result = getattr(self.pm.hook, hook)(model=self.model, **args)
             if result is None:
                 raise NotImplementedError(f"this model's backend does not implement {hook}")
-            data = result.model_dump(mode="json") if hasattr(result, "model_dump") else result
-            self.send({"id": rid, "type": "result", "data": data})
+            self.send({"id": rid, "type": "result", "data": protocol.pack_result(result)})
         except BaseException as exc:  # noqa: BLE001
             self.fail(rid, exc)
 

@@ -296,7 +296,7 @@ class WorkerProcess:
 
     async def call(self, hook: str, **args: Any) -> Any:
         """Run a non-streaming hook (``embed``, ``tokenize``, ``detokenize``) in the worker."""
-        return await self.call_op({"op": "call", "hook": hook, "args": args})
+        return protocol.unpack_result(await self.call_op({"op": "call", "hook": hook, "args": args}))
 
     async def open(self, request: GenerateRequest) -> GenerationStream:
         """Send ``request`` and wait until the backend accepted it (validated and queued).

@@ -8,7 +8,10 @@ an ``image`` request answers one ``result`` (or ``error``) and can be cancelled 
 
 from __future__ import annotations
 
+import base64
+import itertools
 import json
+from array import array
 from typing import Any
 
 FD_ENV = "LOCALAI_WORKER_FD"
@@ -28,6 +31,32 @@ def decode(line: bytes) -> dict[str, Any]:
 
 
 QUEUE_FULL = "queue_full"  # localai.errors.QueueFull: the model's request queue is full (429 / 529)
+
+
+def pack_result(result: Any) -> Any:
+    """A hook's result as JSON. Embedding vectors travel as base64 float32 (what every engine computes): a float's
+    JSON repr costs microseconds, and a batch of 64 MiniLM vectors is 24,576 of them."""
+    from localai.types import EmbeddingResult
+
+    if isinstance(result, EmbeddingResult):
+        flat = array("f", itertools.chain.from_iterable(result.vectors))
+        return {"vectors_f32": base64.b64encode(flat.tobytes()).decode("ascii"),
+                "dims": [len(v) for v in result.vectors], "prompt_tokens": result.prompt_tokens}
+    return result.model_dump(mode="json") if hasattr(result, "model_dump") else result
+
+
+def unpack_result(data: Any) -> Any:
+    """:func:`pack_result`'s JSON back to plain data (``EmbeddingResult`` fields)."""
+    if isinstance(data, dict) and "vectors_f32" in data:
+        flat = array("f")
+        flat.frombytes(base64.b64decode(data["vectors_f32"]))
+        values = flat.tolist()
+        vectors, start = [], 0
+        for n in data["dims"]:
+            vectors.append(values[start:start + n])
+            start += n
+        return {"vectors": vectors, "prompt_tokens": data.get("prompt_tokens", 0)}
+    return data
 
 
 def error_kind(exc: BaseException) -> str:

@@ -50,6 +50,25 @@ def _cpu_kv_cache(requested: int | None) -> None:
              "a quarter of the available RAM, at most 4; set options: [kv_cache_space:N] to change", free)
 
 
+def cpu_dtype(cpuinfo: str | None = None) -> str:
+    """bfloat16 where the CPU computes it natively (AVX512-BF16, AMX), else float32.
+
+    vLLM's own ``auto`` turns a float32 checkpoint into bfloat16 on every CPU; without native support that is
+    emulated: on an AVX2-only EPYC, Gemma 3 270M offline did 13.2 tok/s for 8 prompts in bf16 against 28.3 in
+    float32 (one prompt: 8.8 against 5.2, where halving the memory traffic wins), and it is less exact.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    flags = set(cpuinfo.split())
+    native = bool(flags & {"avx512_bf16", "amx_bf16"})
+    log.info("dtype %s on this CPU (%s); set dtype: in the YAML to choose", "bfloat16" if native else "float32",
+             "native bf16" if native else "no native bf16")
+    return "bfloat16" if native else "float32"
+
+
 def structured_output(c: Any) -> dict[str, Any]:
     """A constraint as vLLM structured-output arguments, in the core's exact language.
 
@@ -110,7 +129,8 @@ class VLLMModel:
                 os.environ.setdefault("HF_HOME", str(Path(model_path).parents[len(Path(name).parts) - 1] / ".hf"))
         if current_platform.is_cpu():
             _cpu_kv_cache(options.get("kv_cache_space"))
-            args.setdefault("dtype", "float32")  # bf16/fp16 on CPUs without native support are slow or lossy
+            if "dtype" not in args:
+                args["dtype"] = cpu_dtype()
         if config.embeddings:
             args.setdefault("runner", "pooling")
         args["model"] = model_path if local else name
