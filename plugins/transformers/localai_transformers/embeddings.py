@@ -62,7 +62,7 @@ class SentenceEmbedder(Embedder):
         with self.lock:
             vectors = self.model.encode(texts, batch_size=BATCH, convert_to_numpy=True, show_progress_bar=False)
         tokens = self.count_tokens(texts, self.model.max_seq_length)
-        return EmbeddingResult(vectors=vectors.astype("float64").tolist(), prompt_tokens=tokens)
+        return EmbeddingResult(vectors=vectors.tolist(), prompt_tokens=tokens)  # float32 values, as they travel
 
     def info(self) -> ModelInfo:
         base = super().info()
