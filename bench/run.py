@@ -49,6 +49,7 @@ class Result:
     wall: float = 0.0
     ttft: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # process name -> CPU seconds spent during the run
 
     @property
     def tps(self) -> float:
@@ -117,10 +118,28 @@ def stream_once(client: httpx.Client, url: str, model: str, prompt: str, tokens:
     return n, first
 
 
-def bench_http(url: str, model: str, clients: int, tokens: int, rounds: int) -> Result:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (not its children), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """Child processes of ``pid`` (the server's model workers)."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def bench_http(url: str, model: str, clients: int, tokens: int, rounds: int, pid: int | None = None) -> Result:
+    """``clients`` threads streaming ``rounds`` requests each; with ``pid``, also the CPU time that process and
+    each of its children (localai's model workers) spent during the run."""
     http = httpx.Client(timeout=600)
     stream_once(http, url, model, PROMPTS[0], 8)  # warm-up (loads the model)
     res = Result()
+    procs = {"server": pid, **{f"worker {c}": c for c in descendants(pid)}} if pid else {}
+    before = {name: cpu_seconds(p) for name, p in procs.items()}
     lock = threading.Lock()
 
     def client(i: int) -> None:
@@ -143,6 +162,11 @@ def bench_http(url: str, model: str, clients: int, tokens: int, rounds: int) -> 
     for t in threads:
         t.join()
     res.wall = time.perf_counter() - start
+    for name, p in procs.items():
+        try:
+            res.cpu[name] = cpu_seconds(p) - before[name]
+        except OSError:
+            pass
     http.close()
     return res
 
@@ -265,7 +289,7 @@ def main() -> None:
             proc, url = start_llama_server(binary, model, args.threads, n, work / f"llama-server-{n}.log", max(args.clients) + 4)
             try:
                 for c in args.clients:
-                    rows[(f"llama.cpp llama-server -np {n}", c)] = bench_http(url, "x", c, args.tokens, args.rounds)
+                    rows[(f"llama.cpp llama-server -np {n}", c)] = bench_http(url, "x", c, args.tokens, args.rounds, proc.pid)
             finally:
                 proc.terminate()
                 proc.wait(30)
@@ -274,11 +298,13 @@ def main() -> None:
     with ServerProcess(work / "models") as srv:
         for n in (1, 4):
             for c in args.clients:
-                rows[(f"localai parallel {n}", c)] = bench_http(srv.url, f"p{n}", c, args.tokens, args.rounds)
+                rows[(f"localai parallel {n}", c)] = bench_http(srv.url, f"p{n}", c, args.tokens, args.rounds, srv.proc.pid)
 
-    print(f"\n{'target':40} {'clients':>7} {'tok/s':>8} {'TTFT ms':>8} {'failed':>6}")
+    print(f"\n{'target':40} {'clients':>7} {'tok/s':>8} {'TTFT ms':>8} {'failed':>6}  CPU ms/token")
     for (name, c), r in rows.items():
-        print(f"{name:40} {c:7d} {r.tps:8.1f} {r.ttft_ms:8.1f} {len(r.errors):6d}" + (f"  ({r.errors[0]})" if r.errors else ""))
+        cpu = ", ".join(f"{k} {1000 * v / r.tokens:.2f}" for k, v in r.cpu.items()) if r.tokens else ""
+        print(f"{name:40} {c:7d} {r.tps:8.1f} {r.ttft_ms:8.1f} {len(r.errors):6d}  {cpu}"
+              + (f"  ({r.errors[0]})" if r.errors else ""))
     raw = rows[("raw llama-cpp-python (in process)", 1)]
     ours1 = rows.get(("localai parallel 1", 1))
     print()

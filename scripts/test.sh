@@ -1,24 +1,42 @@
 #!/usr/bin/env bash
-# Set up (idempotent) and run the whole test suite with real engines and the real default model.
+# Set up (idempotent) and run the test suite with real engines and the real default model (--all: the slow tier too).
 # pytest's exit 5 ("no tests collected") is a failure here, never a silent pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+# Two tiers. The default run (what CI runs) leaves out the tests marked `slow`: vLLM's suites (each starts several
+# engines), pip installs into fresh environments, the generated-plugin round trip, fuzzing, soak and fault
+# injection. `--all` runs them too (and installs vLLM's environment for them); `-m EXPR` picks tests yourself.
+ALL=0
+ARGS=()
+for arg in "$@"; do
+  if [ "$arg" = "--all" ]; then ALL=1; else ARGS+=("$arg"); fi
+done
+MARK=()
+if [ $ALL -eq 0 ] && ! printf '%s\n' "${ARGS[@]}" | grep -qx -- '-m'; then
+  MARK=(-m "not slow")
+  echo "[test] leaving out the tests marked slow (vLLM, fresh environments, fuzzing, soak): bash scripts/test.sh --all runs them" >&2
+fi
+
 bash scripts/setup.sh || exit 1
 
 # Heavier backends live in their own virtual environments, installed the way users install them
 # (`localai backends install`), into a backends folder cached between runs under ~/.cache/localai/backends-<key>;
 # the key hashes each listed backend's plugin sources, this checkout's path, the backend gallery, the core's dependencies and pip's
 # configuration, so a change to any of them rebuilds the environments. The tests get LOCALAI_BACKENDS_PATH.
-TEST_BACKENDS=${LOCALAI_TEST_BACKENDS-"diffusers transformers vllm"}
+# vLLM's tests are all slow: its environment (3 minutes of pip) is only installed for --all.
+if [ $ALL -eq 1 ]; then DEFAULT_BACKENDS="diffusers transformers vllm"; else DEFAULT_BACKENDS="diffusers transformers"; fi
+TEST_BACKENDS=${LOCALAI_TEST_BACKENDS-$DEFAULT_BACKENDS}
 install_test_backends() {
   local key dir name
-  key=$( { for name in $TEST_BACKENDS; do
+  # Keyed over every test backend, installed or not, so the default run and --all share one folder.
+  key=$( { for name in $(printf '%s\n' diffusers transformers vllm $TEST_BACKENDS | sort -u); do
              find "plugins/$name" -type f -not -path '*/build/*' -not -path '*/__pycache__/*' -not -path '*.egg-info/*' \
                -not -path '*/tests/*' -print0 2>/dev/null | sort -z | xargs -0r sha256sum; done
            # Each environment has the core installed editable from this checkout: another checkout needs its own.
            pwd
            sha256sum core/localai/backend_envs/index.yaml pyproject.toml
-           echo "$TEST_BACKENDS ${LOCALAI_FORCE_META_BACKEND_CAPABILITY:-}"; .venv/bin/python -VV
+           echo "${LOCALAI_FORCE_META_BACKEND_CAPABILITY:-}"; .venv/bin/python -VV
            .venv/bin/python -m pip config list 2>/dev/null; } | sha256sum | cut -c1-16)
   dir=${XDG_CACHE_HOME:-$HOME/.cache}/localai/backends-$key
   mkdir -p "$dir"
@@ -42,7 +60,7 @@ if [ ! -x /usr/bin/chromium ]; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
     || echo "[test] could not install chromium: the web UI tests will fail" >&2
 fi
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "${MARK[@]}" "${ARGS[@]}"
 rc=$?
 if [ $rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi
 exit $rc

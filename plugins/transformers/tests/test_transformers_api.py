@@ -180,6 +180,7 @@ def test_open_responses_api(server: ServerProcess) -> None:
     assert r.status == "incomplete" and r.output_text and r.usage.output_tokens == 5
 
 
+@pytest.mark.slow  # the in-worker dequantization of the GGUF takes a minute and a half on 2 cores
 def test_gguf_served_directly_matches_its_hf_folder(server: ServerProcess) -> None:
     """transformers dequantizes the .gguf itself; the HF folder was saved from it, so greedy text agrees."""
     a = complete(server, model="gemma-gguf", max_tokens=6).choices[0].text
