@@ -242,12 +242,13 @@ def start_llama_server(binary: str, model: str, threads: int, slots: int, log: P
     raise RuntimeError("llama-server did not start")
 
 
-def localai_models(folder: Path, model: str, threads: int) -> None:
+def localai_models(folder: Path, model: str, threads: int, options: list[str] | None = None) -> None:
     link = folder / GGUF_NAME
     yamls = {}
     for n in (1, 4):
+        opts = ", ".join(repr(o) for o in [f"parallel:{n}", *(options or [])])
         yamls[f"p{n}.yaml"] = (f"name: p{n}\nbackend: llama-cpp\ncontext_size: {2048 * n}\nthreads: {threads}\n"
-                               f"options: ['parallel:{n}']\nparameters:\n  model: {link.name}\n  temperature: 0\n")
+                               f"options: [{opts}]\nparameters:\n  model: {link.name}\n  temperature: 0\n")
     write_models(folder, yamls, link_gguf=False)
     if not link.exists():
         link.symlink_to(model)
@@ -265,6 +266,7 @@ def main() -> None:
     ap.add_argument("--baseline-venv", type=Path, default=Path(tempfile.gettempdir()) / "localai-bench-venv")
     ap.add_argument("--skip-llama-cpp-server", action="store_true", help="skip llama-cpp-python's Python server")
     ap.add_argument("--skip-llama-server", action="store_true", help="skip llama.cpp's C++ llama-server")
+    ap.add_argument("--options", nargs="*", default=[], help="extra backend options for localai's models (repack:true)")
     args = ap.parse_args()
     model = str(args.model or default_gguf())
     work = Path(tempfile.mkdtemp(prefix="localai-bench-"))
@@ -294,7 +296,7 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(30)
 
-    localai_models(work / "models", model, args.threads)
+    localai_models(work / "models", model, args.threads, args.options)
     with ServerProcess(work / "models") as srv:
         for n in (1, 4):
             for c in args.clients:
