@@ -5,6 +5,7 @@ Run from the repository root::
 
     .venv/bin/python bench/run.py                 # 64 greedy tokens per request, 1 client and 8 clients
     .venv/bin/python bench/run.py --clients 1 4 8 16 --tokens 128 --rounds 3
+    .venv/bin/python bench/run.py --paired 5      # alternating pairs, median ratios (robust on a noisy machine)
 
 Every target serves the same GGUF (the default Gemma 3 270M unless ``--model``) with the same thread count,
 one target at a time so they never share the CPU. Clients stream ``/v1/completions`` (greedy, EOS banned so
@@ -62,35 +63,51 @@ class Result:
 
 # -- raw llama-cpp-python, in process -------------------------------------------------------------
 
-def bench_raw(model: str, threads: int, tokens: int, rounds: int) -> Result:
-    import llama_cpp
+class RawEngine:
+    """llama-cpp-python's own generate loop in this process, loaded once (the paired mode runs it many times)."""
 
-    # Flash attention on, as llama.cpp's auto and our default choose on CPU: the engine at its best.
-    llm = llama_cpp.Llama(model, n_ctx=2048, n_threads=threads, n_threads_batch=threads, flash_attn=True, verbose=False)
-    eog = [t for t in range(llm.n_vocab()) if t < 300 and llama_cpp.llama_vocab_is_eog(llm._model.vocab, t)]
+    def __init__(self, model: str, threads: int, tokens: int) -> None:
+        import llama_cpp
 
-    def one(prompt: str) -> tuple[int, float]:
-        toks = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        # Flash attention on, as llama.cpp's auto and our default choose on CPU: the engine at its best.
+        self.llm = llama_cpp.Llama(model, n_ctx=2048, n_threads=threads, n_threads_batch=threads, flash_attn=True,
+                                   verbose=False)
+        self.eog = [t for t in range(self.llm.n_vocab()) if t < 300 and llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, t)]
+        self.tokens = tokens
+        self.one(PROMPTS[0])  # warm-up
+
+    def one(self, prompt: str) -> tuple[int, float]:
+        toks = self.llm.tokenize(prompt.encode(), add_bos=True, special=True)
         start, first, n = time.perf_counter(), 0.0, 0
-        for tok in llm.generate(toks, temp=0, reset=True, logits_processor=[lambda _ids, s: _ban(s, eog)]):
+        for _tok in self.llm.generate(toks, temp=0, reset=True, logits_processor=[lambda _ids, s: _ban(s, self.eog)]):
             n += 1
             if n == 1:
                 first = time.perf_counter() - start
-            if n >= tokens:
+            if n >= self.tokens:
                 break
         return n, first
 
-    one(PROMPTS[0])  # warm-up
-    res = Result()
-    start = time.perf_counter()
-    for r in range(rounds):
-        for prompt in PROMPTS[:2]:
-            n, first = one(prompt)
-            res.tokens += n
-            res.ttft.append(first)
-    res.wall = time.perf_counter() - start
-    llm.close()
-    return res
+    def run(self, rounds: int) -> Result:
+        res = Result()
+        start = time.perf_counter()
+        for _r in range(rounds):
+            for prompt in PROMPTS[:2]:
+                n, first = self.one(prompt)
+                res.tokens += n
+                res.ttft.append(first)
+        res.wall = time.perf_counter() - start
+        return res
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+def bench_raw(model: str, threads: int, tokens: int, rounds: int) -> Result:
+    raw = RawEngine(model, threads, tokens)
+    try:
+        return raw.run(rounds)
+    finally:
+        raw.close()
 
 
 def _ban(scores, eog):  # noqa: ANN001, ANN202
@@ -254,6 +271,47 @@ def localai_models(folder: Path, model: str, threads: int, options: list[str] | 
         link.symlink_to(model)
 
 
+# -- paired mode ------------------------------------------------------------------------------------
+
+def paired(args: argparse.Namespace, model: str, work: Path) -> None:
+    """Each comparison as ``--paired`` alternating pairs (baseline, then ours, back to back), both sides loaded
+    throughout: a shared or throttled CPU drifts by more than the differences measured here, and alternating makes
+    the drift hit both sides alike. Prints the median ratio and its range."""
+    binary = None if args.skip_llama_server else llama_server_binary()
+    localai_models(work / "models", model, args.threads, args.options)
+
+    def report(label: str, pairs: list[tuple[Result, Result]], goal: float) -> None:
+        ratios = sorted(b.tps / a.tps for a, b in pairs if a.tps)
+        base = statistics.median(a.tps for a, _ in pairs)
+        ours = statistics.median(b.tps for _, b in pairs)
+        failed_base, failed_ours = sum(len(a.errors) for a, _ in pairs), sum(len(b.errors) for _, b in pairs)
+        failed = f"; failed requests: {failed_base} baseline, {failed_ours} ours" if failed_base or failed_ours else ""
+        print(f"{label}: median {statistics.median(ratios):.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f}, "
+              f"{len(ratios)} pairs; {ours:.1f} vs {base:.1f} tok/s; goal >= {goal}){failed}", flush=True)
+
+    with ServerProcess(work / "models") as srv:
+        raw = RawEngine(model, args.threads, args.tokens)
+        try:
+            report("localai parallel 1, 1 client vs raw llama-cpp-python in process",
+                   [(raw.run(args.rounds), bench_http(srv.url, "p1", 1, args.tokens, args.rounds))
+                    for _ in range(args.paired)], 0.97)
+        finally:
+            raw.close()
+        if not binary:
+            return
+        for n in (1, 4):
+            proc, url = start_llama_server(binary, model, args.threads, n, work / f"llama-server-{n}.log",
+                                           max(args.clients) + 4)
+            try:
+                for c in args.clients:
+                    report(f"localai parallel {n} vs llama-server -np {n}, {c:2d} client(s)",
+                           [(bench_http(url, "x", c, args.tokens, args.rounds),
+                             bench_http(srv.url, f"p{n}", c, args.tokens, args.rounds)) for _ in range(args.paired)], 1.0)
+            finally:
+                proc.terminate()
+                proc.wait(30)
+
+
 # -- report -----------------------------------------------------------------------------------------
 
 def main() -> None:
@@ -267,9 +325,16 @@ def main() -> None:
     ap.add_argument("--skip-llama-cpp-server", action="store_true", help="skip llama-cpp-python's Python server")
     ap.add_argument("--skip-llama-server", action="store_true", help="skip llama.cpp's C++ llama-server")
     ap.add_argument("--options", nargs="*", default=[], help="extra backend options for localai's models (repack:true)")
+    ap.add_argument("--paired", type=int, default=0, metavar="K",
+                    help="instead of the table: K alternating baseline/ours pairs per comparison, median ratio")
     args = ap.parse_args()
     model = str(args.model or default_gguf())
     work = Path(tempfile.mkdtemp(prefix="localai-bench-"))
+    if args.paired:
+        print(f"model {Path(model).name}, {args.tokens} tokens/request, greedy, {args.threads} threads, "
+              f"{args.paired} pairs per comparison", flush=True)
+        paired(args, model, work)
+        return
     rows: dict[tuple[str, int], Result] = {}
 
     print(f"model {Path(model).name}, {args.tokens} tokens/request, greedy, {args.threads} threads, "
