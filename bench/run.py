@@ -330,15 +330,13 @@ def main() -> None:
     args = ap.parse_args()
     model = str(args.model or default_gguf())
     work = Path(tempfile.mkdtemp(prefix="localai-bench-"))
+    print(f"model {Path(model).name}, {args.tokens} tokens/request, greedy, {args.threads} threads, "
+          f"load average {os.getloadavg()[0]:.2f}" + (f", {args.paired} pairs per comparison" if args.paired else ""),
+          flush=True)
     if args.paired:
-        print(f"model {Path(model).name}, {args.tokens} tokens/request, greedy, {args.threads} threads, "
-              f"{args.paired} pairs per comparison", flush=True)
         paired(args, model, work)
         return
     rows: dict[tuple[str, int], Result] = {}
-
-    print(f"model {Path(model).name}, {args.tokens} tokens/request, greedy, {args.threads} threads, "
-          f"load average {os.getloadavg()[0]:.2f}", flush=True)
     rows[("raw llama-cpp-python (in process)", 1)] = bench_raw(model, args.threads, args.tokens, args.rounds)
 
     if not args.skip_llama_cpp_server:
