@@ -286,6 +286,9 @@ def paired(args: argparse.Namespace, model: str, work: Path) -> None:
         ours = statistics.median(b.tps for _, b in pairs)
         failed_base, failed_ours = sum(len(a.errors) for a, _ in pairs), sum(len(b.errors) for _, b in pairs)
         failed = f"; failed requests: {failed_base} baseline, {failed_ours} ours" if failed_base or failed_ours else ""
+        for side, errors in (("baseline", [e for a, _ in pairs for e in a.errors]), ("ours", [e for _, b in pairs for e in b.errors])):
+            if errors:
+                failed += f"\n    first {side} failure: {errors[0][:300]}"
         print(f"{label}: median {statistics.median(ratios):.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f}, "
               f"{len(ratios)} pairs; {ours:.1f} vs {base:.1f} tok/s; goal >= {goal}){failed}", flush=True)
 

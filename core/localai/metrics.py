@@ -108,6 +108,7 @@ class GenerationMetrics:
         self.labels = (model, backend, api)
         self.started = started
         self.last: float | None = None
+        self._itl: Any = None
         self.is_waiting = True
         self.is_running = False
         self.done = False
@@ -132,7 +133,9 @@ class GenerationMetrics:
             if self.last is None:
                 self.m.ttft.labels(*self.labels).observe(now - self.started)
             else:
-                self.m.itl.labels(*self.labels).observe(now - self.last)
+                if self._itl is None:  # looked up once: ``labels()`` takes a lock and hashes, per token otherwise
+                    self._itl = self.m.itl.labels(*self.labels)
+                self._itl.observe(now - self.last)
             self.last = now
         if chunk.finish_reason is not None:
             usage = chunk.usage

@@ -143,7 +143,7 @@ class LlamaCppModel:
 
     def generate(self, request: GenerateRequest, cancelled: Callable[[], bool]) -> Iterator[GenerationChunk]:
         """Validate and queue the request (errors raise before any chunk), then stream its chunks."""
-        from localai_llama_cpp.sampling import build_sampler
+        from localai_llama_cpp.sampling import build_sampler, greedy
         from localai_llama_cpp.scheduler import Job, stream
 
         sched = self.scheduler()
@@ -158,9 +158,10 @@ class LlamaCppModel:
         matcher = self._matcher(request)  # compiled (or refused) before anything is queued
         if request.sampling.ignore_eos:
             request = request.model_copy(update={"sampling": request.sampling.banning_eos(self.eog_tokens())})
-        sampler = build_sampler(self.llm._model.vocab, self.llm.n_vocab(), request, None)
+        picker = greedy(request, self.llm.n_vocab())
+        sampler = None if picker is not None else build_sampler(self.llm.n_vocab(), request)
         job = Job(request=request, prompt=tokens, sampler=sampler, cancelled=cancelled, max_tokens=max_tokens,
-                  matcher=matcher)
+                  matcher=matcher, greedy=picker)
         try:
             sched.submit(job)
         except BaseException:

@@ -44,9 +44,10 @@ class Job:
 
     request: GenerateRequest
     prompt: list[int]
-    sampler: Any
+    sampler: Any  # the C sampler chain, or None when ``greedy`` picks
     cancelled: Callable[[], bool]
     max_tokens: int
+    greedy: Any = None  # localai_llama_cpp.sampling.Greedy: argmax in numpy instead of the C chain
     matcher: Any = None  # localai.constraints.Matcher: masks this sequence's logits, consumes its tokens
     out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     stops: StopMatcher = field(init=False)
@@ -324,14 +325,17 @@ class Scheduler:
     def _sample(self, slot: Slot, idx: int) -> None:
         job = slot.job
         assert job is not None
-        raw = None
+        raw = logits = None
         try:
             if job.matcher is not None:
                 logits = self._logits(idx)
                 if job.request.logprobs is not None:
                     raw = logits.copy()  # logprobs report the model's own distribution, before the mask
                 job.matcher.mask_logits(logits)  # the sampler chain then only sees tokens the constraint allows
-            token = llama_cpp.llama_sampler_sample(job.sampler, self.ctx, idx)
+            if job.greedy is not None:
+                token = job.greedy.pick(self._logits(idx) if logits is None else logits)
+            else:
+                token = llama_cpp.llama_sampler_sample(job.sampler, self.ctx, idx)
             if job.matcher is not None:
                 job.matcher.consume(token)  # a disallowed token (every allowed one biased to -inf) ends this request
         except ValueError as exc:  # ConstraintViolation: fail this request only, the other slots go on
