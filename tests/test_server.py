@@ -95,6 +95,21 @@ def test_client_disconnect_cancels_generation_in_the_worker(fake_server: ServerP
     assert complete(fake_server.url, "slow", "still alive").json()["choices"][0]["text"] == "still alive "
 
 
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_finished_generation_is_not_reported_cancelled(fake_server: ServerProcess, stream: bool) -> None:
+    """Regression: the server closed every stream after its finish chunk but before the worker's end message,
+    so each completed request sent the worker a cancel and logged "cancelled before its end (client closed the
+    stream)", which is how a real cancellation is recognised in the log."""
+    for _ in range(3):
+        r = httpx.post(fake_server.url + "/v1/completions", timeout=30,
+                       json={"model": "echo", "prompt": "one two three", "stream": stream})
+        assert r.status_code == 200 and "one" in r.text
+    time.sleep(0.5)  # let the worker's log reach the server's
+    log = fake_server.log()
+    assert "cancelled before its end" not in log
+    assert "cancelled: its client went away" not in log
+
+
 LONG = " ".join(f"w{i}" for i in range(40))
 PLAIN_REQUESTS = {
     "completions": ("/v1/completions", {"prompt": LONG}),

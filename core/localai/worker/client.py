@@ -363,7 +363,12 @@ class GenerationStream:
         if msg["type"] != "chunk":
             self._done()
             self.worker._raise_for(msg)
-        return GenerationChunk.model_validate(msg["data"])
+        chunk = GenerationChunk.model_validate(msg["data"])
+        if chunk.finish_reason is not None:
+            # The generation is over (only the worker's "end" follows): a consumer that stops reading here has
+            # not abandoned it, and closing must not send a cancel or log one.
+            self._done()
+        return chunk
 
     def _done(self) -> None:
         self.finished = True
