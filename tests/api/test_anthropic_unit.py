@@ -40,9 +40,13 @@ def run_stream(events: list[Event | BaseException], stops: list[str] | None = No
 
     async def gather() -> list[dict]:
         out = []
-        async for sse in stream.events(source(), "m", stops or [], 5):
-            data = json.loads(sse.data)
-            assert sse.event == data["type"]
+        async for frame in stream.events(source(), "m", stops or [], 5):
+            # One SSE frame each: an ``event:`` line naming the type, one ``data:`` line, a blank line.
+            text = frame.decode()
+            assert text.endswith("\n\n") and text.count("\n") == 3, text
+            event_line, data_line = text.splitlines()[:2]
+            data = json.loads(data_line.removeprefix("data: "))
+            assert event_line == f"event: {data['type']}"
             out.append(data)
         return out
 

@@ -34,3 +34,52 @@ def test_stream_is_lf_framed(base_url: str, name: str) -> None:
         data = next(line[6:] for line in lines if line.startswith("data: "))
         if data != "[DONE]":
             json.loads(data)
+
+
+# -- the frame encoder and the response, without a server ------------------------------------------
+
+def test_frames_are_encoded_once_as_the_spec_parses_them() -> None:
+    from localai.api import sse
+
+    assert sse.event({"a": "é", "b": [1, None]}) == 'data: {"a":"é","b":[1,null]}\n\n'.encode()
+    assert sse.event({"type": "ping"}, name="ping") == b'event: ping\ndata: {"type":"ping"}\n\n'
+    assert sse.event("[DONE]") == b"data: [DONE]\n\n"
+    # A raw payload with line breaks of any SSE kind becomes one data line per line (joined back with "\n"
+    # by the client); JSON never has raw breaks, and U+2028 is not an SSE line end.
+    assert sse.event("a\r\nb\rc\nd\u2028e") == "data: a\ndata: b\ndata: c\ndata: d\u2028e\n\n".encode()
+
+
+def test_event_stream_stops_and_closes_its_generator_when_the_client_leaves() -> None:
+    import asyncio
+
+    from localai.api import sse
+
+    closed = asyncio.Event()
+    sent: list[dict] = []
+
+    async def frames():
+        try:
+            yield sse.event({"n": 1})
+            await asyncio.sleep(3600)  # a generation still running when its client goes away
+            yield sse.event({"n": 2})
+        finally:
+            closed.set()
+
+    async def main() -> None:
+        messages: asyncio.Queue[dict] = asyncio.Queue()
+
+        async def receive() -> dict:
+            return await messages.get()
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+            if message.get("body"):
+                await messages.put({"type": "http.disconnect"})
+
+        await asyncio.wait_for(sse.response(frames())({"type": "http"}, receive, send), 5)
+
+    asyncio.run(main())
+    assert closed.is_set()
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
+    assert (b"content-type", b"text/event-stream; charset=utf-8") in sent[0]["headers"]
+    assert [m["body"] for m in sent[1:]] == [b'data: {"n":1}\n\n']  # nothing more, and no closing send to nobody

@@ -1,6 +1,6 @@
 """Cancel a request's work when its client goes away before the response starts.
 
-Streams already stop when their client disconnects (sse-starlette listens for it). A plain request does
+Streams already stop when their client disconnects (localai.api.sse listens for it). A plain request does
 not: its handler awaits the whole generation, and nothing tells it the client gave up, so an abandoned
 request would decode to ``max_tokens`` while later requests queue behind it. This middleware watches the
 connection once the request body has been read and cancels the handler task on ``http.disconnect``; the

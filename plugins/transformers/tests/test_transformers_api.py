@@ -202,7 +202,9 @@ def test_embeddings_equal_direct_sentence_transformers(server: ServerProcess, st
         assert math.isclose(math.fsum(x * x for x in v), 1.0, abs_tol=1e-5)
         assert max(abs(a - b) for a, b in zip(v, ref)) < 1e-5
     assert r.usage.prompt_tokens > 3 * 5
-    assert oai(server).embeddings.create(model=model, input=SENTENCES[0], dimensions=384, encoding_format="float").data[0].embedding == pytest.approx(vectors[0])
+    # Alone rather than in a padded batch of three: CPUs with AVX-512/AMX kernels differ in the last bits (~1e-7).
+    alone = oai(server).embeddings.create(model=model, input=SENTENCES[0], dimensions=384, encoding_format="float")
+    assert alone.data[0].embedding == pytest.approx(vectors[0], abs=1e-5)
     with pytest.raises(openai.BadRequestError, match="384"):
         oai(server).embeddings.create(model=model, input=SENTENCES[0], dimensions=128)
 

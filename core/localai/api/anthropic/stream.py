@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sse_starlette import ServerSentEvent
-
 from localai.api import sse
 from localai.api.anthropic.render import message_id, stop_reason, tool_use_id, usage
 from localai.api.errors import error_body, for_protocol
@@ -20,7 +18,7 @@ from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDel
 from localai.types import Usage
 
 
-def emit(data: dict[str, Any]) -> ServerSentEvent:
+def emit(data: dict[str, Any]) -> bytes:
     return sse.event(data, name=data["type"])
 
 
@@ -90,7 +88,7 @@ class BlockWriter:
         return []
 
 
-async def events(stream: AsyncIterator[Event], model: str, stop_sequences: list[str], input_tokens: int) -> AsyncIterator[ServerSentEvent]:
+async def events(stream: AsyncIterator[Event], model: str, stop_sequences: list[str], input_tokens: int) -> AsyncIterator[bytes]:
     blocks = BlockWriter()
     yield emit({"type": "message_start", "message": {
         "id": message_id(), "type": "message", "role": "assistant", "model": model, "content": [],

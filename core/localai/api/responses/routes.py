@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from sse_starlette import ServerSentEvent
 
 from localai.api import sse
 from localai.api.responses import items, resource, translate
@@ -72,7 +71,7 @@ async def _current(svc: Service, rid: str) -> dict[str, Any] | None:
     return await svc.store.get(rid)
 
 
-async def _events(run_events: AsyncIterator[tuple[str, str]], run: Run | None, cancel_on_exit: bool) -> AsyncIterator[ServerSentEvent]:
+async def _events(run_events: AsyncIterator[tuple[str, str]], run: Run | None, cancel_on_exit: bool) -> AsyncIterator[bytes]:
     """SSE for a run's events, ending with ``[DONE]``; a foreground stream's generation stops when its client leaves."""
     finished = False
     try:
