@@ -83,3 +83,13 @@ def test_event_stream_stops_and_closes_its_generator_when_the_client_leaves() ->
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
     assert (b"content-type", b"text/event-stream; charset=utf-8") in sent[0]["headers"]
     assert [m["body"] for m in sent[1:]] == [b'data: {"n":1}\n\n']  # nothing more, and no closing send to nobody
+
+
+def test_what_orjson_refuses_is_still_framed() -> None:
+    from localai.api import sse
+    from localai.worker import protocol
+
+    big = {"seed": 2**70, "t": "a\nb"}
+    assert sse.event(big) == b'data: {"seed":1180591620717411303424,"t":"a\\nb"}\n\n'
+    assert protocol.decode(protocol.encode(big)) == big
+    assert protocol.decode(protocol.encode({1: "x"})) == {"1": "x"}

@@ -86,6 +86,55 @@ class WorkerDied(Exception):
         super().__init__(msg)
 
 
+class MessageLines(asyncio.Protocol):
+    """The worker's message stream, one JSON line per message, each handed on as it arrives.
+
+    Lines are decoded inside ``data_received``: a streamed token reaches its request's queue in the same loop step
+    as its bytes, with no reader task to wake in between (the per-token path runs on the cores the model decodes on).
+    A line that cannot be decoded, or one longer than ``LIMIT``, ends the stream as broken.
+    """
+
+    LIMIT = 256 * 1024 * 1024
+
+    def __init__(self, deliver: Callable[[bytes], None], closed: asyncio.Future[None]) -> None:
+        self.deliver = deliver
+        self.closed = closed
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if b"\n" not in data:
+            self.buffer += data  # part of a long message (an image, a batch of vectors)
+            if len(self.buffer) > self.LIMIT:
+                self._broken(ValueError(f"a message from the worker is longer than {self.LIMIT} bytes"))
+            return
+        if self.buffer:
+            data = bytes(self.buffer) + data
+            self.buffer.clear()
+        *lines, rest = data.split(b"\n")
+        self.buffer += rest
+        try:
+            for line in lines:
+                if line:
+                    self.deliver(line)
+        except Exception as exc:  # noqa: BLE001 - a garbled stream: the worker is unusable
+            self._broken(exc)
+
+    def _broken(self, exc: Exception) -> None:
+        self.buffer.clear()
+        if not self.closed.done():
+            self.closed.set_exception(exc)
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
 class WorkerProcess:
     """One model's worker. Requests are multiplexed by id over a socket pair."""
 
@@ -98,7 +147,7 @@ class WorkerProcess:
         self.info: ModelInfo | None = None
         self._ids = itertools.count(1)
         self._queues: dict[int, asyncio.Queue[dict[str, Any]]] = {}
-        self._writer: asyncio.StreamWriter | None = None
+        self._writer: asyncio.Transport | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self.returncode: int | None = None
         self.dead = False
@@ -173,8 +222,10 @@ class WorkerProcess:
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         child.close()
-        reader, self._writer = await asyncio.open_unix_connection(sock=parent, limit=256 * 1024 * 1024)
-        self._reader_task = asyncio.create_task(self._read(reader))
+        closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._writer, _ = await asyncio.get_running_loop().create_unix_connection(
+            lambda: MessageLines(self._deliver, closed), sock=parent)
+        self._reader_task = asyncio.create_task(self._read(closed))
         self._stderr_task = asyncio.create_task(self._relay_stderr(self.proc.stderr))
         log.info("started worker pid %s for model %r (backend %s, %s)", self.proc.pid, self.model, self.backend, self.python)
         try:
@@ -215,16 +266,16 @@ class WorkerProcess:
             except (OSError, ValueError):
                 pass
 
-    async def _read(self, reader: asyncio.StreamReader) -> None:
+    def _deliver(self, line: bytes) -> None:
+        msg = protocol.decode(line)
+        queue = self._queues.get(msg.get("id", -1))
+        if queue is not None:
+            queue.put_nowait(msg)
+
+    async def _read(self, closed: asyncio.Future[None]) -> None:
+        """Wait for the message stream to end (the worker exited or broke it), then report the worker's exit."""
         try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    break
-                msg = protocol.decode(line)
-                queue = self._queues.get(msg.get("id", -1))
-                if queue is not None:
-                    queue.put_nowait(msg)
+            await closed
         except Exception as exc:  # noqa: BLE001
             log.error("worker %r: broken message stream: %s", self.model, exc)
         self.dead = True

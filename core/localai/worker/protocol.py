@@ -14,6 +14,8 @@ import json
 from array import array
 from typing import Any
 
+import orjson
+
 FD_ENV = "LOCALAI_WORKER_FD"
 
 # Error kinds a worker reports; the server maps them to HTTP statuses.
@@ -23,11 +25,19 @@ BACKEND = "backend_error"  # anything else (500)
 
 
 def encode(msg: dict[str, Any]) -> bytes:
-    return json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    """One line of compact JSON. orjson: every streamed token crosses this twice (worker and server) while the
+    model decodes on the same cores; the stdlib stays the fallback for what orjson refuses (ints past 64 bits)."""
+    try:
+        return orjson.dumps(msg, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        return json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
 def decode(line: bytes) -> dict[str, Any]:
-    return json.loads(line)
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)  # what the stdlib fallback wrote (NaN, huge ints)
 
 
 QUEUE_FULL = "queue_full"  # localai.errors.QueueFull: the model's request queue is full (429 / 529)
