@@ -113,6 +113,11 @@ def generate(model: Any, request: GenerateRequest, cancelled: Callable[[], bool]
 
     Called in the worker, possibly from several threads at once (one per request); a backend
     that cannot run requests concurrently must serialise them itself. ``firstresult``.
+
+    Optional fast path: the iterator may also offer ``push(emit)``. The worker then calls it instead of
+    iterating; the backend calls ``emit(chunk)`` for every chunk, in order, from the thread that produces them
+    (its decode loop), and ``push`` returns once the last chunk was emitted, or raises the generation's error.
+    This spares each token a hand-over to the worker's thread, a wake-up on the cores the model decodes on.
     """
 
 

@@ -77,10 +77,18 @@ class Worker:
             if chunks is None:
                 raise RuntimeError("no plugin generates for this model")
             self.send({"id": rid, "type": "accepted"})
-            for chunk in chunks:
+
+            def emit(chunk: Any) -> None:
                 self.send({"id": rid, "type": "chunk", "data": chunk.model_dump(mode="json", exclude_defaults=True)})
-                if chunk.finish_reason is not None:
-                    break
+
+            push = getattr(chunks, "push", None)
+            if push is not None:
+                push(emit)  # the backend's decode thread sends each chunk itself (see the hookspec)
+            else:
+                for chunk in chunks:
+                    emit(chunk)
+                    if chunk.finish_reason is not None:
+                        break
             self.send({"id": rid, "type": "end"})
         except BaseException as exc:  # noqa: BLE001
             self.fail(rid, exc)

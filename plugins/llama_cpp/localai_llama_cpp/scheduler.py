@@ -58,6 +58,10 @@ class Job:
     pending_logprobs: list[TokenLogprob] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  # a non-incremental request's text, delivered at its end
     closed: bool = False  # the consumer went away
+    emit: Callable[[GenerationChunk], None] | None = None  # set by JobStream.push: deliver from this thread
+    lock: threading.Lock = field(default_factory=threading.Lock)  # orders delivery against attaching ``emit``
+    ended: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
 
     def __post_init__(self) -> None:
         self.stops = StopMatcher(self.request.stop)
@@ -65,6 +69,30 @@ class Job:
 
     def gone(self) -> bool:
         return self.closed or self.cancelled()
+
+    def deliver(self, item: GenerationChunk | BaseException) -> None:
+        """Hand a chunk (or the failure) to the consumer: straight to its ``emit`` once pushing, else its queue."""
+        with self.lock:
+            if self.emit is None:
+                self.out.put(item)
+                return
+            self._emit(item)
+
+    def _emit(self, item: GenerationChunk | BaseException) -> None:
+        if isinstance(item, BaseException):
+            self.error = item
+            self.ended.set()
+            return
+        try:
+            self.emit(item)  # type: ignore[misc]
+        except BaseException as exc:  # noqa: BLE001 - the consumer failed: end its wait with the error
+            self.error = exc
+            self.closed = True  # the scheduler drops the job at its next step
+            self.emit = lambda _item: None
+            self.ended.set()
+            return
+        if item.finish_reason is not None:
+            self.ended.set()
 
 
 @dataclass
@@ -186,7 +214,7 @@ class Scheduler:
         return min(free, key=lambda s: s.used)
 
     def _finish_unstarted(self, job: Job) -> None:
-        job.out.put(GenerationChunk(finish_reason="cancelled", usage=job.usage))
+        job.deliver(GenerationChunk(finish_reason="cancelled", usage=job.usage))
         free_sampler(job.sampler)
         self.inflight -= 1
         self.cond.notify_all()
@@ -355,7 +383,7 @@ class Scheduler:
         if not job.request.incremental:
             job.held.append(text)  # the client waits for the whole answer: no chunk per token
         elif text or matched is not None:
-            job.out.put(GenerationChunk(text=text, tokens=job.pending_tokens, logprobs=job.pending_logprobs or None))
+            job.deliver(GenerationChunk(text=text, tokens=job.pending_tokens, logprobs=job.pending_logprobs or None))
             job.pending_tokens, job.pending_logprobs = 0, []
         if matched is not None:
             self._finish(slot, "stop", matched)
@@ -374,16 +402,16 @@ class Scheduler:
             if reason != "cancelled":
                 text += tail
         if text:
-            job.out.put(GenerationChunk(text=text, tokens=job.pending_tokens, logprobs=job.pending_logprobs or None))
+            job.deliver(GenerationChunk(text=text, tokens=job.pending_tokens, logprobs=job.pending_logprobs or None))
             job.pending_tokens, job.pending_logprobs = 0, []
         job.usage.completion_tokens = job.generated
-        job.out.put(GenerationChunk(tokens=job.pending_tokens, logprobs=job.pending_logprobs or None,
+        job.deliver(GenerationChunk(tokens=job.pending_tokens, logprobs=job.pending_logprobs or None,
                                     finish_reason=reason, stop_sequence=stop_sequence, usage=job.usage))
         self._release(slot)
 
     def _fail(self, slot: Slot, exc: BaseException) -> None:
         assert slot.job is not None
-        slot.job.out.put(exc)
+        slot.job.deliver(exc)
         llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
         slot.cache = []
         self._release(slot)
@@ -447,21 +475,55 @@ def new_context(llm: Any, n_slots: int, own: bool) -> Any:
     return ctx
 
 
-def stream(sched: Scheduler, job: Job) -> Iterator[GenerationChunk]:
-    """Yield ``job``'s chunks as the scheduler produces them; closing early cancels the job."""
-    done = False
-    try:
-        while True:
-            item = job.out.get()
-            if isinstance(item, BaseException):
-                done = True
-                raise item
-            if item.finish_reason is not None:
-                done = True
-            yield item
-            if done:
-                return
-    finally:
-        if not done:
-            job.closed = True
-            sched.wake()
+class JobStream:
+    """``job``'s chunks as the scheduler produces them: iterated (a thread waits on the job's queue), or pushed
+    (``push(emit)``: the scheduler thread hands each chunk to ``emit`` itself). Closing early cancels the job."""
+
+    def __init__(self, sched: Scheduler, job: Job) -> None:
+        self.sched = sched
+        self.job = job
+        self.done = False
+
+    def __iter__(self) -> JobStream:
+        return self
+
+    def __next__(self) -> GenerationChunk:
+        if self.done:
+            raise StopIteration
+        item = self.job.out.get()
+        if isinstance(item, BaseException):
+            self.done = True
+            raise item
+        if item.finish_reason is not None:
+            self.done = True
+        return item
+
+    def push(self, emit: Callable[[GenerationChunk], None]) -> None:
+        job = self.job
+        with job.lock:  # the scheduler's next delivery waits until what was queued before is emitted
+            job.emit = emit
+            while not job.out.empty():
+                job._emit(job.out.get_nowait())
+        try:
+            while not job.ended.wait(1.0):
+                pass
+        except BaseException:
+            job.closed = True  # interrupted: stop decoding for nobody
+            self.sched.wake()
+            raise
+        self.done = True
+        if job.error is not None:
+            raise job.error
+
+    def close(self) -> None:
+        if not self.done:
+            self.done = True
+            self.job.closed = True
+            self.sched.wake()
+
+    def __del__(self) -> None:
+        self.close()  # dropped unread: stop decoding for nobody, as a closed generator did
+
+
+def stream(sched: Scheduler, job: Job) -> JobStream:
+    return JobStream(sched, job)

@@ -263,3 +263,73 @@ def test_bad_grammar_is_refused_before_streaming(model: Any) -> None:
     with pytest.raises(ValueError, match="grammar"):
         model.generate(bad, lambda: False)
     assert model.scheduler().wait_idle(10)
+
+
+# -- pushed delivery (the worker's fast path: the scheduler thread emits each chunk itself) ----------
+
+def pushed(model: Any, req: GenerateRequest, cancelled: Callable[[], bool] = lambda: False,
+           attach_after: int = 0) -> tuple[list[GenerationChunk], set[str]]:
+    """Chunks delivered through ``push``, attached once ``attach_after`` chunks were already queued, and the
+    names of the threads that emitted them."""
+    import time
+
+    stream = model.generate(req, cancelled)
+    deadline = time.monotonic() + 60
+    while stream.job.out.qsize() < attach_after and time.monotonic() < deadline:
+        time.sleep(0.005)
+    got: list[GenerationChunk] = []
+    threads: set[str] = set()
+
+    def emit(chunk: GenerationChunk) -> None:
+        got.append(chunk)
+        threads.add(threading.current_thread().name)
+
+    stream.push(emit)
+    stream.close()
+    return got, threads
+
+
+def test_pushed_chunks_equal_iterated_ones_and_come_from_the_scheduler_thread(model: Any) -> None:
+    req = request(PROMPTS[3], 24)
+    text, last = run(model, req)
+    for attach_after in (0, 5):  # attached before the first token, and after some were queued: none lost or reordered
+        chunks, threads = pushed(model, req, attach_after=attach_after)
+        assert "".join(c.text for c in chunks) == text
+        assert chunks[-1].finish_reason == last.finish_reason
+        assert chunks[-1].usage.completion_tokens == last.usage.completion_tokens == 24
+        assert sum(c.finish_reason is not None for c in chunks) == 1
+    assert "llama-scheduler" in threads
+
+
+def test_pushed_generation_stops_when_cancelled(model: Any) -> None:
+    flag = threading.Event()
+    count = 0
+
+    def cancelled() -> bool:
+        return flag.is_set()
+
+    stream = model.generate(request(PROMPTS[3], 400), cancelled)
+    got: list[GenerationChunk] = []
+
+    def emit(chunk: GenerationChunk) -> None:
+        nonlocal count
+        got.append(chunk)
+        count += 1
+        if count == 3:
+            flag.set()
+
+    stream.push(emit)
+    assert got[-1].finish_reason == "cancelled"
+    assert sum(c.tokens for c in got) < 20
+
+
+def test_a_failing_emit_ends_the_push_with_its_error_and_frees_the_slot(model: Any) -> None:
+    def emit(chunk: GenerationChunk) -> None:
+        raise ConnectionError("client gone")
+
+    stream = model.generate(request(PROMPTS[3], 400), lambda: False)
+    with pytest.raises(ConnectionError):
+        stream.push(emit)
+    stream.close()
+    text, last = run(model, request(PROMPTS[1], 4))  # the model goes on serving
+    assert last.finish_reason == "length" and text
