@@ -17,3 +17,38 @@ def test_embedding_vectors_travel_as_float32_and_come_back_exactly() -> None:
     back = EmbeddingResult.model_validate(protocol.unpack_result(wire))
     assert back.vectors == vectors and back.prompt_tokens == 7
     assert protocol.unpack_result({"tokens": [1, 2]}) == {"tokens": [1, 2]}  # other results pass through
+
+
+def test_message_lines_are_delivered_whole_and_in_order_however_the_bytes_arrive() -> None:
+    """The server's reader hands on each line once complete: split across reads, several per read, or long."""
+    import asyncio
+
+    import pytest
+
+    from localai.worker import protocol
+    from localai.worker.client import MessageLines
+
+    async def main() -> None:
+        got: list[dict] = []
+        closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        lines = MessageLines(lambda line: got.append(protocol.decode(line)), closed)
+        big = {"id": 3, "data": "x" * 100_000}
+        wire = b"".join(protocol.encode(m) for m in ({"id": 1}, {"id": 2, "t": "é"}, big))
+        for i in range(0, len(wire), 7):  # odd-sized reads cut lines and characters anywhere
+            lines.data_received(wire[i:i + 7])
+        lines.data_received(protocol.encode({"id": 4}) + protocol.encode({"id": 5}))
+        assert got == [{"id": 1}, {"id": 2, "t": "é"}, big, {"id": 4}, {"id": 5}]
+        assert not closed.done()
+        lines.connection_lost(None)
+        assert closed.done() and closed.result() is None
+
+        # A garbled line, and a line past the limit, end the stream as broken.
+        for feed in (b"{not json\n", b"y" * 64):
+            closed = asyncio.get_running_loop().create_future()
+            broken = MessageLines(lambda line: protocol.decode(line), closed)
+            broken.LIMIT = 32
+            broken.data_received(feed)
+            with pytest.raises(ValueError):
+                closed.result()
+
+    asyncio.run(main())
