@@ -522,7 +522,10 @@ class JobStream:
             self.sched.wake()
 
     def __del__(self) -> None:
-        self.close()  # dropped unread: stop decoding for nobody, as a closed generator did
+        try:
+            self.close()  # dropped unread: stop decoding for nobody, as a closed generator did
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
 
 def stream(sched: Scheduler, job: Job) -> JobStream:
