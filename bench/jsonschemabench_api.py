@@ -1,11 +1,13 @@
 """JSONSchemaBench sample through the HTTP API on the real model: coverage, refusals, violations (must be 0).
 
-    .venv/bin/python bench/jsonschemabench_api.py [--limit 200] [--max-tokens 256] [--url http://...]
+    .venv/bin/python bench/jsonschemabench_api.py [--limit 200] [--skip 0] [--max-tokens 256] [--url http://...]
     .venv/bin/python bench/jsonschemabench_api.py --backend transformers      # or vllm (an installed environment)
+    .venv/bin/python bench/jsonschemabench_api.py --backend ik-llama-cpp      # or turboquant
 
-Starts ``localai run`` with the default model (unless ``--url``) on ``--backend`` (llama-cpp: the GGUF;
-transformers and vllm: the HF folder written from it, in their backend environment) and sends each sampled schema
-(tests/data/jsonschemabench/sample.jsonl, spread evenly over subsets) as ``response_format`` ``json_schema``.
+Starts ``localai run`` with the default model (unless ``--url``) on ``--backend`` (llama-cpp, ik-llama-cpp and
+turboquant: the GGUF; transformers and vllm: the HF folder written from it, in their backend environment) and
+sends each sampled schema (tests/data/jsonschemabench/sample.jsonl, spread evenly over subsets) as
+``response_format`` ``json_schema``.
 Per subset it counts: valid (finished with ``stop`` and validates with ``jsonschema``), refused (400),
 length (ran out of tokens), violations (finished but invalid: must be 0), errors (anything else, e.g. a dead
 worker). Exits 1 on any violation or error.
@@ -25,6 +27,7 @@ import jsonschema
 
 from localai.testing import GGUF_NAME, ServerProcess, backend_python, default_gguf, gemma_hf_folder, write_models
 
+GGUF_BACKENDS = ("llama-cpp", "ik-llama-cpp", "turboquant")  # served from the GGUF in the server's environment
 SAMPLE = Path(__file__).resolve().parent.parent / "tests" / "data" / "jsonschemabench" / "sample.jsonl"
 
 
@@ -94,11 +97,13 @@ def run(url: str, items: list[dict], max_tokens: int) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=200)
+    ap.add_argument("--skip", type=int, default=0,
+                    help="leave out the first N of the sample (to continue an earlier --limit N run)")
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--url", help="an already running server (with a gemma-3-270m model); default: start one")
-    ap.add_argument("--backend", default="llama-cpp", choices=("llama-cpp", "transformers", "vllm"))
+    ap.add_argument("--backend", default="llama-cpp", choices=GGUF_BACKENDS + ("transformers", "vllm"))
     args = ap.parse_args()
-    items = pick(args.limit)
+    items = pick(args.limit)[args.skip:]
     if args.url:
         sys.exit(run(args.url, items, args.max_tokens))
     import tempfile
@@ -106,8 +111,8 @@ def main() -> None:
     default_gguf()
     env: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        if args.backend == "llama-cpp":
-            yaml = f"name: gemma-3-270m\nbackend: llama-cpp\ncontext_size: 4096\nparameters:\n  model: {GGUF_NAME}\n"
+        if args.backend in GGUF_BACKENDS:
+            yaml = f"name: gemma-3-270m\nbackend: {args.backend}\ncontext_size: 4096\nparameters:\n  model: {GGUF_NAME}\n"
             folder = write_models(Path(tmp), {"gemma.yaml": yaml})
         else:
             python, where = backend_python(args.backend)

@@ -36,6 +36,8 @@ class LlamaCppModel:
         self._scheduler: Any = None
         self._scheduler_lock = threading.Lock()
         self._vocab: Any = None  # the constraint engine's tokenizer description (constraint.VocabTokenizer)
+        self._pieces: dict[int, bytes] = {}
+        self._eog_memo: dict[int, bool] = {}
 
     @classmethod
     def load(cls, config: Any, model_path: str | None, options: dict[str, Any], backend: str) -> LlamaCppModel:
@@ -107,9 +109,14 @@ class LlamaCppModel:
         return self._eog
 
     def is_eog(self, token: int) -> bool:
-        import llama_cpp
+        """Memoised, like :meth:`piece`: asked once per generated token, and a vocabulary never changes."""
+        try:
+            return self._eog_memo[token]
+        except KeyError:
+            import llama_cpp
 
-        return bool(llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token))
+            answer = self._eog_memo[token] = bool(llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token))
+            return answer
 
     # -- generation ---------------------------------------------------------------------------
 
@@ -129,7 +136,13 @@ class LlamaCppModel:
         return self.tokenize(request.prompt or "", request.add_special)
 
     def piece(self, token: int) -> bytes:
-        return self.llm.detokenize([token])
+        """The token's bytes, memoised: the scheduler thread asks once per generated token between two decodes,
+        where every microsecond is a microsecond of the next token's latency (a C call and a bytes copy otherwise)."""
+        try:
+            return self._pieces[token]
+        except KeyError:
+            piece = self._pieces[token] = self.llm.detokenize([token])
+            return piece
 
     def scheduler(self) -> Any:
         """The slots' scheduler, created on first use with ``parallel`` sequences on its own context."""

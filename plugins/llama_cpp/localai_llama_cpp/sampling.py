@@ -52,10 +52,16 @@ class Greedy:
     def __init__(self, bias: list[tuple[int, float]]) -> None:
         self.ids = np.array([t for t, _ in bias], dtype=np.intp)
         self.values = np.array([v for _, v in bias], dtype=np.float32)
+        # Bias that only lowers (banned tokens, ignore_eos) cannot change an argmax it does not touch.
+        self.lowering = {t for t, v in bias} if all(v <= 0 for _, v in bias) else None
 
     def pick(self, logits: Any) -> int:
         if not len(self.ids):
             return int(logits.argmax())
+        if self.lowering is not None:
+            best = int(logits.argmax())
+            if best not in self.lowering:
+                return best
         saved = logits[self.ids]
         np.add.at(logits, self.ids, self.values)  # one float32 add per entry, in order, as the C sampler does
         try:

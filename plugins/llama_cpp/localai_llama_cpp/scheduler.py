@@ -129,6 +129,7 @@ class Scheduler:
         self.cond = threading.Condition()
         self.stopping = False
         self.batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+        self._views: dict[int, Any] = {}  # logits row address -> numpy view (see _logits)
         self.thread = threading.Thread(target=self._run, name="llama-scheduler", daemon=True)
         self.thread.start()
 
@@ -344,11 +345,22 @@ class Scheduler:
         return True
 
     def _logits(self, idx: int) -> Any:
-        """Batch row ``idx``'s logits as a writable numpy view into the context's buffer."""
-        import numpy as np
+        """Batch row ``idx``'s logits as a writable numpy view into the context's buffer.
 
+        Views are kept by address: building one costs more than the argmax that reads it, once per token. A kept
+        view is only handed out for the address llama.cpp has just returned for a row, where ``n_vocab`` floats
+        are valid whatever buffer that memory now belongs to.
+        """
         ptr = llama_cpp.llama_get_logits_ith(self.ctx, idx)
-        return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.n_vocab,))
+        addr = ctypes.addressof(ptr.contents)  # ValueError for NULL (no logits for that row)
+        view = self._views.get(addr)
+        if view is None:
+            import numpy as np
+
+            if len(self._views) >= 4 * self.n_batch:
+                self._views.clear()
+            view = self._views[addr] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        return view
 
     def _sample(self, slot: Slot, idx: int) -> None:
         job = slot.job

@@ -79,3 +79,28 @@ def test_greedy_picker_is_used_only_where_it_is_exact(llm: Any) -> None:
         assert greedy(request(temperature=0, **penalty), n) is None  # stateful: needs the chain's accept()
     with pytest.raises(ValueError, match="outside the model's vocabulary"):
         greedy(request(temperature=0, logit_bias={str(n + 5): 1.0}), n)
+
+
+@pytest.mark.parametrize(("bias", "expected"), [
+    ({5: float("-inf"), 3: -1.0}, 7),  # the top banned, the first of two equal runners-up lowered: the other wins
+    ({5: float("-inf"), 7: -1.0}, 3),
+    ({5: float("-inf"), 3: -1e-7}, 3),  # too small to change a float32 of 10: still a tie, the first index wins
+    ({5: float("-inf")}, 3),
+    ({2: -1.0}, 5),  # the plain argmax is not biased: the shortcut
+    ({0: 2.0}, 5),  # raising: never the shortcut
+    ({9: 1e9, 3: -1.0}, 9),
+])
+def test_greedy_picker_shortcut_keeps_the_first_of_equal_maxima(bias: dict[int, float], expected: int) -> None:
+    """A bias that only lowers skips the in-place add when the plain argmax is not biased; ties must still
+    resolve to the lowest index of the biased vector, as llama.cpp's greedy sampler does."""
+    logits = np.zeros(10, dtype=np.float32)
+    logits[3] = logits[7] = 10.0
+    logits[5] = 20.0
+    biased = logits.copy()
+    for token, value in bias.items():
+        biased[token] = np.float32(biased[token] + np.float32(value))
+    picker = greedy(request(temperature=0, logit_bias={str(t): v for t, v in bias.items()}), len(logits))
+    before = logits.copy()
+    assert int(biased.argmax()) == expected  # the reference: llama.cpp adds the bias, then takes the first maximum
+    assert picker.pick(logits) == expected
+    assert np.array_equal(logits, before)
