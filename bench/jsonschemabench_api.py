@@ -46,9 +46,20 @@ def pick(limit: int) -> list[dict]:
     return chosen
 
 
+def refusal_reason(r: httpx.Response) -> str:
+    """A 400's error code and the start of its message, the schema location cut off (it differs per schema)."""
+    try:
+        err = r.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        return r.text[:100]
+    message = str(err.get("message", ""))
+    return f"{err.get('code') or err.get('type')}: {message[:90]}"
+
+
 def run(url: str, items: list[dict], max_tokens: int) -> int:
     table: dict[str, Counter] = defaultdict(Counter)
     samples: list[str] = []
+    refusals: Counter = Counter()
     start = time.monotonic()
     for n, item in enumerate(items, 1):
         body = {"model": "gemma-3-270m", "max_tokens": max_tokens, "temperature": 0,
@@ -65,6 +76,7 @@ def run(url: str, items: list[dict], max_tokens: int) -> int:
             continue
         if r.status_code == 400:
             row["refused"] += 1
+            refusals[refusal_reason(r)] += 1
             continue
         if r.status_code != 200:
             row["errors"] += 1
@@ -89,6 +101,10 @@ def run(url: str, items: list[dict], max_tokens: int) -> int:
         total.update(row)
         print(f"{subset:24}" + "".join(f"{row[k]:>11}" for k in keys) + f"   {row['valid'] / row['schemas']:.2f}")
     print(f"{'TOTAL':24}" + "".join(f"{total[k]:>11}" for k in keys) + f"   {total['valid'] / max(1, total['schemas']):.2f}")
+    if refusals:
+        print("refusals by reason:")
+        for reason, n in refusals.most_common():
+            print(f"  {n:4d}  {reason}")
     for s in samples[:20]:
         print(s)
     return 1 if total["violations"] or total["errors"] else 0
@@ -100,10 +116,11 @@ def main() -> None:
     ap.add_argument("--skip", type=int, default=0,
                     help="leave out the first N of the sample (to continue an earlier --limit N run)")
     ap.add_argument("--max-tokens", type=int, default=256)
+    ap.add_argument("--subset", nargs="*", help="only these subsets (of the --limit sample), e.g. MCPspec Glaiveai2K")
     ap.add_argument("--url", help="an already running server (with a gemma-3-270m model); default: start one")
     ap.add_argument("--backend", default="llama-cpp", choices=GGUF_BACKENDS + ("transformers", "vllm"))
     args = ap.parse_args()
-    items = pick(args.limit)[args.skip:]
+    items = [i for i in pick(args.limit)[args.skip:] if not args.subset or i["subset"] in args.subset]
     if args.url:
         sys.exit(run(args.url, items, args.max_tokens))
     import tempfile

@@ -1,7 +1,8 @@
-"""Enforcing ``request.constraint`` (JSON schema or GBNF grammar) on this backend's decode loop with llguidance.
+"""Enforcing ``request.constraint`` (JSON schema, grammar, regex) on this backend's decode loop.
 
-Kept isolated so the integrator can switch it to the shared core constraint engine (``localai.constraints``):
-the decode loop only calls :func:`compile_constraint` and the :class:`Enforcer` methods.
+Through the core's one constraint engine (:mod:`localai.constraints`): the same normalised schema, llguidance
+options and compile limits as llama-cpp, ik-llama-cpp and vLLM, so a schema accepts the same outputs on every
+backend. This module only adapts the engine's packed mask to torch logits rows.
 """
 
 from __future__ import annotations
@@ -18,68 +19,47 @@ _lock = threading.Lock()
 
 
 def ll_tokenizer(tokenizer: Any, n_vocab: int, eos: list[int]) -> Any:
-    """llguidance's view of the HF tokenizer; built once per tokenizer (about a second)."""
-    import llguidance.hf
+    """The constraint engine's view of the HF tokenizer; built once per tokenizer (about a second)."""
+    from localai.constraints.tokenizer import from_hf
 
     with _lock:
         key = id(tokenizer)
         if key not in _tokenizers:
-            _tokenizers[key] = llguidance.hf.from_tokenizer(tokenizer, n_vocab=n_vocab, eos_token=eos or None)
+            _tokenizers[key] = from_hf(tokenizer, end=eos or None, n_vocab=n_vocab)
         return _tokenizers[key]
 
 
-def grammar_text(constraint: Constraint) -> str:
-    import llguidance
-
-    if constraint.type == "json_schema":
-        # Compact JSON (one space after separators, no free newlines): with flexible whitespace a small model
-        # can pad forever inside a forced object and never reach its content. A schema's own x-guidance wins.
-        return llguidance.LLMatcher.grammar_from_json_schema(
-            constraint.json_schema or {"type": "object"}, defaults={"whitespace_flexible": False})
-    if constraint.type == "grammar" and constraint.grammar:
-        return llguidance.grammar_from("gbnf", constraint.grammar)
-    raise ValueError(f"constraint of type {constraint.type!r} carries no grammar or schema")
-
-
 class Enforcer:
-    """One request's matcher: masks the logits row before sampling and advances on each chosen token."""
+    """One request's :class:`localai.constraints.Matcher`: masks the logits row before sampling and advances on
+    each chosen token (a disallowed one raises ``ConstraintViolation``)."""
 
-    def __init__(self, matcher: Any, n_vocab: int) -> None:
+    def __init__(self, matcher: Any, grammar: str) -> None:
         import llguidance.torch as lt
 
         self.matcher = matcher
-        self._lt = lt
-        self.bitmask = lt.allocate_token_bitmask(1, n_vocab)
+        self.grammar = grammar  # what the engine compiled: the core's grammar for the constraint
+        self._apply = lt.apply_token_bitmask_inplace
 
     def mask(self, logits: torch.Tensor) -> None:
-        """Leave only the tokens the grammar allows next (EOS once it accepts); in place on a 1-D row."""
-        self._lt.fill_next_token_bitmask(self.matcher, self.bitmask, 0)
-        self._lt.apply_token_bitmask_inplace(logits.unsqueeze(0), self.bitmask.to(logits.device))
+        """Leave only the tokens the constraint allows next (an end token once it accepts); in place on a 1-D row."""
+        words = torch.from_numpy(self.matcher.bitmask()).unsqueeze(0)
+        self._apply(logits.unsqueeze(0), words.to(logits.device))
 
     def advance(self, token: int) -> None:
-        if not self.matcher.consume_token(token):
-            raise RuntimeError(f"the constraint rejected token {token}: {self.matcher.get_error()}")
+        self.matcher.consume(token)
 
     @property
     def done(self) -> bool:
-        """The grammar is complete and allows nothing more."""
-        return bool(self.matcher.is_stopped())
+        """The constraint is complete and allows nothing more."""
+        return self.matcher.done
 
 
 def compile_constraint(constraint: Constraint | None, tokenizer: Any, n_vocab: int, eos: list[int]) -> Enforcer | None:
-    """An :class:`Enforcer` for ``constraint``; ``ValueError`` (a 400) when it does not compile."""
+    """An :class:`Enforcer` for ``constraint`` (compiled grammars are cached by the engine); a ``ValueError``
+    (``ConstraintRefused``, a 400) when it cannot be enforced."""
     if constraint is None:
         return None
-    import llguidance
+    from localai.constraints import compile_constraint as compile_shared
 
-    try:
-        grammar = grammar_text(constraint)
-        problem = llguidance.LLMatcher.validate_grammar(grammar)
-        if problem:
-            raise ValueError(problem)
-    except ValueError as exc:
-        raise ValueError(f"cannot build a constraint from the request: {exc}") from None
-    matcher = llguidance.LLMatcher(ll_tokenizer(tokenizer, n_vocab, eos), grammar)
-    if matcher.is_error():
-        raise ValueError(f"cannot build a constraint from the request: {matcher.get_error()}")
-    return Enforcer(matcher, n_vocab)
+    compiled = compile_shared(constraint, ll_tokenizer(tokenizer, n_vocab, eos))
+    return Enforcer(compiled.matcher(), compiled.grammar)
