@@ -9,7 +9,8 @@ Run from the repository root::
 
 Every target serves the same GGUF (the default Gemma 3 270M unless ``--model``) with the same thread count,
 one target at a time so they never share the CPU. Clients stream ``/v1/completions`` (greedy, EOS banned so
-every request decodes exactly ``--tokens`` tokens) and measure time to first token and aggregate tokens/s.
+every request decodes exactly ``--tokens`` tokens) and measure time to first token and aggregate tokens/s, the
+tokens taken from each stream's ``usage``.
 llama-cpp-python's own server needs ``starlette-context`` and ``pydantic-settings``: the script builds a
 venv for it under /tmp (``--baseline-venv``) that sees the project's llama-cpp-python, never touching .venv.
 """
@@ -17,6 +18,7 @@ venv for it under /tmp (``--baseline-venv``) that sees the project's llama-cpp-p
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -118,21 +120,30 @@ def _ban(scores, eog):  # noqa: ANN001, ANN202
 # -- HTTP load --------------------------------------------------------------------------------------
 
 def stream_once(client: httpx.Client, url: str, model: str, prompt: str, tokens: int) -> tuple[int, float]:
+    """One streamed completion: (completion tokens as ``usage`` reports them, seconds to the first text).
+
+    Tokens come from ``usage`` (``stream_options.include_usage``), not from counting chunks: the two servers' greedy
+    texts differ (llama-server repacks its weights, which rounds differently), and a chunk count that skips
+    whitespace-only pieces would credit whichever wrote fewer spaces and newlines.
+    """
     body = {"model": model, "prompt": prompt, "max_tokens": tokens, "temperature": 0, "stream": True,
-            "logit_bias": EOG_BIAS}
+            "logit_bias": EOG_BIAS, "stream_options": {"include_usage": True}}
     start = time.perf_counter()
-    first, n = 0.0, 0
+    first, chunks, usage = 0.0, 0, None
     with client.stream("POST", url + "/v1/completions", json=body) as r:
         r.raise_for_status()
         for line in r.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
-            if '"text":""' in line.replace(" ", ""):
-                continue
-            n += 1  # both servers send one chunk per token here (no stop strings, ASCII-ish text)
-            if n == 1:
-                first = time.perf_counter() - start
-    return n, first
+            data = json.loads(line[6:])
+            if data.get("usage"):
+                usage = data["usage"].get("completion_tokens")
+            choices = data.get("choices")
+            if choices and choices[0].get("text"):
+                chunks += 1
+                if chunks == 1:
+                    first = time.perf_counter() - start
+    return (chunks if usage is None else usage), first  # no usage (an older server): one chunk per token
 
 
 def cpu_seconds(pid: int) -> float:
