@@ -29,6 +29,7 @@ import llama_cpp
 from localai.errors import QueueFull
 from localai.stopping import StopMatcher, Utf8Stream
 from localai.types import GenerateRequest, GenerationChunk, TokenLogprob, Usage
+from localai_llama_cpp.options import CACHE_RAM_MIB
 from localai_llama_cpp.prompt_cache import PromptCache, common_prefix
 from localai_llama_cpp.sampling import free_sampler, token_logprob
 
@@ -122,7 +123,8 @@ class Scheduler:
         self.context_shift = bool(options.get("context_shift", False))
         self.cache_reuse = int(options.get("n_cache_reuse") or 0)
         self.similarity = float(options.get("slot_prompt_similarity", 0.1) or 0.0)
-        self.ram = PromptCache(int(options.get("cache_ram") or 0))
+        ram = options.get("cache_ram")
+        self.ram = PromptCache(CACHE_RAM_MIB if ram is None else int(ram))
         self.can_shift = bool(llama_cpp.llama_memory_can_shift(self.mem))
         self.waiting: deque[Job] = deque()
         self.inflight = 0
