@@ -30,15 +30,17 @@ def rpc_support() -> str | None:
     return None
 
 
-CACHE_RAM_MIB = 8192  # llama-server's --cache-ram default
+# Off, unlike llama-server's 8192: a restored prompt is finished in another chunk shape than a cold one, and with
+# flash attention that moves logits (see README, "Same greedy output"), so a repeated prompt could change its answer.
+CACHE_RAM_MIB = 0
 
 OPTIONS: list[OptionSpec] = [
     OptionSpec("use_jinja", "bool", "render chats with the GGUF's own Jinja chat template (off: the built-in template "
                "for the architecture)", default=True, aliases=("jinja",)),
     OptionSpec("context_shift", "bool", "when the context fills, drop the oldest tokens (keeping the prompt's start) "
                "and continue; off: stop with finish reason length", default=False),
-    OptionSpec("cache_ram", "int", "MiB cap of a host-RAM prompt cache shared by requests (-1 unlimited, 0 off; "
-               "llama-server's default)", default=CACHE_RAM_MIB),
+    OptionSpec("cache_ram", "int", "MiB cap of a host-RAM prompt cache shared by requests (-1 unlimited, 0 off)",
+               default=CACHE_RAM_MIB),
     OptionSpec("repack", "bool", "CPU-repacked weight layouts (llama.cpp's default; off here): greedy text then depends "
                "on the prompt cache and on batch neighbours, for no measurable speed on this machine", default=False,
                env="LLAMACPP_REPACK"),

@@ -76,7 +76,7 @@ def test_false_spellings(spelling: str) -> None:
 
 def test_defaults() -> None:
     got = parsed([])
-    assert got == {"use_jinja": True, "context_shift": False, "cache_ram": 8192, "repack": False, "parallel": 1, "fit_params": True,
+    assert got == {"use_jinja": True, "context_shift": False, "cache_ram": 0, "repack": False, "parallel": 1, "fit_params": True,
                    "fit_params_target": 1024, "fit_params_min_ctx": 4096, "n_cache_reuse": 0,
                    "slot_prompt_similarity": 0.1, "n_batch": 512, "queue_size": 64}
 
