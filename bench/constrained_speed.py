@@ -26,6 +26,8 @@ SCHEMAS = {
                                          "qty": {"type": "integer", "minimum": 0, "maximum": 100}},
         "required": ["name", "qty"]}}}, "required": ["items"]},
     "strings": {"type": "array", "items": {"type": "string"}},
+    # unbounded numbers: the JSON limits' digit mask (localai.constraints.limits) narrows the grammar's at each cap
+    "numbers": {"type": "array", "items": {"type": "number"}},
 }
 EOG_BIAS = {1: -100.0, 106: -100.0}  # Gemma's <eos>, <end_of_turn>
 
@@ -57,6 +59,11 @@ def main() -> None:
                                          "parameters": {"model": str(gguf)}})
     model = LlamaCppModel.load(config, str(gguf), {}, "llama-cpp")
     model._vocab.get()
+    from localai.constraints import limits
+
+    started = time.perf_counter()
+    limits.token_classes(model._vocab.get())  # once per loaded model, on its first JSON-schema request
+    print(f"JSON limits' digit table: {(time.perf_counter() - started) * 1000:.0f} ms for {model.llm.n_vocab()} tokens (once per model)")
     plain = GenerateRequest(model="bench", prompt=PROMPT, max_tokens=args.tokens,
                             sampling=SamplingParams(temperature=0, logit_bias=EOG_BIAS))
     reqs = {name: GenerateRequest(model="bench", prompt=PROMPT, max_tokens=args.tokens, sampling=SamplingParams(temperature=0),

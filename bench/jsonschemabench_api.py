@@ -20,10 +20,13 @@ import json
 import sys
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import jsonschema
+
+from localai.constraints.diagnose import cut_at
 
 from localai.testing import GGUF_NAME, ServerProcess, backend_python, default_gguf, gemma_hf_folder, write_models
 
@@ -56,44 +59,67 @@ def refusal_reason(r: httpx.Response) -> str:
     return f"{err.get('code') or err.get('type')}: {message[:90]}"
 
 
-def run(url: str, items: list[dict], max_tokens: int) -> int:
+LIMITS_OFF = {"whitespace": "flexible", "max_integer_digits": 0, "max_fraction_digits": 0, "max_exponent_digits": 0,
+              "max_depth": 0, "max_string_length": 0, "max_items": 0}
+
+
+def one(url: str, item: dict, max_tokens: int, limits: dict | None, saved: list | None = None) -> tuple[str, str]:
+    """(outcome, detail) of one schema: valid / refused / length / violations / errors."""
+    body = {"model": "gemma-3-270m", "max_tokens": max_tokens, "temperature": 0,
+            "messages": [{"role": "user", "content": "Produce one JSON value matching this schema:\n"
+                          + json.dumps(item["schema"])[:2000]}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": item["schema"]}}}
+    if limits is not None:
+        body["json_limits"] = limits
+    try:
+        r = httpx.post(url + "/v1/chat/completions", json=body, timeout=600)
+    except httpx.HTTPError as exc:
+        return "errors", f"{item['file']}: {exc}"
+    if r.status_code == 400:
+        return "refused", refusal_reason(r)
+    if r.status_code != 200:
+        return "errors", f"{item['file']}: {r.status_code} {r.text[:200]}"
+    choice = r.json()["choices"][0]
+    text = choice["message"]["content"] or ""
+    if saved is not None:
+        saved.append({"file": item["file"], "finish": choice["finish_reason"], "text": text})
+    if choice["finish_reason"] != "stop":
+        where = cut_at(text)
+        return "length", f"{where.inside}"
+    try:
+        jsonschema.validate(json.loads(text), item["schema"])
+        return "valid", ""
+    except (ValueError, jsonschema.ValidationError) as exc:
+        return "violations", f"{item['file']}: VIOLATION {str(exc)[:200]}"
+
+
+def run(url: str, items: list[dict], max_tokens: int, limits: dict | None = None, concurrency: int = 1,
+        save: Path | None = None) -> int:
     table: dict[str, Counter] = defaultdict(Counter)
     samples: list[str] = []
     refusals: Counter = Counter()
+    cuts: Counter = Counter()
     start = time.monotonic()
-    for n, item in enumerate(items, 1):
-        body = {"model": "gemma-3-270m", "max_tokens": max_tokens, "temperature": 0,
-                "messages": [{"role": "user", "content": "Produce one JSON value matching this schema:\n"
-                              + json.dumps(item["schema"])[:2000]}],
-                "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": item["schema"]}}}
-        row = table[item["subset"]]
-        row["schemas"] += 1
-        try:
-            r = httpx.post(url + "/v1/chat/completions", json=body, timeout=600)
-        except httpx.HTTPError as exc:
-            row["errors"] += 1
-            samples.append(f"{item['file']}: {exc}")
-            continue
-        if r.status_code == 400:
-            row["refused"] += 1
-            refusals[refusal_reason(r)] += 1
-            continue
-        if r.status_code != 200:
-            row["errors"] += 1
-            samples.append(f"{item['file']}: {r.status_code} {r.text[:200]}")
-            continue
-        choice = r.json()["choices"][0]
-        if choice["finish_reason"] != "stop":
-            row["length"] += 1
-            continue
-        try:
-            jsonschema.validate(json.loads(choice["message"]["content"]), item["schema"])
-            row["valid"] += 1
-        except (ValueError, jsonschema.ValidationError) as exc:
-            row["violations"] += 1
-            samples.append(f"{item['file']}: VIOLATION {str(exc)[:200]}")
-        if n % 20 == 0:
-            print(f"  {n}/{len(items)} in {time.monotonic() - start:.0f}s", file=sys.stderr)
+    with ThreadPoolExecutor(max(1, concurrency)) as pool:
+        saved: list[dict] = []
+        futures = [pool.submit(one, url, item, max_tokens, limits, saved) for item in items]
+        for n, (item, fut) in enumerate(zip(items, futures), 1):
+            outcome, detail = fut.result()
+            row = table[item["subset"]]
+            row["schemas"] += 1
+            row[outcome] += 1
+            if outcome == "refused":
+                refusals[detail] += 1
+            elif outcome == "length":
+                cuts[detail] += 1
+            elif detail:
+                samples.append(detail)
+            if n % 20 == 0:
+                print(f"  {n}/{len(items)} in {time.monotonic() - start:.0f}s", file=sys.stderr)
+    if save is not None:
+        save.write_text("".join(json.dumps(s) + "\n" for s in saved))
+    print(f"json_limits: {json.dumps(limits) if limits is not None else 'the server defaults'}; "
+          f"{len(items)} schemas in {time.monotonic() - start:.0f} s")
     keys = ["schemas", "valid", "refused", "length", "violations", "errors"]
     print(f"{'subset':24}" + "".join(f"{k:>11}" for k in keys) + "   coverage")
     total = Counter()
@@ -101,6 +127,9 @@ def run(url: str, items: list[dict], max_tokens: int) -> int:
         total.update(row)
         print(f"{subset:24}" + "".join(f"{row[k]:>11}" for k in keys) + f"   {row['valid'] / row['schemas']:.2f}")
     print(f"{'TOTAL':24}" + "".join(f"{total[k]:>11}" for k in keys) + f"   {total['valid'] / max(1, total['schemas']):.2f}")
+    if cuts:
+        print("answers cut by max_tokens, by what they were writing: "
+              + ", ".join(f"{what} {k}" for what, k in cuts.most_common()))
     if refusals:
         print("refusals by reason:")
         for reason, n in refusals.most_common():
@@ -119,17 +148,25 @@ def main() -> None:
     ap.add_argument("--subset", nargs="*", help="only these subsets (of the --limit sample), e.g. MCPspec Glaiveai2K")
     ap.add_argument("--url", help="an already running server (with a gemma-3-270m model); default: start one")
     ap.add_argument("--backend", default="llama-cpp", choices=GGUF_BACKENDS + ("transformers", "vllm"))
+    ap.add_argument("--json-limits", default="",
+                    help="the request's json_limits as JSON, or 'off' (no digit bounds, flexible whitespace: the engine "
+                         "before the JSON limits); default: none sent, the server's defaults apply")
+    ap.add_argument("--save", type=Path, help="write every answer (file, finish reason, text) here as JSON lines")
+    ap.add_argument("--concurrency", type=int, default=1,
+                    help="requests in flight at once (the model gets as many parallel slots on llama.cpp backends)")
     args = ap.parse_args()
+    limits = LIMITS_OFF if args.json_limits == "off" else json.loads(args.json_limits) if args.json_limits else None
     items = [i for i in pick(args.limit)[args.skip:] if not args.subset or i["subset"] in args.subset]
     if args.url:
-        sys.exit(run(args.url, items, args.max_tokens))
+        sys.exit(run(args.url, items, args.max_tokens, limits, args.concurrency, args.save))
     import tempfile
 
     default_gguf()
     env: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.backend in GGUF_BACKENDS:
-            yaml = f"name: gemma-3-270m\nbackend: {args.backend}\ncontext_size: 4096\nparameters:\n  model: {GGUF_NAME}\n"
+            yaml = (f"name: gemma-3-270m\nbackend: {args.backend}\ncontext_size: {4096 * max(1, args.concurrency)}\n"
+                    f"options: ['parallel:{max(1, args.concurrency)}']\nparameters:\n  model: {GGUF_NAME}\n")
             folder = write_models(Path(tmp), {"gemma.yaml": yaml})
         else:
             python, where = backend_python(args.backend)
@@ -142,7 +179,7 @@ def main() -> None:
             env = {"LOCALAI_PYTHON_" + args.backend.upper(): python, "HF_HUB_OFFLINE": "1"}
         print(f"backend {args.backend}, {len(items)} schemas, max_tokens {args.max_tokens}", file=sys.stderr)
         with ServerProcess(folder, env=env) as srv:
-            sys.exit(run(srv.url, items, args.max_tokens))
+            sys.exit(run(srv.url, items, args.max_tokens, limits, args.concurrency, args.save))
 
 
 if __name__ == "__main__":

@@ -69,13 +69,38 @@ def subset_of(name: str) -> str:
 
 # -- one schema (in a checking process) ---------------------------------------------------------------
 
-def compile_ours(schema: Any, tokenizer: Any) -> Any:
-    """The server's path: a fresh llguidance matcher per instance, or ``ConstraintRefused``."""
-    from localai.constraints.compiler import compile_constraint
-    from localai.types import Constraint
+class Ours:
+    """One instance through a fresh :class:`localai.constraints.Matcher`: the grammar's mask and the JSON limits'
+    digit mask, byte by byte, as a generation would meet them."""
 
-    compiled = compile_constraint(Constraint(type="json_schema", json_schema=schema), tokenizer, close_objects=False)
-    return lambda: compiled.matcher().ll
+    def __init__(self, matcher: Any) -> None:
+        self.m = matcher
+
+    def consume_tokens(self, tokens: list[int]) -> bool:
+        from localai.constraints.corpus import feed
+
+        return feed(self.m, bytes(tokens))
+
+    def is_accepting(self) -> bool:
+        return self.m.accepting
+
+
+# Our variants: ``localai`` compiles the schema's exact language (objects left open) with the server's default
+# JSON limits (localai.constraints.limits); ``:closed`` closes objects as generation does by default (an instance
+# with keys the schema does not list becomes "valid rejected"); ``:nolimits`` turns the JSON limits off (flexible
+# whitespace, no digit bounds), to measure what the limits cost in coverage.
+def compile_ours(schema: Any, tokenizer: Any, variant: str = "localai") -> Any:
+    """The server's path: a fresh matcher per instance, or ``ConstraintRefused``."""
+    from localai.constraints.compiler import compile_constraint
+    from localai.types import Constraint, JsonLimits
+
+    flags = set(variant.split(":")[1:])
+    limits = (JsonLimits(max_integer_digits=0, max_fraction_digits=0, max_exponent_digits=0, max_depth=0,
+                         whitespace="flexible")
+              if "nolimits" in flags else None)
+    compiled = compile_constraint(Constraint(type="json_schema", json_schema=schema, limits=limits), tokenizer,
+                                  close_objects="closed" in flags)
+    return lambda: Ours(compiled.matcher())
 
 
 def compile_llguidance(schema: Any, tokenizer: Any) -> Any:
@@ -94,7 +119,7 @@ def compile_llguidance(schema: Any, tokenizer: Any) -> Any:
     return matcher.deep_copy
 
 
-ENGINES = {"localai": compile_ours, "llguidance": compile_llguidance}
+VARIANTS = ("localai", "localai:closed", "localai:nolimits", "localai:closed:nolimits")
 
 
 def score(path: str, tokenizer: Any, engine: str = "localai") -> dict[str, Any]:
@@ -106,12 +131,15 @@ def score(path: str, tokenizer: Any, engine: str = "localai") -> dict[str, Any]:
     out: dict[str, Any] = {"file": Path(path).name, "tests": len(tests), "violations": 0}
     t0 = time.perf_counter()
     try:
-        fresh = ENGINES[engine](data["schema"], tokenizer)
+        fresh = (compile_llguidance(data["schema"], tokenizer) if engine == "llguidance"
+                 else compile_ours(data["schema"], tokenizer, engine))
     except ConstraintRefused as exc:
         out.update(status="compile error", reason=f"{exc.code}: {exc.message}"[:300])
         return out
     out["ttfm_us"] = int((time.perf_counter() - t0) * 1e6)
     status, reason = "passing", None
+    out["valid_instances"] = sum(1 for t in tests if t["valid"])
+    out["valid_rejected"] = 0
     for i, test in enumerate(tests):
         text = json.dumps(test["data"], indent=None, ensure_ascii=False)
         m = fresh()
@@ -120,8 +148,10 @@ def score(path: str, tokenizer: Any, engine: str = "localai") -> dict[str, Any]:
             out["violations"] += 1
         if ok and not test["valid"]:
             status, reason = "invalidation error", f"test #{i} should be rejected: {text[:160]}"
-        elif not ok and test["valid"] and status == "passing":
-            status, reason = "validation error", f"test #{i} should be accepted: {text[:160]}"
+        elif not ok and test["valid"]:
+            out["valid_rejected"] += 1
+            if status == "passing":
+                status, reason = "validation error", f"test #{i} should be accepted: {text[:160]}"
     out["status"] = status
     if reason:
         out["reason"] = reason
@@ -216,7 +246,7 @@ def run(files: list[Path], jobs: int, timeout: float, engine: str) -> list[dict[
     return results
 
 
-def report(results: list[dict[str, Any]], baseline: list[dict[str, Any]] | None) -> int:
+def report(results: list[dict[str, Any]], baseline: list[dict[str, Any]] | None, variant: str = "localai") -> int:
     by_subset: dict[str, Counter] = defaultdict(Counter)
     for r in results:
         by_subset[r["subset"]][r["status"]] += 1
@@ -236,7 +266,7 @@ def report(results: list[dict[str, Any]], baseline: list[dict[str, Any]] | None)
 
     print(f"\nAgainst MaskBench's published runs ({PUBLISHED_SCHEMAS} schemas; ours: {n}):")
     print(f"{'engine':24} " + " ".join(f"{s:>18}" for s in STATUSES))
-    rows = {"localai (llguidance " + _llg_version() + ")": {s: total[s] for s in STATUSES}}
+    rows = {f"{variant} (llguidance {_llg_version()})": {s: total[s] for s in STATUSES}}
     if baseline:
         rows["llguidance " + _llg_version() + ", raw"] = dict(Counter(r["status"] for r in baseline))
     rows.update(PUBLISHED)
@@ -308,6 +338,11 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write every schema's result here (JSON lines)")
     ap.add_argument("--no-baseline", action="store_true",
                     help="skip the same-session baseline run of the installed llguidance on the raw schemas")
+    ap.add_argument("--variant", default="localai", choices=VARIANTS,
+                    help="ours as scored: localai = the schema's exact language with the default JSON limits; "
+                         ":closed = objects closed as generation closes them; :nolimits = JSON limits off")
+    ap.add_argument("--compare", choices=VARIANTS,
+                    help="also run this variant of ours and print the valid instances each rejects")
     args = ap.parse_args()
     root = clone() if args.clone else args.corpus
     if root is None:
@@ -319,13 +354,21 @@ def main() -> None:
     if args.limit:
         files = files[: args.limit]
     t0 = time.monotonic()
-    results = run(files, max(1, args.jobs), args.timeout, "localai")
+    results = run(files, max(1, args.jobs), args.timeout, args.variant)
     print(f"{len(results)} schemas in {time.monotonic() - t0:.0f} s with {args.jobs} process(es)")
+    other = run(files, max(1, args.jobs), args.timeout, args.compare) if args.compare else []
     baseline = None if args.no_baseline else run(files, max(1, args.jobs), args.timeout, "llguidance")
     if args.json:
-        rows = sorted([*results, *(baseline or [])], key=lambda r: (r["engine"], r["file"]))
+        rows = sorted([*results, *other, *(baseline or [])], key=lambda r: (r["engine"], r["file"]))
         args.json.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    sys.exit(report(results, baseline))
+    code = report(results, baseline, args.variant)
+    for name, rows in ((args.variant, results), (args.compare, other)):
+        if rows:
+            valid = sum(r.get("valid_instances", 0) for r in rows)
+            rejected = sum(r.get("valid_rejected", 0) for r in rows)
+            print(f"{name}: valid instances rejected {rejected} of {valid} ({100 * rejected / max(1, valid):.2f}%) "
+                  f"over the schemas it compiled; status counts {dict(Counter(r['status'] for r in rows))}")
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ file descriptors, worker processes and files in the temp folder. Run from the re
     .venv/bin/python bench/soak.py --url http://127.0.0.1:8080 --pid 1234 --model gemma   # a running server
 
 The fake backend (tests/fake_backend.py) keeps the engine out of the measurement: this measures the server
-around it. ``tests/test_soak.py`` runs 1,000 requests of it in CI.
+around it. ``tests/test_soak.py`` runs 300 requests of it in the default tier (CI) and 1,000 in the slow one.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Backends in their own virtual environments (``localai.backend_envs``) and the backend gallery.
 
 One real environment is built per session from the tiny plugin in ``tests/data/envtest_plugin`` (pip, the
-machine's configuration, localai-core from this checkout) and shared; other environments are copies of it.
+machine's configuration, localai-core from this checkout) and shared; other environments are copies of it. The
+default tier installs it, lists it, serves a model through it (CLI and HTTP) and uninstalls it; the slow tier adds
+the failure paths (a failed, a cancelled and an interrupted install), each a pip run of its own.
 """
 
 from __future__ import annotations
@@ -66,7 +68,6 @@ def client(url: str) -> openai.OpenAI:
 # --- installing ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_installed_backend_is_listed_with_its_metadata(env_root: Path) -> None:
     [meta] = [m for m in installed(env_root) if m["name"] == "envtest"]
     assert meta["unavailable"] is None
@@ -202,12 +203,12 @@ def test_in_repo_plugins_install_from_the_checkout(monkeypatch: pytest.MonkeyPat
 
 def test_extra_gallery_overrides_and_resolves_relative_uris(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     index = tmp_path / "index.yaml"
-    index.write_text(f"""
+    index.write_text("""
 - name: vllm
   uri: ./vllm-plugin
   description: my own vllm
 - name: gpu-only
-  capabilities: {{nvidia: vllm}}
+  capabilities: {nvidia: vllm}
 """)
     (tmp_path / "vllm-plugin").mkdir()
     (tmp_path / "vllm-plugin" / "pyproject.toml").write_text('[project]\nname = "my-vllm"\nversion = "1"\n')
@@ -243,7 +244,6 @@ ENV_MODELS = {
 }
 
 
-@pytest.mark.slow
 def test_env_backend_serves_on_its_own_interpreter_and_checks_options_at_start(env_root: Path, tmp_path: Path) -> None:
     models = write_models(tmp_path / "models", ENV_MODELS, link_gguf=False)
     r = cli("models", "--models-path", str(models), "--backends-path", str(env_root))
@@ -336,7 +336,6 @@ def test_same_distribution_in_the_server_environment_is_served_by_the_environmen
     assert registry.resolve("et").python == str(env_root / "envtest" / "venv" / "bin" / "python")
 
 
-@pytest.mark.slow
 def test_uninstall_warns_about_models_and_removes_the_environment(env_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "backends"
     clone(root, env_root / "envtest", "doomed", aliases=["dm"])
@@ -362,7 +361,6 @@ def wait_job(url: str, uuid: str, headers: dict[str, str], timeout: float = 240)
     raise AssertionError(f"job {uuid} did not finish")
 
 
-@pytest.mark.slow
 def test_http_install_serve_and_delete(env_root: Path, tmp_path: Path) -> None:
     index = tmp_path / "gallery.yaml"
     index.write_text(f"- name: echo-gallery\n  uri: {PLUGIN}\n  description: the envtest plugin from a gallery\n")

@@ -5,7 +5,6 @@ Runs the fake backend (core logic only); the worker pids and ``unload_model`` ca
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -206,9 +205,10 @@ def test_preload_and_readiness(tmp_path: Path) -> None:
         assert wait_for(lambda: httpx.get(srv.url + "/readyz").status_code == 200, 20)
         assert set(monitor(srv.url)) == {"a", "b"}
     with server(tmp_path / "x", files, "--preload-models", "missing") as srv:
-        time.sleep(1)
-        r = httpx.get(srv.url + "/readyz")
-        assert r.status_code == 503 and "missing" in r.json()["failed"]
+        def failed() -> list:
+            r = httpx.get(srv.url + "/readyz")
+            return r.json().get("failed", []) if r.status_code == 503 else []
+        assert "missing" in wait_for(lambda: "missing" in failed() and failed(), 20)
 
 
 def test_lifecycle_flags_have_env_vars_and_help() -> None:

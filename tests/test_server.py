@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from localai.testing import ServerProcess, worker_pids
+from serving import wait_for
 
 TESTS_DIR = Path(__file__).parent
 # No backend environments (the test run may export LOCALAI_BACKENDS_PATH with vllm installed): these tests pin what a
@@ -157,10 +158,15 @@ def test_killed_worker_fails_its_request_clearly_and_the_next_reloads(fake_serve
     result: dict[str, httpx.Response] = {}
     t = threading.Thread(target=lambda: result.setdefault("r", complete(fake_server.url, "slow", "a b c d e f g h i j")))
     t.start()
-    time.sleep(1.0)
-    victims = [p for p in worker_pids(fake_server.proc.pid) if "slow" in Path(f"/proc/{p}/environ").read_bytes().decode(errors="replace")]  # type: ignore[union-attr]
-    assert len(victims) == 1
-    os.kill(victims[0], signal.SIGKILL)
+
+    def busy_slow() -> dict | None:  # the slow model's worker, once the request is running in it
+        rows = httpx.get(fake_server.url + "/backend/monitor", timeout=10).json()["models"]
+        return next((r for r in rows if r["model"] == "slow" and r["in_flight"] >= 1), None)
+
+    row = wait_for(busy_slow, 30)
+    assert row, "the request never reached the slow model's worker"
+    assert row["pid"] in worker_pids(fake_server.proc.pid)  # type: ignore[union-attr]
+    os.kill(row["pid"], signal.SIGKILL)
     t.join(30)
     r = result["r"]
     assert r.status_code == 500

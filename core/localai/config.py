@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from localai.types import MinP, Penalty, RepeatPenalty, Temperature, TopK, TopP
+from localai.types import JsonLimits, MinP, Penalty, RepeatPenalty, Temperature, TopK, TopP
 
 log = logging.getLogger("localai.config")
 
@@ -121,6 +121,9 @@ class ModelConfig(BaseModel):
     known_usecases: list[str] = Field(default_factory=list)
     function: dict[str, Any] | None = None
     tool_parser: str | None = None
+    # How JSON answers (response_format, forced tool calls) may be written where the schema is silent: digits of
+    # numbers, whitespace, string length (localai.constraints.limits); a request's json_limits goes over this.
+    json_limits: JsonLimits | None = None
     # Lifecycle (localai.lifecycle): Ollama's keep_alive ("5m", 300, 0 = unload after each request,
     # negative = never), never evicted when pinned, loaded at start-up when preload.
     keep_alive: str | int | float | None = None

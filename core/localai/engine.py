@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from localai import tools
 from localai.catalog import ModelEntry
 from localai.chat import templates
+from localai.constraints import limits as json_limits
+from localai.constraints.diagnose import cut_at
 from localai.errors import invalid
 from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallEnd, ToolCallStart
 from localai.metrics import GenerationMetrics
 from localai.runtime import Loaded, Runtime
 from localai.worker.client import GenerationStream, WorkerDied, describe_exit
-from localai.types import (EmbeddingResult, GenerateRequest, ImageLimits, ImageRequest, ImageResult, Message, ModelInfo,
+from localai.types import (Constraint, EmbeddingResult, GenerateRequest, ImageLimits, ImageRequest, ImageResult, Message, ModelInfo,
                            SamplingParams, ToolCall, TokenLogprob, Usage)
 
 log = logging.getLogger("localai.engine")
@@ -67,6 +69,31 @@ def with_system_prompt(messages: list[Message], entry: ModelEntry) -> list[Messa
     if entry.config.system_prompt and not any(m.role == "system" for m in messages):
         return [Message(role="system", content=entry.config.system_prompt), *messages]
     return messages
+
+
+def with_json_limits(constraint: Constraint | None, request: GenerateRequest, entry: ModelEntry) -> Constraint | None:
+    """A JSON-schema constraint carrying its resolved limits (request over model YAML over the defaults).
+
+    ``json_limits`` on a request that produces no JSON-schema constraint would change nothing: a 400, not
+    silently ignored."""
+    if constraint is None or constraint.type != "json_schema":
+        if request.json_limits is not None:
+            raise invalid("json_limits applies to JSON output only (response_format json_object or json_schema, or a "
+                          "forced tool call); this request has none", param="json_limits")
+        return constraint
+    limits = json_limits.resolve(request.json_limits, entry.config.json_limits)
+    return constraint.model_copy(update={"limits": limits})
+
+
+def log_cut(request: GenerateRequest, text: str, usage: Usage | None) -> None:
+    """A JSON answer ran into max_tokens: say which field it was writing and the limits in force."""
+    where = cut_at(text)
+    tokens = usage.completion_tokens if usage is not None else None
+    limits = request.constraint.limits if request.constraint is not None else None
+    log.warning("model %r: JSON answer cut by max_tokens (%s tokens) at %s, inside %s; JSON limits: %s "
+                "(json_limits in the request or the model YAML changes them)", request.model,
+                tokens if tokens is not None else request.max_tokens, where.path,
+                "the value" if where.inside == "nothing" else f"a {where.inside}", json_limits.describe(limits))
 
 
 class Engine:
@@ -123,6 +150,7 @@ class Engine:
         if update.get("constraint") is not None and not info.supports_grammar:
             raise invalid(f"model {entry.name!r} (backend {info.backend}) cannot constrain its output to a grammar or JSON schema",
                           code="constraint_not_supported")
+        update["constraint"] = with_json_limits(update.get("constraint"), request, entry)
         return loaded, request.model_copy(update=update), parser
 
     async def start(self, request: GenerateRequest, usecase: str = "chat") -> AsyncIterator[Event]:
@@ -160,9 +188,9 @@ class Engine:
                     gm.refused(exc)
                 raise
         if gm is None:
-            return self.events(chunks, parser), prompt_tokens
+            return self.events(chunks, parser, backend_request), prompt_tokens
         gm.accepted()
-        return self.events(gm.wrap(chunks), parser), prompt_tokens  # type: ignore[arg-type]
+        return self.events(gm.wrap(chunks), parser, backend_request), prompt_tokens  # type: ignore[arg-type]
 
     def _measure(self, request: GenerateRequest, usecase: str) -> GenerationMetrics | None:
         """Metrics for one generation from its arrival (waiting while its model loads); ``None`` without metrics."""
@@ -181,11 +209,16 @@ class Engine:
         async for event in await self.start(request, usecase):
             yield event
 
-    async def events(self, gen: GenerationStream, parser: tools.OutputParser) -> AsyncIterator[Event]:
+    async def events(self, gen: GenerationStream, parser: tools.OutputParser,
+                     request: GenerateRequest | None = None) -> AsyncIterator[Event]:
         """Turn a worker's raw chunks into events through the request's output parser."""
         logprobs: list[TokenLogprob] = []  # waiting for the text they belong to (the parser may hold text back)
+        constraint = request.constraint if request is not None else None
+        written: list[str] | None = [] if constraint is not None and constraint.type == "json_schema" else None
         try:
             async for chunk in gen:
+                if written is not None and chunk.text:
+                    written.append(chunk.text)
                 if chunk.text:
                     events = parser.feed(chunk.text)
                     logprobs.extend(chunk.logprobs or [])
@@ -198,6 +231,8 @@ class Engine:
                     for ev in events:
                         yield ev
                     reason = chunk.finish_reason
+                    if reason == "length" and written is not None and request is not None:
+                        log_cut(request, "".join(written), chunk.usage)
                     if parser.called_tools and reason == "stop":
                         reason = "tool_calls"
                     yield Finish(reason, chunk.usage or Usage(), chunk.stop_sequence)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
@@ -82,18 +82,49 @@ class ResponseFormat(BaseModel):
     model_config = {"populate_by_name": True}
 
 
+class JsonLimits(BaseModel):
+    """How a JSON answer may be *written* where its schema says nothing: digits of numbers, whitespace, strings.
+
+    A schema allows ``4200000000…`` or ``0.000000…`` of any length, and a small model inside a number keeps
+    choosing ``0`` until ``max_tokens``. These bounds make every answer finish; the schema's own bounds always win
+    (a ``maximum`` of ``1e20`` raises the digit limit for that request). ``0`` means no limit; a field left
+    unset inherits (request -> model YAML ``json_limits:`` -> the server's defaults, see
+    :mod:`localai.constraints.limits`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_integer_digits: int | None = Field(default=None, ge=0, le=1000)
+    max_fraction_digits: int | None = Field(default=None, ge=0, le=1000)
+    max_exponent_digits: int | None = Field(default=None, ge=0, le=1000)
+    max_string_length: int | None = Field(default=None, ge=0, le=10_000_000)
+    max_items: int | None = Field(default=None, ge=0, le=10_000_000)
+    max_depth: int | None = Field(default=None, ge=0, le=1000)
+    # compact: {"a":1,"b":[1,2]}; spaced: {"a": 1, "b": [1, 2]} (json.dumps' default); flexible: a space or one
+    # line break with up to 20 spaces/tabs of indent between any two tokens (llama.cpp's rule)
+    whitespace: Literal["compact", "spaced", "flexible"] | None = None
+
+    def over(self, base: JsonLimits | None) -> JsonLimits:
+        """These limits, with what they leave unset taken from ``base``."""
+        if base is None:
+            return self
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
+
 class Constraint(BaseModel):
     """A decoding constraint the backend must enforce, or refuse clearly.
 
     ``json_schema`` carries a JSON schema the output must satisfy; ``grammar`` a GBNF (or Lark) grammar;
     ``regex`` a regular expression the whole output matches. The core builds these from tools and response
-    formats; backends enforce them with the shared engine in :mod:`localai.constraints`.
+    formats; backends enforce them with the shared engine in :mod:`localai.constraints`. ``limits`` (JSON
+    schemas only) are the resolved :class:`JsonLimits`; ``None``: the server's defaults.
     """
 
     type: Literal["json_schema", "grammar", "regex"]
     json_schema: dict[str, Any] | None = None
     grammar: str | None = None
     regex: str | None = None
+    limits: JsonLimits | None = None
 
 
 # The one set of sampling value rules: request bodies of every API and the YAML ``parameters:`` use these,
@@ -149,6 +180,7 @@ class GenerateRequest(BaseModel):
     max_tokens: int | None = None
     stop: list[str] = Field(default_factory=list)
     constraint: Constraint | None = None
+    json_limits: JsonLimits | None = None  # the request's own (``json_limits`` extension field); over the model's
     logprobs: int | None = None
     echo: bool = False
     add_special: bool = True

@@ -212,7 +212,16 @@ def test_queue_full_is_429(server: ServerProcess) -> None:
     results: list[httpx.Response] = []
     first = threading.Thread(target=lambda: results.append(post(server, {"model": "slow-paint", "prompt": "a", "step": 20})))
     first.start()
-    time.sleep(0.8)
+    headers = {"Authorization": f"Bearer {KEY}"}
+
+    def running() -> bool:  # the first request holds the model's only place (queue_size 0)
+        r = httpx.get(server.url + "/backend/monitor", params={"model": "slow-paint"}, headers=headers, timeout=10)
+        return r.status_code == 200 and r.json()["models"][0]["in_flight"] >= 1
+
+    deadline = time.monotonic() + 30
+    while not running():
+        assert time.monotonic() < deadline, "the first request never started"
+        time.sleep(0.05)
     second = post(server, {"model": "slow-paint", "prompt": "b", "step": 1})
     first.join()
     assert results[0].status_code == 200

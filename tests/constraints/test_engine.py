@@ -12,7 +12,6 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("llguidance")
 
 from localai import constraints  # noqa: E402
 from localai.constraints import corpus, keywords  # noqa: E402

@@ -14,10 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
-pytest.importorskip("llguidance")
-pytest.importorskip("tqdm")
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench" / "maskbench.py"

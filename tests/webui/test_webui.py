@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from localai.testing import GGUF_NAME, ServerProcess, write_models
+from localai.testing import GGUF_NAME, ServerProcess, missing, write_models
 
 pytestmark = pytest.mark.engine
 
@@ -52,9 +51,7 @@ def _need_browser() -> None:
     if problem is None and not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         problem = f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium (apt-get install chromium)"
     if problem:
-        if os.environ.get("CI"):
-            pytest.fail(problem)  # CI installs it; a missing browser there is a set-up bug, not a skip
-        pytest.skip(problem)
+        missing(problem)
 
 
 @pytest.fixture(scope="module")
@@ -407,32 +404,12 @@ def test_backends_page_shows_installed_backends_and_options(page: Any, server: S
     page.screenshot(path=str(shots / "backends.png"), full_page=True)
 
 
-def _images_route_missing(url: str) -> bool:
-    r = httpx.post(url + "/v1/images/generations", json={}, timeout=10)
-    return r.status_code in (404, 405) and r.json().get("error", {}).get("message") in ("Not Found", "Method Not Allowed")
-
-
-def test_images_page_without_the_route_says_so(page: Any, server: ServerProcess, shots: Path) -> None:
-    if not _images_route_missing(server.url):
-        pytest.skip("POST /v1/images/generations is on this server: test_images_page_generates_images covers the page")
-    page.goto(server.url + "/#/images")
-    page.fill("#image-prompt", "a lighthouse")
-    page.click("#image-generate")
-    note = page.locator("#images-note")
-    note.wait_for()
-    assert "not available on this server" in note.inner_text()
-    page.screenshot(path=str(shots / "images.png"), full_page=True)
-
-
 FAKE_IMAGE_BACKEND = Path(__file__).parents[1] / "fake_image_backend.py"
 
 
 @pytest.fixture(scope="module")
 def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server with one image model on the images issue's test backend (core logic only: the page's requests)."""
-    if not FAKE_IMAGE_BACKEND.is_file():
-        pytest.skip("POST /v1/images/generations is not on this branch (issue 14, with its tests/fake_image_backend.py); "
-                    "this test runs once it is merged")
     folder = tmp_path_factory.mktemp("webui-image-models")
     (folder / "paint.yaml").write_text("name: paint\nbackend: fake-image\nstep: 3\n")
     log = folder.parent / "fake-image.log"

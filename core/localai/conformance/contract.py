@@ -60,8 +60,10 @@ CONTRACT: dict[str, Item] = {
         "hold back text that could still begin a stop string (localai.stopping.StopMatcher), and end with "
         "finish_reason='stop' and stop_sequence=<the matched string> on the last chunk"),
     "length": Item(
-        "max_tokens ends the generation after exactly that many tokens with finish_reason 'length'",
-        "count sampled tokens and stop at request.max_tokens with finish_reason='length'"),
+        "max_tokens ends the generation after exactly that many tokens with finish_reason 'length' (end tokens "
+        "banned with sampling.ignore_eos)",
+        "count sampled tokens and stop at request.max_tokens with finish_reason='length'; with "
+        "request.sampling.ignore_eos never sample an end-of-generation token"),
     "seed": Item(
         "the same seed at temperature > 0 reproduces the text",
         "seed the engine's sampler per request from request.sampling.seed"),

@@ -2,8 +2,8 @@
 
 Everything is strict: llguidance's JSON compiler runs non-lenient (an unimplemented keyword is an error, not
 ignored) and parser/lexer limits bound the work of compiling and of every token step, so no schema can hang
-or crash a worker. Property order follows the schema, as llguidance does; whitespace between JSON tokens is
-bounded (see ``WHITESPACE``).
+or crash a worker. Property order follows the schema, as llguidance does; how the JSON may be written where
+the schema is silent (digits of numbers, whitespace, string length) is bounded by :mod:`localai.constraints.limits`.
 """
 
 from __future__ import annotations
@@ -17,14 +17,12 @@ from typing import Any
 
 import jsonschema
 
-from localai.constraints import keywords
+from localai.constraints import keywords, limits as json_limits
 from localai.constraints.errors import ConstraintRefused
+from localai.types import JsonLimits
 
 MAX_SCHEMA_BYTES = 1_000_000  # a request's schema, serialised
-# Between JSON tokens: nothing, one space, or one line break plus up to 20 spaces/tabs of indent (llama.cpp's
-# rule). Unbounded whitespace lets a small model "stall" in newlines until max_tokens.
-WHITESPACE = r"(?:\n[ \t]{0,20}| )?"
-JSON_OPTIONS = {"lenient": False, "coerce_one_of": False, "whitespace_pattern": WHITESPACE}
+JSON_OPTIONS = json_limits.json_options()  # the default limits' llguidance options (whitespace)
 
 
 def limits() -> Any:
@@ -96,11 +94,19 @@ def _locate_pattern(schema: dict[str, Any]) -> str | None:
     return None
 
 
-def json_schema_grammar(schema: Any, param: str, close_objects: bool = True) -> str:
+def prepared_schema(schema: Any, close_objects: bool = True, bounds: JsonLimits | None = None) -> Any:
+    """``schema`` as the engine compiles it: normalised (:func:`keywords.normalize`) and with ``bounds``' string
+    length applied. vLLM gets this same schema (with :func:`limits.json_options` under ``x-guidance``)."""
+    schema = {} if schema is True else schema
+    return json_limits.bound_strings(keywords.normalize(schema, close_objects), bounds)
+
+
+def json_schema_grammar(schema: Any, param: str, close_objects: bool = True, bounds: JsonLimits | None = None) -> str:
     """The llguidance grammar enforcing ``schema``; :class:`ConstraintRefused` when it cannot.
 
     ``close_objects`` (generation's default): objects without a word on extra keys get none, as with llama.cpp;
-    ``False`` gives exactly the schema's language (the corpus test checks that one).
+    ``False`` gives exactly the schema's language (the corpus test checks that one). ``bounds``: how the JSON may
+    be written (whitespace, string length here; digits are the matcher's, see :func:`compile_constraint`).
     """
     import llguidance
 
@@ -125,12 +131,12 @@ def json_schema_grammar(schema: Any, param: str, close_objects: bool = True) -> 
     except RecursionError as exc:
         raise ConstraintRefused(f"{param} is nested too deeply", param, "schema_too_complex") from exc
     try:
-        normal = keywords.normalize(schema, close_objects)
+        normal = prepared_schema(schema, close_objects, bounds)
     except RecursionError as exc:
         raise ConstraintRefused(f"{param} is nested deeper than {keywords.MAX_DEPTH} levels", param,
                                 "schema_too_complex") from exc
     try:
-        grammar = llguidance.LLMatcher.grammar_from_json_schema(normal, overrides=JSON_OPTIONS)
+        grammar = llguidance.LLMatcher.grammar_from_json_schema(normal, overrides=json_limits.json_options(bounds))
     except ValueError as exc:
         raise ConstraintRefused(f"{param}: {exc}", param, "invalid_schema") from exc
     is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar, None, limits=limits())
@@ -146,7 +152,7 @@ def grammar_for(constraint: Any, param: str = "constraint", close_objects: bool 
     kind = constraint.type
     if kind == "json_schema":
         schema = constraint.json_schema if constraint.json_schema is not None else {"type": "object"}
-        return json_schema_grammar(schema, param, close_objects)
+        return json_schema_grammar(schema, param, close_objects, constraint.limits)
     if kind == "grammar":
         text = constraint.grammar or ""
         if not text.strip():
@@ -177,14 +183,18 @@ class Compiled:
     grammar: str
     tokenizer: Any
     _initial: Any
+    caps: json_limits.Caps | None = None  # the JSON limits' token mask: digits and depth (``None``: none)
 
     def matcher(self) -> Any:
         from localai.constraints.matcher import Matcher
 
-        return Matcher(self._initial.deep_copy(), self.tokenizer.vocab_size)
+        limiter = None
+        if self.caps is not None:
+            limiter = json_limits.JsonLimiter(json_limits.token_classes(self.tokenizer), self.caps)
+        return Matcher(self._initial.deep_copy(), self.tokenizer.vocab_size, limiter)
 
 
-_cache: OrderedDict[tuple[int, str], Compiled] = OrderedDict()
+_cache: OrderedDict[tuple[int, str, Any], Compiled] = OrderedDict()
 _cache_lock = threading.Lock()
 CACHE_SIZE = 32
 
@@ -194,7 +204,10 @@ def compile_constraint(constraint: Any, tokenizer: Any, close_objects: bool = Tr
     import llguidance
 
     grammar = grammar_for(constraint, close_objects=close_objects)
-    key = (id(tokenizer), grammar)
+    caps = None
+    if constraint.type == "json_schema":
+        caps = json_limits.mask_caps(constraint.json_schema, constraint.limits)
+    key = (id(tokenizer), grammar, caps)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None and hit.tokenizer is tokenizer:
@@ -205,7 +218,7 @@ def compile_constraint(constraint: Any, tokenizer: Any, close_objects: bool = Tr
         err = matcher.get_error()
         code = "schema_too_complex" if any(w in err for w in ("limit", "fuel", "too", "size")) else "unsupported_schema"
         raise ConstraintRefused(f"cannot compile the constraint for this model: {err}", None, code)
-    compiled = Compiled(grammar, tokenizer, matcher)
+    compiled = Compiled(grammar, tokenizer, matcher, caps)
     with _cache_lock:
         _cache[key] = compiled
         while len(_cache) > CACHE_SIZE:

@@ -37,10 +37,21 @@ class Outcome:
     violations: list[str] = field(default_factory=list)  # instances accepted that jsonschema rejects
 
 
+def feed(matcher: Any, data: bytes) -> bool:
+    """Whether every byte of ``data`` is allowed in turn (each consumed), as generation would see them: the
+    grammar and the JSON limits' digit mask (:class:`localai.constraints.Matcher`)."""
+    if matcher.limiter is None:
+        return bool(matcher.ll.consume_tokens(list(data)))
+    for b in data:
+        if not matcher.allows(b):
+            return False
+        matcher.consume(b)
+    return True
+
+
 def accepts(compiled: Any, text: str) -> bool:
     m = compiled.matcher()
-    data = text.encode("utf-8")
-    return m.ll.consume_tokens(list(data)) and m.accepting
+    return feed(m, text.encode("utf-8")) and m.accepting
 
 
 def oracle_valid(schema: Any, instance: Any) -> bool:

@@ -13,12 +13,14 @@ class Matcher:
     """Wraps an ``llguidance.LLMatcher``; backends call :meth:`mask_logits` then :meth:`consume` each step.
 
     ``n_tokens`` is the tokenizer's vocabulary size; logits rows may be longer (padded vocabularies): the
-    extra ids are never allowed.
+    extra ids are never allowed. ``limiter`` (JSON schemas): a :class:`localai.constraints.limits.JsonLimiter`
+    that narrows the grammar's mask so no number part runs past its digit limit and nothing nests past the depth limit.
     """
 
-    def __init__(self, ll: Any, n_tokens: int) -> None:
+    def __init__(self, ll: Any, n_tokens: int, limiter: Any = None) -> None:
         self.ll = ll
         self.n_tokens = n_tokens
+        self.limiter = limiter
         self.words = np.zeros((n_tokens + 31) // 32, dtype=np.int32)
 
     def bitmask(self) -> np.ndarray:
@@ -30,6 +32,8 @@ class Matcher:
         self.ll.unsafe_compute_mask_ptr(self.words.ctypes.data, self.words.nbytes)
         if self.ll.is_error():
             raise ConstraintViolation(f"the constraint failed: {self.ll.get_error()}")
+        if self.limiter is not None:
+            self.limiter.narrow(self.words)
         return self.words
 
     def allowed(self) -> np.ndarray:
@@ -51,10 +55,21 @@ class Matcher:
     def consume(self, token: int) -> None:
         if not self.ll.consume_token(int(token)):
             raise ConstraintViolation(f"token {token} breaks the constraint: {self.ll.get_error()}")
+        if self.limiter is not None:
+            self.limiter.consumed(token)
 
     def allows(self, token: int) -> bool:
         """Whether ``token`` may come next (without consuming it)."""
-        return self.ll.validate_tokens([int(token)]) == 1
+        if self.ll.validate_tokens([int(token)]) != 1:
+            return False
+        if self.limiter is None or not self.limiter.forbids(token):
+            return True
+        t = int(token)  # over a digit limit: allowed only where the schema needs that digit (nothing else may come)
+        return bool((int(self.bitmask()[t // 32]) >> (t % 32)) & 1)
+
+    def where(self) -> str | None:
+        """Inside what the output currently is (JSON schemas): a number's part, ``"string"``, or ``None``."""
+        return self.limiter.where() if self.limiter is not None else None
 
     @property
     def done(self) -> bool:

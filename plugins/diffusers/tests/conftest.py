@@ -2,19 +2,18 @@
 
 The engine (torch + diffusers) lives in its own environment, so these tests drive it through a real server
 whose diffusers workers run on that interpreter. It is found, in order, from ``LOCALAI_PYTHON_DIFFUSERS``,
-or an installed backend environment (``localai backends install diffusers``). Without one the tests fail under CI and skip locally.
+or an installed backend environment (``localai backends install diffusers``). Without one the tests fail when ``LOCALAI_TEST_STRICT`` is set (scripts/test.sh sets it) and skip otherwise.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from localai.testing import backend_python, ServerProcess
+from localai.testing import ServerProcess, backend_python, missing
 
 REPO = Path(__file__).resolve().parents[3]
 KEY = "diffusers-test-key"
@@ -40,9 +39,7 @@ def engine_python() -> str:
     reason = ("no diffusers engine environment: set LOCALAI_PYTHON_DIFFUSERS to a Python with torch, diffusers, "
               "transformers and localai-diffusers, or run `localai backends install diffusers` / scripts/setup.sh"
               + (" (tried: " + "; ".join(problems) + ")" if problems else ""))
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+    missing(reason)
 
 
 @pytest.fixture(scope="session")

@@ -56,12 +56,16 @@ def test_bad_options_name_the_option(entry: str, match: str) -> None:
 
 @pytest.mark.parametrize("kind", ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1", "q6_0", "Q8_KV"])
 def test_every_cache_type_is_accepted_for_k(kind: str) -> None:
+    """Accepted, and loaded as that type (K as asked, V left at f16, flash attention off as asked)."""
     parse([], cache_type_k=kind, flash_attention="off")
+    assert options.plan_kv(kind, None, "off", vnni=True) == (kind.lower(), "f16", False)
 
 
 @pytest.mark.parametrize("kind", ["f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q6_0"])
 def test_v_cache_types_this_fork_can_hold(kind: str) -> None:
     parse([], cache_type_v=kind)
+    k, v, fa = options.plan_kv(None, kind, None, vnni=True)
+    assert v == kind.lower() and (fa or kind.lower() in options.V_WITHOUT_FA)  # a quantized V cache turns it on
 
 
 @pytest.mark.parametrize("kind", ["f32", "q5_0", "q5_1", "q8_kv"])

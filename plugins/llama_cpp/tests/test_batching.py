@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("llama_cpp")
 
 from localai.config import ModelConfig  # noqa: E402
 from localai.errors import QueueFull  # noqa: E402

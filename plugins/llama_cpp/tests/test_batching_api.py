@@ -51,7 +51,9 @@ def test_batched_greedy_equals_solo_over_http(server: ServerProcess) -> None:
 def test_full_queue_is_refused_in_each_api(server: ServerProcess) -> None:
     c = client(server)
     http = httpx.Client(base_url=server.url, timeout=120)
-    streams = [http.stream("POST", "/v1/completions", json={"model": "gemma", "prompt": p, "max_tokens": 400, "stream": True})
+    # end tokens banned: every slot stays busy for its 400 tokens, so the queue is surely full below
+    streams = [http.stream("POST", "/v1/completions", json={"model": "gemma", "prompt": p, "max_tokens": 400, "stream": True,
+                                                            "ignore_eos": True})
                for p in PROMPTS]
     lines = []  # keep the line iterators alive: dropping one closes its stream
     try:

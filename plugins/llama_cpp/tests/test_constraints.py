@@ -15,8 +15,6 @@ import httpx
 import jsonschema
 import pytest
 
-pytest.importorskip("llama_cpp")
-pytest.importorskip("llguidance")
 
 from localai.testing import ServerProcess, worker_pids  # noqa: E402
 from localai.types import Constraint, GenerateRequest, SamplingParams  # noqa: E402

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -73,7 +74,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, rpc_workers: list[tuple[str
         "rpc.yaml": yaml("rpc", f"options: ['grpc_servers:{servers}']\n"),
         "rpc-down.yaml": yaml("rpc-down", f"options: ['rpc_servers:127.0.0.1:{free_port()}']\n"),
     })
-    with ServerProcess(folder) as srv:
+    # llama.cpp's own load log (LOCALAI_ENGINE_VERBOSE) says which K and V cache types it allocated
+    with ServerProcess(folder, env={"LOCALAI_ENGINE_VERBOSE": "1"}) as srv:
         yield srv
 
 
@@ -89,10 +91,14 @@ def complete(client: openai.OpenAI, model: str, prompt: str = PROMPT, max_tokens
     return client.completions.create(model=model, prompt=prompt, max_tokens=max_tokens, temperature=0).choices[0].text
 
 
-@pytest.mark.parametrize("model", ["kv-q8", "kv-mixed", "kv-f32"])
-def test_cache_types_load_and_generate(client: openai.OpenAI, model: str) -> None:
+@pytest.mark.parametrize(("model", "k", "v"), [("kv-q8", "q8_0", "q8_0"), ("kv-mixed", "q4_1", "iq4_nl"),
+                                               ("kv-f32", "f32", "f32")])
+def test_cache_types_load_and_generate(client: openai.OpenAI, server: ServerProcess, model: str, k: str, v: str) -> None:
+    """The model loads with the KV cache types its YAML names, as llama.cpp itself reports them, and generates."""
     text = complete(client, model)
     assert text.strip(), f"{model} generated nothing"
+    assert re.search(rf"llama_kv_cache: size = .*K \({k}\): .*V \({v}\):", server.log(None)), \
+        f"llama.cpp did not report a K {k} / V {v} cache for {model}"
 
 
 def test_quantized_v_cache_without_flash_attention_is_refused(client: openai.OpenAI) -> None:

@@ -131,7 +131,11 @@ def test_errors_name_the_option(entries: list[str], message: str) -> None:
 
 @pytest.mark.parametrize("cache_type", ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1", "Q8_0"])
 def test_cache_types_accepted(cache_type: str) -> None:
+    """Accepted, and mapped to the ggml type the loaded library itself calls by that name."""
+    from localai_llama_cpp import ggml
+
     parsed([], cache_type_k=cache_type, cache_type_v=cache_type)
+    assert ggml.type_id(cache_type) == ggml.find_type(cache_type.lower())
 
 
 @pytest.mark.parametrize("field", ["cache_type_k", "cache_type_v"])
@@ -150,7 +154,12 @@ def test_quantized_v_with_flash_attention_off_is_refused() -> None:
 
 @pytest.mark.parametrize("fa", ["on", "off", "auto", "ON", True, False, None])
 def test_flash_attention_values(fa: Any) -> None:
+    """Each spelling parses, and resolves as llama.cpp would: on, or off only when said so (unset/auto: on)."""
+    from localai_llama_cpp.params import flash_attention
+
     parsed([], cache_type_k="q8_0", flash_attention=fa)
+    off = fa is False or (isinstance(fa, str) and fa.lower() == "off")
+    assert flash_attention(config(cache_type_k="q8_0", flash_attention=fa), None) is (not off)
 
 
 def test_flash_attention_nonsense_is_refused() -> None:

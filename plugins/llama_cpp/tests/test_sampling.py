@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-llama_cpp = pytest.importorskip("llama_cpp")
-np = pytest.importorskip("numpy")
+import llama_cpp
+import numpy as np
 
 from localai.types import GenerateRequest  # noqa: E402
 from localai_llama_cpp.sampling import build_sampler, free_sampler, greedy  # noqa: E402

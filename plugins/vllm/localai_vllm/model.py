@@ -73,17 +73,21 @@ def structured_output(c: Any) -> dict[str, Any]:
     """A constraint as vLLM structured-output arguments, in the core's exact language.
 
     The engine runs vLLM's ``guidance`` backend (llguidance, the core's constraint engine) by default, and a
-    JSON schema goes in normalised as the core compiles it for every other backend (objects closed, ``oneOf`` of
-    ``required`` lists rewritten, ...) with the core's llguidance options under ``x-guidance``: the same schema
-    accepts the same outputs on every backend. The server refused what cannot be enforced before this point.
+    JSON schema goes in prepared as the core compiles it for every other backend (objects closed, ``oneOf`` of
+    ``required`` lists rewritten, the request's string-length limit, ...) with the core's llguidance options (its
+    whitespace) under ``x-guidance``. The digit limits on numbers are a mask the core's matcher adds, which vLLM's
+    engine does not run: on vLLM a number is bounded only by the schema. The server refused what cannot be
+    enforced before this point.
     """
-    from localai.constraints import keywords
-    from localai.constraints.compiler import JSON_OPTIONS
+    from localai.constraints import limits
+    from localai.constraints.compiler import prepared_schema
 
     if c.type == "json_schema":
         schema = c.json_schema if c.json_schema is not None else {"type": "object"}
-        schema = {} if schema is True else schema
-        return {"json": {**keywords.normalize(schema, True), "x-guidance": dict(JSON_OPTIONS)}}
+        prepared = prepared_schema(schema, True, c.limits)
+        if not isinstance(prepared, dict):
+            prepared = {}
+        return {"json": {**prepared, "x-guidance": limits.json_options(c.limits)}}
     if c.type == "grammar" and c.grammar:
         return {"grammar": c.grammar}
     if c.type == "regex" and getattr(c, "regex", None):

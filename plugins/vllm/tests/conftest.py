@@ -1,21 +1,20 @@
 """Fixtures for the vLLM backend's tests: the engine's own Python, the real models, one server using them.
 
 The test process runs in the server's environment (no torch, no vLLM). The engine lives in its own environment,
-found through ``LOCALAI_PYTHON_VLLM`` or an installed backend environment; without one these tests fail under CI
-(``CI=true``) and are skipped locally, saying how to provide it.
+found through ``LOCALAI_PYTHON_VLLM`` or an installed backend environment; without one these tests fail when
+``LOCALAI_TEST_STRICT`` is set (scripts/test.sh sets it) and are skipped otherwise, saying how to provide it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from localai.testing import ServerProcess, backend_python, engine_side, gemma_hf_folder, minilm_folder
+from localai.testing import ServerProcess, backend_python, engine_side, gemma_hf_folder, minilm_folder, missing
 
 ENV = "LOCALAI_PYTHON_VLLM"
 
@@ -31,9 +30,7 @@ def engine_python() -> str:
             reason = f"{python} cannot run the vLLM backend: {(out.stderr.strip().splitlines() or ['?'])[-1]}"
     if reason is None:
         return python  # type: ignore[return-value]
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    missing(reason)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from localai.types import JsonLimits
+
 
 class Lenient(BaseModel):
     """Unknown fields are ignored: clients send newer options (cache_control, service_tier, ...)."""
@@ -99,4 +101,5 @@ class MessagesBody(CountTokensBody):
     top_p: float | None = Field(default=None, ge=0, le=1)
     top_k: int | None = Field(default=None, ge=0)
     stream: bool = False
+    json_limits: JsonLimits | None = None  # localai's extension: how JSON output may be written
     metadata: Metadata | None = None

@@ -71,4 +71,5 @@ def to_request(body: CountTokensBody) -> GenerateRequest:
         req.sampling = SamplingParams(temperature=body.temperature, top_p=body.top_p, top_k=body.top_k)
         req.max_tokens = body.max_tokens
         req.stop = [s for s in body.stop_sequences or [] if s]
+        req.json_limits = body.json_limits
     return req

@@ -59,7 +59,7 @@ def requests_for(body: ChatBody, model: str) -> list[GenerateRequest]:
             model=model, messages=messages, tools=tools, tool_choice=choice, response_format=fmt,
             sampling=body.sampling(i), max_tokens=max_tokens or None, stop=body.stop_list(),
             logprobs=(body.top_logprobs or 0) if body.logprobs else None,
-            chat_template_kwargs=body.chat_template_kwargs, incremental=bool(body.stream),
+            chat_template_kwargs=body.chat_template_kwargs, incremental=bool(body.stream), json_limits=body.json_limits,
         )
         for i in range(body.n)
     ]

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from localai.events import Event
-from localai.types import MinP, Penalty, RepeatPenalty, SamplingParams, Temperature, TopK, TopP, Usage
+from localai.types import JsonLimits, MinP, Penalty, RepeatPenalty, SamplingParams, Temperature, TopK, TopP, Usage
 
 
 class StreamOptions(BaseModel):
@@ -40,6 +40,7 @@ class SamplingFields(BaseModel):
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     user: str | None = None
+    json_limits: JsonLimits | None = None  # localai's extension: how JSON output may be written (see the README)
 
     def sampling(self, choice: int = 0) -> SamplingParams:
         """Sampling for choice ``choice``: with a seed, each choice gets its own (seed + index)."""

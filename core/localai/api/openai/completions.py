@@ -50,7 +50,7 @@ def requests_for(body: CompletionBody) -> list[GenerateRequest]:
             out.append(GenerateRequest(
                 model=body.model or "", prompt=prompt, sampling=body.sampling(j),
                 max_tokens=body.max_tokens if body.max_tokens else None, stop=body.stop_list(),
-                logprobs=body.logprobs, echo=body.echo, incremental=bool(body.stream),
+                logprobs=body.logprobs, echo=body.echo, incremental=bool(body.stream), json_limits=body.json_limits,
             ))
     return out
 

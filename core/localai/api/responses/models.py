@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from localai.types import MinP, Penalty, RepeatPenalty, Temperature, TopK, TopP
+from localai.types import JsonLimits, MinP, Penalty, RepeatPenalty, Temperature, TopK, TopP
 
 
 class FunctionToolParam(BaseModel):
@@ -109,6 +109,7 @@ class CreateBody(BaseModel):
     min_p: MinP | None = None
     repeat_penalty: RepeatPenalty | None = None
     seed: int | None = None
+    json_limits: JsonLimits | None = None  # localai's extension: how JSON output may be written
 
     @field_validator("metadata")
     @classmethod

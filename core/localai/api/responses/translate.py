@@ -82,4 +82,5 @@ def generate_request(body: CreateBody, model: str, messages: list[Message]) -> G
         max_tokens=body.max_output_tokens,
         logprobs=(body.top_logprobs or 0) if body.include_logprobs() else None,
         reasoning=reasoning(body),
+        json_limits=body.json_limits,
     )
