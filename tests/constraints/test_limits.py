@@ -191,3 +191,22 @@ def test_array_items_limit_applies_only_to_unbounded_arrays(tok) -> None:
     assert accepts(tok, {**arr, "maxItems": 5}, "[1, 2, 3, 4, 5]", three)  # the schema's maxItems wins
     assert accepts(tok, {**arr, "minItems": 4}, "[1, 2, 3, 4]", three)  # never below minItems
     assert accepts(tok, arr, "[" + ", ".join(["1"] * 100) + "]")  # off by default
+
+
+def test_a_token_that_opens_mid_way_is_held_to_the_depth_limit() -> None:
+    """Real vocabularies have tokens like ``": {"`` that close a key, then open an object: read from where the text
+    is (inside the key), they open one too, and are refused at the limit."""
+    from localai.constraints.tokenizer import from_pieces
+
+    opener = b'": {"'
+    pieces = [bytes([b]) for b in range(256)] + [opener, b"<eos>"]
+    tok = from_pieces(pieces, special=[257], end=[257], encode=lambda b: list(b))
+    m = compile_constraint(Constraint(type="json_schema", json_schema={"type": "object"}, limits=JsonLimits(max_depth=3)),
+                           tok).matcher()
+    assert feed(m, b'{"a')
+    for _ in range(2):
+        assert m.allows(256)
+        m.consume(256)
+        assert feed(m, b"a")
+    assert not m.allows(256) and m.allows(ord('"'))  # at depth 3, inside the key: closing it is fine, opening is not
+    assert not m.allowed()[256]

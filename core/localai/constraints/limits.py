@@ -201,31 +201,57 @@ def describe(limits: JsonLimits | None, caps: Caps | None = None) -> str:
             f"whitespace {lim.whitespace}")
 
 
+OUTSIDE, IN_STRING, ESCAPED = 0, 1, 2  # where a token starts, for whether it opens an object or array
+
+
+def _opens(data: bytes, state: int) -> bool:
+    """Whether ``data``, read from ``state``, opens an object or array outside a string (``": {"`` does)."""
+    in_string, escape = state != OUTSIDE, state == ESCAPED
+    for c in data:
+        if in_string:
+            if escape:
+                escape = False
+            elif c == 0x5C:
+                escape = True
+            elif c == 0x22:
+                in_string = False
+            continue
+        if c in (0x5B, 0x7B):
+            return True
+        if c == 0x22:
+            in_string = True
+    return False
+
+
 class TokenClasses:
-    """Per tokenizer: how many digits each token starts with and whether it starts by opening an object or array,
-    as packed masks in the matcher's layout (built once per loaded model: one pass over the vocabulary)."""
+    """Per tokenizer: how many digits each token starts with, and which tokens open an object or array from each
+    lexical state, as packed masks in the matcher's layout (one pass over the vocabulary per loaded model)."""
 
     def __init__(self, tokenizer: Any) -> None:
         import numpy as np
 
         n = tokenizer.vocab_size
         lead = np.zeros(n, dtype=np.int32)
-        opens = np.zeros(n, dtype=np.bool_)
+        openers: list[tuple[int, bytes]] = []
         for t in range(n):
             b = tokenizer.decode_bytes([t])
             k = 0
             while k < len(b) and 48 <= b[k] <= 57:
                 k += 1
             lead[t] = k
-            opens[t] = bool(b) and b[0] in (0x5B, 0x7B)  # [ {
+            if b"{" in b or b"[" in b:
+                openers.append((t, b))
         self.n = n
         self.lead = lead
-        self.opens = opens
         self.max_lead = int(lead.max()) if n else 0
+        self.opens = np.zeros((3, n), dtype=np.bool_)  # [state, token]
+        for t, b in openers:
+            for state in (OUTSIDE, IN_STRING, ESCAPED):
+                self.opens[state, t] = _opens(b, state)
         self._forbid: dict[int, Any] = {}
         self._lock = threading.Lock()
         self.tokenizer = tokenizer
-        self.opening = self._pack(opens)
+        self.opening = [self._pack(self.opens[state]) for state in (OUTSIDE, IN_STRING, ESCAPED)]
 
     def _pack(self, flags: Any) -> Any:
         import numpy as np
@@ -327,7 +353,10 @@ class JsonLimiter:
         return max(0, cap - self.digits)
 
     def _deep(self) -> bool:
-        return self.depth_cap is not None and not self.in_string and self.depth >= self.depth_cap
+        return self.depth_cap is not None and self.depth >= self.depth_cap
+
+    def _state(self) -> int:
+        return ESCAPED if self.escape else IN_STRING if self.in_string else OUTSIDE
 
     def narrow(self, words: Any) -> None:
         """Clear, in ``words`` (the grammar's packed mask), the tokens that would overrun the current number part or
@@ -339,9 +368,10 @@ class JsonLimiter:
         deep = self._deep()
         if not digits and not deep:
             return
-        forbidden = self.table.forbid(room) if digits else self.table.opening
+        opening = self.table.opening[self._state()]
+        forbidden = self.table.forbid(room) if digits else opening
         if digits and deep:
-            forbidden = np.bitwise_or(forbidden, self.table.opening)
+            forbidden = np.bitwise_or(forbidden, opening)
         narrowed = np.bitwise_and(words, np.invert(forbidden[: len(words)]))
         if narrowed.any():
             words[:] = narrowed
@@ -349,7 +379,7 @@ class JsonLimiter:
     def forbids(self, token: int) -> bool:
         room = self.room()
         t = int(token)
-        return (room is not None and int(self.table.lead[t]) > room) or (self._deep() and bool(self.table.opens[t]))
+        return (room is not None and int(self.table.lead[t]) > room) or (self._deep() and bool(self.table.opens[self._state(), t]))
 
     def where(self) -> str | None:
         """``"integer part"`` / ``"fraction"`` / ``"exponent"`` of a number, ``"string"``, or ``None``."""
