@@ -329,7 +329,7 @@ class WorkerProcess:
         """Generate images in the worker; if the awaiting task is cancelled (client gone), so is the denoising."""
         rid = next(self._ids)
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._queues[rid] = queue
+        self._track(rid, queue)  # in flight like a generation: busy in /backend/monitor, never evicted as idle meanwhile
         try:
             self._send({"op": "image", "id": rid, "request": request.model_dump(mode="json", exclude_none=True)})
             reply = await queue.get()
@@ -341,7 +341,7 @@ class WorkerProcess:
                     pass
             raise
         finally:
-            self._queues.pop(rid, None)
+            self._untrack(rid)
         self._raise_for(reply)
         return ImageResult.model_validate(reply.get("data"))
 

@@ -26,7 +26,7 @@ c = Constraint(type="json_schema", json_schema=schema)
 enforcer = compile_constraint(c, tok, n_vocab, eos)
 out = {"same_grammar": enforcer.grammar == grammar_for(c)}
 m = enforcer.matcher
-for t in tok.encode('{"a":', add_special_tokens=False):
+for t in tok.encode('{"a": ', add_special_tokens=False):  # the default whitespace: json.dumps' ", " and ": "
     m.consume(t)
 one = tok.convert_tokens_to_ids("1")
 out["digit_allowed"] = m.allows(one)
