@@ -12,10 +12,9 @@ import time
 import numpy as np
 import pytest
 
-
-from localai import constraints  # noqa: E402
-from localai.constraints import corpus, keywords  # noqa: E402
-from localai.types import Constraint  # noqa: E402
+from localai import constraints
+from localai.constraints import corpus, keywords
+from localai.types import Constraint
 
 PARAM = "response_format.json_schema.schema"
 
@@ -201,3 +200,23 @@ def test_bitmask_matches_the_bool_mask(tok) -> None:
     bits = [(int(words[i // 32]) >> (i % 32)) & 1 for i in range(corpus.EOS + 1)]
     assert [i for i, b in enumerate(bits) if b] == [ord(c) for c in "345"]
     assert list(np.flatnonzero(m.allowed())) == [ord(c) for c in "345"]
+
+
+WIN = {"type": "object", "required": ["id", "win"], "properties": {"id": {"type": "string"}}}
+LOSE = {"type": "object", "required": ["id", "lose"], "properties": {"id": {"type": "string"}, "lose": {"type": "object"}}}
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "oneOf": [WIN, LOSE]},
+    {"$defs": {"win": WIN, "lose": LOSE}, "oneOf": [{"$ref": "#/$defs/win"}, {"$ref": "#/$defs/lose"}]},
+], ids=["inline", "through-refs"])
+def test_closing_objects_never_widens_a_one_of(schema, tok) -> None:
+    """Closing the ``lose`` branch would make {id, win, lose} match one branch only, which ``oneOf`` accepts though
+    the schema (both branches match) rejects it: generation's closed objects must stay out of ``oneOf`` branches."""
+    both = '{"id": "g", "win": {}, "lose": {}}'
+    assert not corpus.oracle_valid(schema, json.loads(both))
+    try:
+        c = compiled(schema, tok, close=True)
+    except constraints.ConstraintRefused:
+        return  # refusing (an overlapping oneOf) is sound too
+    assert not corpus.accepts(c, both)

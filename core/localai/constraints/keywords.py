@@ -7,6 +7,7 @@ the client needs the where (``...properties.items.uniqueItems``), so refusals ar
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -71,7 +72,10 @@ def normalize(schema: dict[str, Any], close_objects: bool = False) -> dict[str, 
 
     ``close_objects`` narrows (never widens) the language the way llama.cpp's converter does: an object schema
     listing ``properties`` without saying anything about others gets ``additionalProperties: false``, so a
-    model cannot wander off into invented keys. Objects merged through ``allOf`` are left open.
+    model cannot wander off into invented keys. Objects merged through ``allOf`` are left open, and so is anything
+    inside a ``oneOf`` branch (or a definition one reaches) unless the branches are told apart by a required
+    ``const`` property (a discriminator, as in tool calls): narrowing one of two overlapping branches can make an
+    instance that matched both match only one, which ``oneOf`` would then accept, i.e. closing would *widen*.
     """
     schema = copy.deepcopy(schema)
     merged = _merged_refs(schema) if close_objects else set()
@@ -136,20 +140,65 @@ def _exactly_one_required(sets: list[list[str]]) -> list[dict[str, Any]] | None:
 OPEN_KEYS = ("additionalProperties", "patternProperties", "unevaluatedProperties", "allOf", "$ref")
 
 
+def _ref_path(ref: Any) -> str | None:
+    return ".".join(ref[2:].split("/")) if isinstance(ref, str) and ref.startswith("#/") else None
+
+
 def _merged_refs(schema: dict[str, Any]) -> set[str]:
-    """Paths of ``$defs`` entries that some ``allOf`` merges (closing them would forbid their siblings' keys)."""
+    """Paths that must stay open, with everything under them: ``$defs`` entries merged by some ``allOf`` (closing
+    them would forbid their siblings' keys); the branches of a ``oneOf`` without a discriminator, and the
+    definitions reached from inside them, directly or through other definitions."""
     out: set[str] = set()
-    for sub, _ in subschemas(schema):
+    pending: list[Any] = []
+    for sub, where in subschemas(schema):
         for item in sub.get("allOf") or []:
-            ref = item.get("$ref") if isinstance(item, dict) else None
-            if isinstance(ref, str) and ref.startswith("#/"):
-                out.add(".".join(ref[2:].split("/")))
-    return out
+            path = _ref_path(item.get("$ref") if isinstance(item, dict) else None)
+            if path:
+                out.add(path)
+        branches = sub.get("oneOf") or []
+        if isinstance(branches, list) and not _discriminated(branches):
+            pending.extend(b for b in branches if isinstance(b, dict))
+            out.update(join(where, "oneOf", i) for i in range(len(branches)))  # the branches themselves
+    in_one_of: set[str] = set()
+    while pending:
+        for sub, _ in subschemas(pending.pop()):
+            path = _ref_path(sub.get("$ref"))
+            if path and path not in in_one_of:
+                in_one_of.add(path)
+                target = _resolve(schema, path)
+                if isinstance(target, dict):
+                    pending.append(target)
+    return out | in_one_of
+
+
+def _discriminated(branches: list[Any]) -> bool:
+    """Whether some property every branch requires has a ``const`` of its own in each: no instance matches two."""
+    if not branches or not all(isinstance(b, dict) for b in branches):
+        return False
+    for key in set(branches[0].get("properties") or {}):
+        values = []
+        for b in branches:
+            prop = (b.get("properties") or {}).get(key)
+            if key not in (b.get("required") or []) or not isinstance(prop, dict) or "const" not in prop:
+                break
+            values.append(json.dumps(prop["const"], sort_keys=True))
+        else:
+            if len(set(values)) == len(values):
+                return True
+    return False
+
+
+def _resolve(schema: dict[str, Any], path: str) -> Any:
+    node: Any = schema
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 def _closable(sub: dict[str, Any], path: str, merged: set[str]) -> bool:
     props = sub.get("properties")
-    if not isinstance(props, dict) or any(k in sub for k in OPEN_KEYS) or "allOf[" in path or path in merged:
+    if (not isinstance(props, dict) or any(k in sub for k in OPEN_KEYS) or "allOf[" in path
+            or any(path == m or path.startswith(m + ".") for m in merged)):
         return False
     required = sub.get("required") if isinstance(sub.get("required"), list) else []
     at_least = sub.get("minProperties") if isinstance(sub.get("minProperties"), int) else 0
