@@ -51,7 +51,7 @@ def client(server: ServerProcess) -> OpenAI:
 
 
 @pytest.fixture(scope="module")
-def digit(server: ServerProcess):
+def token(server: ServerProcess):
     def token_of(d: str) -> int:
         tokens = httpx.post(server.url + "/v1/tokenize", json={"model": "gemma", "content": d}, timeout=60).json()["tokens"]
         assert len(tokens) == 1, tokens
@@ -73,12 +73,12 @@ def written_value(content: str) -> str:
     return m.group(1)
 
 
-def runaway(client: OpenAI, digit_token: int, *, model: str = "gemma", schema: dict = NUMBER, limits: dict | None = None,
+def runaway(client: OpenAI, favoured: int, *, model: str = "gemma", schema: dict = NUMBER, limits: dict | None = None,
             max_tokens: int = 80):
     extra: dict = {"json_limits": limits} if limits is not None else {}
     return client.chat.completions.create(
         model=model, max_tokens=max_tokens, messages=[{"role": "user", "content": "Write a number."}],
-        logit_bias={str(digit_token): 40},  # the model wants this digit, always
+        logit_bias={str(favoured): 40},  # the model wants this token, always
         response_format={"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}, extra_body=extra)
 
 
@@ -113,47 +113,47 @@ def test_anthropic_forced_tool_input_finishes(server: ServerProcess) -> None:
     Person.model_validate(r.content[-1].input)
 
 
-def test_a_runaway_number_stops_at_the_documented_bounds(client: OpenAI, digit) -> None:
+def test_a_runaway_number_stops_at_the_documented_bounds(client: OpenAI, token) -> None:
     """Defaults: 16 integer digits, 20 fraction digits, 3 exponent digits; then the answer finishes."""
-    r = runaway(client, digit("0"))
+    r = runaway(client, token("0"))
     content = r.choices[0].message.content or ""
     assert r.choices[0].finish_reason == "stop", content
     i, f, e = parts(written_value(content))
     assert i <= 16 and f <= 20 and e <= 3
     assert f + e > 0  # the bias did push it into a run of zeros (else this test proves nothing)
     # the same request without the limits: the number never ends
-    off = runaway(client, digit("0"), limits=OFF)
+    off = runaway(client, token("0"), limits=OFF)
     assert off.choices[0].finish_reason == "length"
 
 
-def test_request_limits_move_the_bounds(client: OpenAI, digit) -> None:
-    r = runaway(client, digit("7"), limits={"max_integer_digits": 5, "max_fraction_digits": 2})
+def test_request_limits_move_the_bounds(client: OpenAI, token) -> None:
+    r = runaway(client, token("7"), limits={"max_integer_digits": 5, "max_fraction_digits": 2})
     content = r.choices[0].message.content or ""
     assert r.choices[0].finish_reason == "stop", content
     i, f, _ = parts(written_value(content))
     assert i == 5 and f <= 2  # "77777": the bias runs the integer part to exactly its bound
 
 
-def test_model_yaml_limits_apply_and_the_request_goes_over_them(client: OpenAI, digit) -> None:
-    r = runaway(client, digit("7"), model="gemma-tight")
+def test_model_yaml_limits_apply_and_the_request_goes_over_them(client: OpenAI, token) -> None:
+    r = runaway(client, token("7"), model="gemma-tight")
     i, f, _ = parts(written_value(r.choices[0].message.content or ""))
     assert i == 3 and f <= 2
-    r = runaway(client, digit("7"), model="gemma-tight", limits={"max_integer_digits": 6})
+    r = runaway(client, token("7"), model="gemma-tight", limits={"max_integer_digits": 6})
     assert parts(written_value(r.choices[0].message.content or ""))[0] == 6
 
 
-def test_the_schemas_own_bounds_win(client: OpenAI, digit) -> None:
+def test_the_schemas_own_bounds_win(client: OpenAI, token) -> None:
     # 17 digits needed by the schema's minimum: more than the default 16, so the limit steps up for this request
     big = {"type": "object", "properties": {"value": {"type": "integer", "minimum": 10**16, "maximum": 10**17}},
            "required": ["value"], "additionalProperties": False}
-    r = runaway(client, digit("7"), schema=big)
+    r = runaway(client, token("7"), schema=big)
     content = r.choices[0].message.content or ""
     assert r.choices[0].finish_reason == "stop", content
     assert 10**16 <= json.loads(content)["value"] <= 10**17
     # a maxLength of its own is kept even when the request's string limit is lower
     text = {"type": "object", "properties": {"value": {"type": "string", "maxLength": 30}}, "required": ["value"],
             "additionalProperties": False}
-    a = httpx.post(client.base_url.join("tokenize").__str__(), json={"model": "gemma", "content": "a"}).json()["tokens"][0]
+    a = token("a")
     r = client.chat.completions.create(
         model="gemma", max_tokens=60, messages=[{"role": "user", "content": "Say something."}], logit_bias={str(a): 40},
         response_format={"type": "json_schema", "json_schema": {"name": "n", "schema": text}},
@@ -167,8 +167,8 @@ def test_the_schemas_own_bounds_win(client: OpenAI, digit) -> None:
     assert r.choices[0].finish_reason == "stop" and len(json.loads(r.choices[0].message.content or "")["value"]) == 3
 
 
-def test_a_cut_answer_names_its_field_and_limits_in_the_log(client: OpenAI, server: ServerProcess, digit) -> None:
-    r = runaway(client, digit("0"), limits=OFF, max_tokens=12)
+def test_a_cut_answer_names_its_field_and_limits_in_the_log(client: OpenAI, server: ServerProcess, token) -> None:
+    r = runaway(client, token("0"), limits=OFF, max_tokens=12)
     assert r.choices[0].finish_reason == "length"
     log = server.log()
     line = next(x for x in reversed(log.splitlines()) if "cut by max_tokens" in x)

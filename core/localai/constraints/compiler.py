@@ -3,7 +3,7 @@
 Everything is strict: llguidance's JSON compiler runs non-lenient (an unimplemented keyword is an error, not
 ignored) and parser/lexer limits bound the work of compiling and of every token step, so no schema can hang
 or crash a worker. Property order follows the schema, as llguidance does; how the JSON may be written where
-the schema is silent (digits of numbers, whitespace, string length) is bounded by :mod:`localai.constraints.limits`.
+the schema is silent (digits, depth, whitespace, string length, items) is bounded by :mod:`localai.constraints.limits`.
 """
 
 from __future__ import annotations
@@ -96,9 +96,10 @@ def _locate_pattern(schema: dict[str, Any]) -> str | None:
 
 def prepared_schema(schema: Any, close_objects: bool = True, bounds: JsonLimits | None = None) -> Any:
     """``schema`` as the engine compiles it: normalised (:func:`keywords.normalize`) and with ``bounds``' string
-    length applied. vLLM gets this same schema (with :func:`limits.json_options` under ``x-guidance``)."""
+    length and array items applied. vLLM gets this same schema (with :func:`limits.json_options` under
+    ``x-guidance``)."""
     schema = {} if schema is True else schema
-    return json_limits.bound_strings(keywords.normalize(schema, close_objects), bounds)
+    return json_limits.bound_sizes(keywords.normalize(schema, close_objects), bounds)
 
 
 def json_schema_grammar(schema: Any, param: str, close_objects: bool = True, bounds: JsonLimits | None = None) -> str:
@@ -106,7 +107,8 @@ def json_schema_grammar(schema: Any, param: str, close_objects: bool = True, bou
 
     ``close_objects`` (generation's default): objects without a word on extra keys get none, as with llama.cpp;
     ``False`` gives exactly the schema's language (the corpus test checks that one). ``bounds``: how the JSON may
-    be written (whitespace, string length here; digits are the matcher's, see :func:`compile_constraint`).
+    be written (whitespace, string length and items here; digits and depth are the matcher's mask, see
+    :func:`compile_constraint`).
     """
     import llguidance
 

@@ -140,7 +140,8 @@ def _exactly_one_required(sets: list[list[str]]) -> list[dict[str, Any]] | None:
 OPEN_KEYS = ("additionalProperties", "patternProperties", "unevaluatedProperties", "allOf", "$ref")
 
 
-def _ref_path(ref: Any) -> str | None:
+def ref_path(ref: Any) -> str | None:
+    """A local ``$ref`` (``#/$defs/a``) as a dotted path (``$defs.a``); ``None`` for anything else."""
     return ".".join(ref[2:].split("/")) if isinstance(ref, str) and ref.startswith("#/") else None
 
 
@@ -152,7 +153,7 @@ def _merged_refs(schema: dict[str, Any]) -> set[str]:
     pending: list[Any] = []
     for sub, where in subschemas(schema):
         for item in sub.get("allOf") or []:
-            path = _ref_path(item.get("$ref") if isinstance(item, dict) else None)
+            path = ref_path(item.get("$ref") if isinstance(item, dict) else None)
             if path:
                 out.add(path)
         branches = sub.get("oneOf") or []
@@ -162,10 +163,10 @@ def _merged_refs(schema: dict[str, Any]) -> set[str]:
     in_one_of: set[str] = set()
     while pending:
         for sub, _ in subschemas(pending.pop()):
-            path = _ref_path(sub.get("$ref"))
+            path = ref_path(sub.get("$ref"))
             if path and path not in in_one_of:
                 in_one_of.add(path)
-                target = _resolve(schema, path)
+                target = resolve(schema, path)
                 if isinstance(target, dict):
                     pending.append(target)
     return out | in_one_of
@@ -188,7 +189,8 @@ def _discriminated(branches: list[Any]) -> bool:
     return False
 
 
-def _resolve(schema: dict[str, Any], path: str) -> Any:
+def resolve(schema: dict[str, Any], path: str) -> Any:
+    """The subschema at a dotted path (:func:`ref_path`), or ``None``."""
     node: Any = schema
     for part in path.split("."):
         node = node.get(part) if isinstance(node, dict) else None

@@ -76,7 +76,7 @@ def _has_type(sub: dict[str, Any], name: str) -> bool:
     return t == name or (isinstance(t, list) and name in t)
 
 
-def bound_strings(schema: Any, limits: JsonLimits | None = None) -> Any:
+def bound_sizes(schema: Any, limits: JsonLimits | None = None) -> Any:
     """``schema`` with ``maxLength`` on every free string schema and ``maxItems`` on every unbounded array schema
     (a copy; unchanged when both limits are 0)."""
     lim = resolve(limits)
@@ -145,18 +145,17 @@ def schema_depth(schema: Any) -> int:
     """How deep the schema's own structure nests objects and arrays (``$ref`` cycles counted once)."""
     if not isinstance(schema, dict):
         return 0
-    defs = {**(schema.get("definitions") or {}), **(schema.get("$defs") or {})}
     memo: dict[str, int] = {}  # each definition's depth, computed once (0 while in progress: a cycle adds nothing)
 
     def walk(node: Any, level: int) -> int:
         if not isinstance(node, dict) or level > keywords.MAX_DEPTH:
             return 0
         best = 0
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/"):
+        ref = keywords.ref_path(node.get("$ref"))
+        if ref is not None:
             if ref not in memo:
                 memo[ref] = 0
-                memo[ref] = walk(defs.get(ref.rsplit("/", 1)[-1]), level)
+                memo[ref] = walk(keywords.resolve(schema, ref), level)
             best = memo[ref]
         for key in ("anyOf", "oneOf", "allOf"):
             for branch in node.get(key) or []:
@@ -190,13 +189,12 @@ def mask_caps(schema: Any, limits: JsonLimits | None = None) -> Caps | None:
     return None if caps == (None, None, None, None) else caps
 
 
-def describe(limits: JsonLimits | None, caps: Caps | None = None) -> str:
+def describe(limits: JsonLimits | None) -> str:
     """The limits in force, for logs: ``integer digits 16, fraction digits 20, exponent digits 3, ...``."""
     lim = resolve(limits)
-    i, f, e, d = caps if caps is not None else (lim.max_integer_digits, lim.max_fraction_digits,
-                                                 lim.max_exponent_digits, lim.max_depth)
     show = lambda v: str(v) if v else "unlimited"  # noqa: E731
-    return (f"integer digits {show(i)}, fraction digits {show(f)}, exponent digits {show(e)}, depth {show(d)}, "
+    return (f"integer digits {show(lim.max_integer_digits)}, fraction digits {show(lim.max_fraction_digits)}, "
+            f"exponent digits {show(lim.max_exponent_digits)}, depth {show(lim.max_depth)}, "
             f"string length {show(lim.max_string_length)}, array items {show(lim.max_items)}, "
             f"whitespace {lim.whitespace}")
 
@@ -285,7 +283,6 @@ def token_classes(tokenizer: Any) -> TokenClasses:
 
 
 IDLE, INTEGER, FRACTION, EXPONENT = 0, 1, 2, 3
-PART_NAMES = {INTEGER: "integer part", FRACTION: "fraction", EXPONENT: "exponent"}
 
 
 class JsonLimiter:
@@ -380,9 +377,3 @@ class JsonLimiter:
         room = self.room()
         t = int(token)
         return (room is not None and int(self.table.lead[t]) > room) or (self._deep() and bool(self.table.opens[self._state(), t]))
-
-    def where(self) -> str | None:
-        """``"integer part"`` / ``"fraction"`` / ``"exponent"`` of a number, ``"string"``, or ``None``."""
-        if self.in_string:
-            return "string"
-        return PART_NAMES.get(self.part)

@@ -67,10 +67,6 @@ class Matcher:
         t = int(token)  # over a digit limit: allowed only where the schema needs that digit (nothing else may come)
         return bool((int(self.bitmask()[t // 32]) >> (t % 32)) & 1)
 
-    def where(self) -> str | None:
-        """Inside what the output currently is (JSON schemas): a number's part, ``"string"``, or ``None``."""
-        return self.limiter.where() if self.limiter is not None else None
-
     @property
     def done(self) -> bool:
         """Nothing but the end may follow: the caller can stop without sampling an end-of-sequence token."""

@@ -74,9 +74,9 @@ def structured_output(c: Any) -> dict[str, Any]:
 
     The engine runs vLLM's ``guidance`` backend (llguidance, the core's constraint engine) by default, and a
     JSON schema goes in prepared as the core compiles it for every other backend (objects closed, ``oneOf`` of
-    ``required`` lists rewritten, the request's string-length limit, ...) with the core's llguidance options (its
-    whitespace) under ``x-guidance``. The digit limits on numbers are a mask the core's matcher adds, which vLLM's
-    engine does not run: on vLLM a number is bounded only by the schema. The server refused what cannot be
+    ``required`` lists rewritten, the request's string-length and items limits, ...) with the core's llguidance
+    options (its whitespace) under ``x-guidance``. The digit and depth limits are a mask the core's matcher adds,
+    which vLLM's engine does not run: on vLLM numbers and nesting are bounded only by the schema. The server refused what cannot be
     enforced before this point.
     """
     from localai.constraints import limits
