@@ -10,7 +10,8 @@ Run from the repository root::
 Every target serves the same GGUF (the default Gemma 3 270M unless ``--model``) with the same thread count,
 one target at a time so they never share the CPU. Clients stream ``/v1/completions`` (greedy, EOS banned so
 every request decodes exactly ``--tokens`` tokens) and measure time to first token and aggregate tokens/s, the
-tokens taken from each stream's ``usage``.
+tokens taken from each stream's ``usage``. Every target gets the same prompt schedule (each request a prompt no
+target has seen, see ``schedule``) and bans end tokens the same way (``RawEngine``).
 llama-cpp-python's own server needs ``starlette-context`` and ``pydantic-settings``: the script builds a
 venv for it under /tmp (``--baseline-venv``) that sees the project's llama-cpp-python, never touching .venv.
 """
@@ -18,6 +19,7 @@ venv for it under /tmp (``--baseline-venv``) that sees the project's llama-cpp-p
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -44,6 +46,14 @@ PROMPTS = [
     "A short guide to planting tomatoes:",
 ]
 EOG_BIAS = {"1": -100, "106": -100}  # Gemma's <eos> and <end_of_turn>: every request runs its full length
+WARM_UP = "Warm-up: the quick brown fox"
+_SERIAL = itertools.count()
+
+
+def schedule(clients: int, rounds: int) -> list[list[str]]:
+    """Each client's prompts, every one new in this process (a serial number leads it): no target finds a whole
+    earlier prompt in a slot or cache, and each shares the same few leading tokens with the one before."""
+    return [[f"Note {next(_SERIAL)}. {PROMPTS[c % len(PROMPTS)]}" for _ in range(rounds)] for c in range(clients)]
 
 
 @dataclass
@@ -66,37 +76,56 @@ class Result:
 # -- raw llama-cpp-python, in process -------------------------------------------------------------
 
 class RawEngine:
-    """llama-cpp-python's own generate loop in this process, loaded once (the paired mode runs it many times)."""
+    """llama-cpp-python in this process, loaded once (the paired mode runs it many times), decoding like the server:
+    ``Llama.eval`` keeping the longest prefix already evaluated (as its own ``generate`` does), and each token picked by
+    the same numpy argmax with the same end-token bias the server applies to a request's ``logit_bias`` (banning them
+    through ``generate``'s Python logits processor would cost raw a copy of 262k logits per token that ours never pays)."""
 
     def __init__(self, model: str, threads: int, tokens: int) -> None:
         import llama_cpp
+        from localai_llama_cpp.sampling import Greedy
 
         # Flash attention on, as llama.cpp's auto and our default choose on CPU: the engine at its best.
         self.llm = llama_cpp.Llama(model, n_ctx=2048, n_threads=threads, n_threads_batch=threads, flash_attn=True,
                                    verbose=False)
-        self.eog = [t for t in range(self.llm.n_vocab()) if t < 300 and llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, t)]
+        self.greedy = Greedy([(int(t), float(b)) for t, b in EOG_BIAS.items()])
         self.tokens = tokens
-        self.one(PROMPTS[0])  # warm-up
+        self.one(WARM_UP)
+
+    def logits(self):  # noqa: ANN201
+        import llama_cpp
+        import numpy as np
+
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1), shape=(self.llm.n_vocab(),))
 
     def one(self, prompt: str) -> tuple[int, float]:
         toks = self.llm.tokenize(prompt.encode(), add_bos=True, special=True)
         start, first, n = time.perf_counter(), 0.0, 0
-        for _tok in self.llm.generate(toks, temp=0, reset=True, logits_processor=[lambda _ids, s: _ban(s, self.eog)]):
+        keep = 0
+        for a, b in zip(self.llm.input_ids[: self.llm.n_tokens], toks[:-1]):
+            if a != b:
+                break
+            keep += 1
+        self.llm.n_tokens = keep
+        self.llm.eval(toks[keep:])
+        while True:
+            tok = self.greedy.pick(self.logits())
             n += 1
             if n == 1:
                 first = time.perf_counter() - start
             if n >= self.tokens:
                 break
+            self.llm.eval([tok])
         return n, first
 
     def run(self, rounds: int) -> Result:
+        """``rounds`` requests, as one HTTP client sends them: the same prompt schedule."""
         res = Result()
         start = time.perf_counter()
-        for _r in range(rounds):
-            for prompt in PROMPTS[:2]:
-                n, first = self.one(prompt)
-                res.tokens += n
-                res.ttft.append(first)
+        for prompt in schedule(1, rounds)[0]:
+            n, first = self.one(prompt)
+            res.tokens += n
+            res.ttft.append(first)
         res.wall = time.perf_counter() - start
         return res
 
@@ -110,11 +139,6 @@ def bench_raw(model: str, threads: int, tokens: int, rounds: int) -> Result:
         return raw.run(rounds)
     finally:
         raw.close()
-
-
-def _ban(scores, eog):  # noqa: ANN001, ANN202
-    scores[eog] = -1e9
-    return scores
 
 
 # -- HTTP load --------------------------------------------------------------------------------------
@@ -164,19 +188,20 @@ def bench_http(url: str, model: str, clients: int, tokens: int, rounds: int, pid
     """``clients`` threads streaming ``rounds`` requests each; with ``pid``, also the CPU time that process and
     each of its children (localai's model workers) spent during the run."""
     http = httpx.Client(timeout=600)
-    stream_once(http, url, model, PROMPTS[0], 8)  # warm-up (loads the model)
+    stream_once(http, url, model, WARM_UP, 8)  # warm-up (loads the model)
+    plan = schedule(clients, rounds)
     res = Result()
     procs = {"server": pid, **{f"worker {c}": c for c in descendants(pid)}} if pid else {}
     before = {name: cpu_seconds(p) for name, p in procs.items()}
     lock = threading.Lock()
 
     def client(i: int) -> None:
-        for r in range(rounds):
+        for prompt in plan[i]:
             # A connection per request: llama-server drops some kept-alive connections after a stream (httpx then
             # fails the next request on it), which would count against it here.
             try:
                 with httpx.Client(timeout=600) as c:
-                    n, first = stream_once(c, url, model, PROMPTS[i % len(PROMPTS)], tokens)
+                    n, first = stream_once(c, url, model, prompt, tokens)
             except httpx.HTTPError as exc:  # counted and reported: a failed request never just lowers tok/s
                 with lock:
                     res.errors.append(f"{type(exc).__name__}: {exc}")

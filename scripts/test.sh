@@ -4,9 +4,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# Two tiers. The default run (what CI runs) leaves out the tests marked `slow`: vLLM's suites (each starts several
-# engines), pip installs into fresh environments, the generated-plugin round trip, fuzzing, soak and fault
-# injection. `--all` runs them too (and installs vLLM's environment for them); `-m EXPR` picks tests yourself.
+# Two tiers. The default run (what CI runs) exercises every feature once: vLLM serving on one engine, OpenVINO,
+# transformers serving a GGUF, backend installs, the generated plugin, a short fuzz and soak, fault injection.
+# `--all` adds the tests marked `slow`, the same features at length: vLLM's conformance class (about five engine
+# starts), the long soak and fuzz. `-m EXPR` picks tests yourself.
 ALL=0
 ARGS=()
 for arg in "$@"; do
@@ -15,7 +16,7 @@ done
 MARK=()
 if [ $ALL -eq 0 ] && ! printf '%s\n' "${ARGS[@]}" | grep -qx -- '-m'; then
   MARK=(-m "not slow")
-  echo "[test] leaving out the tests marked slow (vLLM, fresh environments, fuzzing, soak): bash scripts/test.sh --all runs them" >&2
+  echo "[test] leaving out the tests marked slow (vLLM's conformance class, the long soak and fuzz): bash scripts/test.sh --all runs them" >&2
 fi
 
 bash scripts/setup.sh || exit 1
@@ -28,13 +29,13 @@ export LOCALAI_TEST_STRICT=${LOCALAI_TEST_STRICT:-1}
 # (`localai backends install`), into a backends folder cached between runs under ~/.cache/localai/backends-<key>;
 # the key hashes each listed backend's plugin sources, this checkout's path, the backend gallery, the core's dependencies and pip's
 # configuration, so a change to any of them rebuilds the environments. The tests get LOCALAI_BACKENDS_PATH.
-# vLLM's tests are all slow: its environment (3 minutes of pip) is only installed for --all.
-if [ $ALL -eq 1 ]; then DEFAULT_BACKENDS="diffusers transformers vllm"; else DEFAULT_BACKENDS="diffusers transformers"; fi
-TEST_BACKENDS=${LOCALAI_TEST_BACKENDS-$DEFAULT_BACKENDS}
+# openvino-transformers is installed by its own name, as the README tells users to, so its tests walk the flavour
+# answering to `transformers` (in a backends folder of its own: here `transformers` is the CPU flavour).
+TEST_BACKENDS=${LOCALAI_TEST_BACKENDS-diffusers transformers openvino-transformers vllm}
 install_test_backends() {
   local key dir name
   # Keyed over every test backend, installed or not, so the default run and --all share one folder.
-  key=$( { for name in $(printf '%s\n' diffusers transformers vllm $TEST_BACKENDS | sort -u); do
+  key=$( { for name in $(printf '%s\n' diffusers transformers vllm $TEST_BACKENDS | sed 's/^openvino-//' | sort -u); do
              find "plugins/$name" -type f -not -path '*/build/*' -not -path '*/__pycache__/*' -not -path '*.egg-info/*' \
                -not -path '*/tests/*' -print0 2>/dev/null | sort -z | xargs -0r sha256sum; done
            # Each environment has the core installed editable from this checkout: another checkout needs its own.

@@ -2,8 +2,8 @@
 
 One real environment is built per session from the tiny plugin in ``tests/data/envtest_plugin`` (pip, the
 machine's configuration, localai-core from this checkout) and shared; other environments are copies of it. The
-default tier installs it, lists it, serves a model through it (CLI and HTTP) and uninstalls it; the slow tier adds
-the failure paths (a failed, a cancelled and an interrupted install), each a pip run of its own.
+default tier installs it, lists it, serves a model through it (CLI and HTTP), uninstalls it, and walks the failure
+paths (a failed, a cancelled and an interrupted install: a short pip run each).
 """
 
 from __future__ import annotations
@@ -92,7 +92,6 @@ def test_installed_backend_is_listed_with_its_metadata(env_root: Path) -> None:
     assert "greeting: str (default hello)" in show and f"interpreter:  {meta['interpreter']}" in show
 
 
-@pytest.mark.slow
 def test_installing_over_an_existing_name_needs_force(env_root: Path) -> None:
     with pytest.raises(InstallError, match="already installed.*--force"):
         install(str(PLUGIN), backends_path=env_root, name="envtest")
@@ -100,7 +99,6 @@ def test_installing_over_an_existing_name_needs_force(env_root: Path) -> None:
     assert r.returncode == 1 and "already installed" in r.stderr and "nothing was installed" in r.stderr
 
 
-@pytest.mark.slow
 def test_failed_install_leaves_nothing_behind(tmp_path: Path) -> None:
     plugin = tmp_path / "needs-missing"
     shutil.copytree(PLUGIN, plugin, ignore=shutil.ignore_patterns("build", "*.egg-info"))
@@ -114,7 +112,6 @@ def test_failed_install_leaves_nothing_behind(tmp_path: Path) -> None:
     assert list(root.iterdir()) == []
 
 
-@pytest.mark.slow
 def test_cancelled_install_leaves_nothing_behind(tmp_path: Path) -> None:
     root = tmp_path / "backends"
     seen: list[str] = []
@@ -124,7 +121,6 @@ def test_cancelled_install_leaves_nothing_behind(tmp_path: Path) -> None:
     assert list(root.iterdir()) == []
 
 
-@pytest.mark.slow
 def test_ctrl_c_during_cli_install_leaves_nothing_behind(tmp_path: Path) -> None:
     root = tmp_path / "backends"
     proc = subprocess.Popen([sys.executable, "-m", "localai.cli", "backends", "install", str(PLUGIN), "--backends-path",
@@ -234,6 +230,42 @@ def test_not_installed_gallery_backend_says_how_to_install_it(monkeypatch: pytes
         registry.resolve("nope")
 
 
+def test_a_flavour_answers_to_its_meta_backend_and_the_meta_install_to_its_flavour(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCALAI_FORCE_META_BACKEND_CAPABILITY", "default")
+    monkeypatch.delenv("LOCALAI_BACKEND_GALLERIES", raising=False)
+    assert installer.resolve_spec("openvino-transformers")["fallback_names"] == ["transformers"]
+    assert installer.resolve_spec("cpu-vllm")["fallback_names"] == ["vllm"]
+    assert installer.resolve_spec("transformers")["fallback_names"] == ["cpu-transformers"]
+    assert installer.resolve_spec("llama-cpp")["fallback_names"] == []
+
+
+def test_fallback_names_reach_a_flavour_only_while_nothing_else_claims_them(env_root: Path, tmp_path: Path) -> None:
+    """``localai backends install openvino-transformers`` then ``backend: transformers``: the flavour serves it (and
+    its plugin's own names), replacing the engine-less copy in the server's environment; a backend really called
+    by that name, installed later, takes the name back, and uninstalling it gives it back."""
+    root = tmp_path / "backends"
+    flavour = clone(root, env_root / "envtest", "ov-envtest", fallback_names=["meta-echo"])
+    meta = json.loads((flavour / "metadata.json").read_text())
+    meta["backends"][0].update(name="envtest", aliases=["env-echo"])  # the plugin's own name, installed renamed
+    (flavour / "metadata.json").write_text(json.dumps(meta))
+    assert registration.fallback_names(store.read(flavour)) == ["meta-echo", "envtest", "env-echo"]
+    registry = Registry(PluginManager())
+    registration.register_environments(registry, root)
+    for name in ("ov-envtest", "meta-echo", "envtest", "env-echo"):
+        assert registry.resolve(name).environment == str(flavour), name
+    assert set(registry.resolve("ov-envtest").aliases) == {"meta-echo", "envtest", "env-echo"}  # what `backends` lists
+
+    owner = clone(root, env_root / "envtest", "meta-echo")
+    state = type("S", (), {"registry": registry, "catalog": type("C", (), {"entries": {}})()})()
+    registration.activate(state, store.read(owner))
+    assert registry.resolve("meta-echo").environment == str(owner) and registry.errors == []
+    assert registry.resolve("envtest").environment == str(flavour)
+    assert "meta-echo" not in registry.resolve("ov-envtest").aliases
+    shutil.rmtree(owner)
+    registration.deactivate(state, {"path": str(owner)})
+    assert registry.resolve("meta-echo").environment == str(flavour)
+
+
 # --- the server and its workers -------------------------------------------------------------------------------
 
 
@@ -260,7 +292,6 @@ def test_env_backend_serves_on_its_own_interpreter_and_checks_options_at_start(e
             c.completions.create(model="typo", prompt="x")
 
 
-@pytest.mark.slow
 def test_startup_with_five_environments_imports_none_of_them(env_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "backends"
     clone(root, env_root / "envtest", "envtest")
@@ -284,7 +315,6 @@ print(json.dumps([envs, leaked, paths, state.catalog.entries["hi"].usable]))
     assert leaked == [] and paths == [] and usable
 
 
-@pytest.mark.slow
 @pytest.mark.engine
 def test_broken_environment_is_unavailable_and_the_server_serves_llama_cpp(env_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "backends"
@@ -307,7 +337,6 @@ def test_broken_environment_is_unavailable_and_the_server_serves_llama_cpp(env_r
             c.completions.create(model="ghosty", prompt="x")
 
 
-@pytest.mark.slow
 def test_environment_and_plugin_claiming_one_name_is_an_error_naming_both(env_root: Path) -> None:
     registry = Registry(make_plugin_manager(use_entry_points=True))
     meta = store.read(env_root / "envtest")
@@ -318,7 +347,6 @@ def test_environment_and_plugin_claiming_one_name_is_an_error_naming_both(env_ro
     assert registry.resolve("llama-cpp").environment is None  # the first claimant keeps it
 
 
-@pytest.mark.slow
 def test_same_distribution_in_the_server_environment_is_served_by_the_environment(env_root: Path) -> None:
     """A plugin registered in the server's venv without its engine (for its tests) and installed as an environment."""
     sys.path.insert(0, str(PLUGIN))
@@ -412,3 +440,30 @@ def test_http_install_serve_and_delete(env_root: Path, tmp_path: Path) -> None:
         assert not (root / "second").exists()
         assert httpx.post(srv.url + "/backends/delete/second", headers=key).status_code == 404
         assert httpx.get(srv.url + "/backends/jobs/nope", headers=key).status_code == 404
+
+
+def test_a_gallery_model_installs_its_backend_for_real_then_is_served(tmp_path: Path) -> None:
+    """``/models/apply`` for a model whose backend no environment serves yet: the backend gallery's entry is installed
+    into a fresh environment (pip, the real plugin), the server picks it up without a restart and serves the model."""
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"weights")
+    models_index = tmp_path / "models-index.yaml"
+    models_index.write_text(json.dumps([{"name": "echo-model", "files": [{"filename": "w.bin", "uri": f"file://{weights}"}],
+                                         "overrides": {"backend": "echo-gallery", "parameters": {"model": "w.bin"}}}]))
+    backend_index = tmp_path / "backend-gallery.yaml"
+    backend_index.write_text(f"- name: echo-gallery\n  uri: {PLUGIN}\n")
+    root = tmp_path / "backends"
+    models = write_models(tmp_path / "models", {}, link_gguf=False)
+    galleries = json.dumps([{"name": "local", "url": str(models_index)}])
+    with ServerProcess(models, env=CLEAN_ENV, args=["--backends-path", str(root), "--backend-galleries", str(backend_index),
+                                                    "--galleries", galleries]) as srv:
+        r = httpx.post(srv.url + "/models/apply", json={"id": "local@echo-model"}, timeout=30)
+        assert r.status_code == 200, r.text
+        uuid, deadline = r.json()["uuid"], time.monotonic() + 300
+        while not (job := httpx.get(f"{srv.url}/models/jobs/{uuid}", timeout=10).json())["processed"]:
+            assert time.monotonic() < deadline, srv.log()
+            time.sleep(0.5)
+        assert job["error"] is None, (job, srv.log())
+        assert json.loads((root / "echo-gallery" / "metadata.json").read_text())["distribution"] == "localai-envtest"
+        reply = client(srv.url).completions.create(model="echo-model", prompt="x").choices[0].text
+        assert reply == f"HELLO prefix={root / 'echo-gallery' / 'venv'}"

@@ -1,5 +1,7 @@
-"""Install orchestration in-process: the backend step (through ``localai.backend_envs``), file:// sources,
-reinstalls, and the catalog reload that makes a new model servable. Uses the test-only fake backend for core logic.
+"""Install orchestration in-process: the decisions of the backend step (``localai.backend_envs`` replaced by a
+recorder: which backend is asked for, when the job fails before downloading), file:// sources, reinstalls, and the
+catalog reload that makes a new model servable. Uses the test-only fake backend for core logic; the real install of a
+model's backend into a fresh environment is ``tests/test_backend_envs.py::test_a_gallery_model_installs_its_backend_for_real_then_is_served``.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def fake_backend_envs(offered: list[dict]) -> tuple[types.ModuleType, list]:
         calls.append(("available", backends_path))
         return offered
 
-    def install(spec, *, backends_path, name=None, aliases=(), force=False, progress=None, cancelled=None):
+    def install(spec, *, backends_path, name=None, aliases=(), force=False, progress=None, cancelled=None, galleries=()):
         calls.append(("install", spec, backends_path, cancelled()))
         progress("unpacking", 0.5)
         return {"name": spec}
@@ -69,7 +71,7 @@ def fake_backend_envs(offered: list[dict]) -> tuple[types.ModuleType, list]:
     return mod, calls
 
 
-def test_a_missing_backend_the_backend_gallery_offers_is_installed_then_the_model_is_served(setup, monkeypatch):
+def test_a_missing_backend_the_backend_gallery_offers_is_asked_for_then_the_model_is_usable(setup, monkeypatch):
     svc, catalog, models = setup
     mod, calls = fake_backend_envs([{"name": "fake", "aliases": ["fake_backend"], "installed": False}])
     monkeypatch.setitem(sys.modules, "localai.backend_envs", mod)
@@ -127,7 +129,7 @@ def test_a_name_taken_by_another_config_file_is_refused(setup, monkeypatch):
         svc.config_file_of("echo")
 
 
-def test_a_backend_registered_without_its_engine_gets_its_environment_installed(setup, monkeypatch):
+def test_a_backend_registered_without_its_engine_gets_its_environment_asked_for(setup, monkeypatch):
     # torch backends are registered in the server's venv without their engine (check() says why): a model needing
     # one must install its environment from the backend gallery, not be written down as servable.
     svc, _, models = setup

@@ -56,7 +56,6 @@ def test_names() -> None:
         names("a--b")
 
 
-@pytest.mark.slow
 def test_generated_plugin_installs_in_its_own_environment_and_runs_the_conformance_suite(tmp_path: Path) -> None:
     root, _ = new_plugin("demo-engine", tmp_path / "localai-demo-engine")
     # Its own environment: a venv that sees this one's packages (localai-core from this checkout, pytest,

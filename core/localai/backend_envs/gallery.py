@@ -171,6 +171,18 @@ def concrete(entry: Entry, gals: list[Gallery], capability: str | None = None) -
                        f"(it has: {', '.join(table)}); set LOCALAI_FORCE_META_BACKEND_CAPABILITY to one of them")
 
 
+def metas_for(entry: Entry, gals: list[Gallery]) -> list[Entry]:
+    """The meta backends that pick ``entry`` for some accelerator (``transformers`` for ``openvino-transformers``):
+    a flavour installed by its own name still answers to theirs, as LocalAI's gallery aliases flavours."""
+    out: list[Entry] = []
+    for g in gals:
+        for meta in g.entries:
+            if meta.meta and entry.name in {normalise(str(v)) for v in meta.data["capabilities"].values()} \
+                    and meta.name not in {m.name for m in out}:
+                out.append(meta)
+    return out
+
+
 def checkout_root() -> Path | None:
     """The source checkout this localai runs from (``<root>/core/localai``), if it is one with ``plugins/``."""
     root = Path(__file__).resolve().parents[3]

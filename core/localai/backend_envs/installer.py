@@ -129,7 +129,9 @@ def resolve_spec(spec: str, galleries: Any = (), capability: str | None = None) 
         extra, plugin = gal.requirements(target)
         project = local_project(plugin.split("[", 1)[0])
         dist = project[0] if project else re.split(r"[\[\s=<>~!@]", plugin, maxsplit=1)[0]
-        return {"kind": "gallery", "spec": spec, "plugin": plugin, "requirements": extra, "distribution": dist,
+        # A flavour answers to its meta backend's names; one installed by the meta name answers to the flavour's.
+        fallback = [target.name] if entry.meta else [n for m in gal.metas_for(target, gals) for n in (m.name, *m.aliases)]
+        return {"kind": "gallery", "spec": spec, "fallback_names": fallback, "plugin": plugin, "requirements": extra, "distribution": dist,
                 "default_name": entry.name, "uri": str(target.data.get("uri") or plugin), "gallery": entry.gallery,
                 "remove": [str(r) for r in target.data.get("remove") or []],
                 "gallery_entry": target.name, "meta_backend": entry.name if entry.meta else None, "capability": key,
@@ -316,6 +318,9 @@ def install(spec: str, *, backends_path: Path | str, name: str | None = None, al
             "source": {k: src.get(k) for k in ("kind", "spec", "plugin", "requirements", "gallery", "gallery_index",
                                                "gallery_entry", "meta_backend", "capability")},
             "backends": mine,
+            # Names it answers to while no other installed backend claims them (see registration.link_fallbacks).
+            "fallback_names": [n for n in dict.fromkeys(map(validate_name, src.get("fallback_names") or []))
+                               if n != final and n not in all_aliases],
             "install_seconds": round(time.monotonic() - started, 1),
         }
         (work / store.METADATA).write_text(json.dumps(meta, indent=2, default=str) + "\n")

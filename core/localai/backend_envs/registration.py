@@ -86,6 +86,54 @@ def add(registry: Registry, meta: dict[str, Any]) -> list[str]:
     return names
 
 
+def fallback_names(meta: dict[str, Any]) -> list[str]:
+    """Names an environment answers to only while nothing else claims them: its meta backend's (an
+    ``openvino-transformers`` install answers to ``transformers``) and, installed under another name, its plugin's."""
+    names = [normalise(n) for n in meta.get("fallback_names") or []]
+    backends = meta.get("backends") or []
+    if backends and meta["name"] not in [b["name"] for b in backends]:
+        names += [normalise(backends[0]["name"]), *(normalise(a) for a in backends[0].get("aliases") or [])]
+    return list(dict.fromkeys(n for n in names if n != meta["name"]))
+
+
+def _preferred(metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Environments in the order they win a shared fallback name: the flavour this machine's accelerator picks,
+    then by name."""
+    from localai.backend_envs import capability as caps
+
+    try:
+        wanted = caps.candidates(caps.detect())
+    except Exception:  # noqa: BLE001 - detection failing only loses the preference
+        wanted = []
+    rank = {key: i for i, key in enumerate(wanted)}
+    return sorted(metas, key=lambda m: (rank.get(str((m.get("source") or {}).get("capability") or ""), len(rank)), m["name"]))
+
+
+def link_fallbacks(registry: Registry, metas: list[dict[str, Any]]) -> None:
+    """Point each unclaimed fallback name at its environment (replacing the same distribution's engine-less copy
+    in the server's environment, as an install by that name would); names other backends own stay theirs."""
+    for key in registry.fallbacks:
+        holder = registry.backends.get(registry._index.pop(key, ""))
+        if holder is not None:
+            holder.aliases = tuple(a for a in holder.aliases if normalise(a) != key)
+    registry.fallbacks.clear()
+    for meta in _preferred(metas):
+        backend = next((b for b in registry.backends.values() if b.environment == meta["path"]), None)
+        if backend is None:
+            continue
+        for key in fallback_names(meta):
+            owner = registry.backends.get(registry._index.get(key, ""))
+            if owner is not None and owner.environment is None and owner.distribution \
+                    and _dist(owner.distribution) == _dist(backend.distribution):
+                _take_over_shadow(registry, Backend(name=key, plugin="", distribution=backend.distribution, version=None))
+            if key in registry._index:
+                continue
+            registry._index[key] = backend.name
+            registry.fallbacks.add(key)
+            backend.aliases = (*backend.aliases, key)
+            log.info("backend %s (environment %s) answers to %r", backend.name, meta["path"], key)
+
+
 def register_environments(registry: Registry, backends_path: Path | str | None) -> list[dict[str, Any]]:
     """Add every installed environment's backends to ``registry``; returns the metadata read."""
     if backends_path is None:
@@ -95,6 +143,8 @@ def register_environments(registry: Registry, backends_path: Path | str | None) 
     metas = installed(backends_path)
     for meta in metas:
         add(registry, meta)
+    link_fallbacks(registry, metas)
+    for meta in metas:
         if meta.get("unavailable"):
             log.error("backend environment %s: %s", meta["name"], meta["unavailable"])
         elif meta.get("localai_version") not in (None, __version__):
@@ -125,11 +175,13 @@ def activate(state: Any, meta: dict[str, Any]) -> None:
     """A backend installed while the server runs: serve it without a restart."""
     remove(state.registry, meta["path"])
     add(state.registry, meta)
+    link_fallbacks(state.registry, installed(Path(meta["path"]).parent))
     refresh_catalog(state, meta["path"])
 
 
 def deactivate(state: Any, meta: dict[str, Any]) -> None:
     remove(state.registry, meta["path"])
+    link_fallbacks(state.registry, installed(Path(meta["path"]).parent))
     refresh_catalog(state, meta["path"])
 
 

@@ -68,7 +68,7 @@ class GalleryService:
 
     def __init__(self, models_path: Path, galleries: Galleries, *, catalog: Any = None, registry: Any = None,
                  backends_path: Path | None = None, concurrency: int = 4,
-                 refresh_backends: Callable[[], None] | None = None) -> None:
+                 refresh_backends: Callable[[], None] | None = None, backend_galleries: list[str] | None = None) -> None:
         self.models_path = models_path
         self.galleries = galleries
         self.catalog = catalog
@@ -76,6 +76,7 @@ class GalleryService:
         self.backends_path = backends_path
         self.concurrency = concurrency
         self.refresh_backends = refresh_backends
+        self.backend_galleries = list(backend_galleries or [])  # the server's --backend-galleries, as /backends uses them
         self._name_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -199,7 +200,7 @@ class GalleryService:
                                f"install it with: localai backends install {name}") from None
         backends_path = self.backends_path or Path("backends")
         try:
-            offered = backend_envs.available(backends_path)
+            offered = backend_envs.available(backends_path, self.backend_galleries)
         except Exception as exc:  # an unreachable backend gallery is a reason, not a crash
             raise GalleryError(f"model {plan.name!r} needs backend {name!r}, which is not installed ({reason}), and the "
                                f"backend gallery cannot be read ({exc}); install it with: localai backends install {name}") from exc
@@ -217,7 +218,7 @@ class GalleryService:
             backend_envs.install(
                 str(match.get("name", name)), backends_path=backends_path,
                 progress=lambda message, fraction: job.update(message=f"backend {name}: {message}"),
-                cancelled=lambda: job.cancel_requested,
+                cancelled=lambda: job.cancel_requested, galleries=self.backend_galleries,
             )
         if self.refresh_backends is not None:
             self.refresh_backends()

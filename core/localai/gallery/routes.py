@@ -33,6 +33,7 @@ def service_for(state: Any) -> GalleryService:
         backends_path=getattr(settings, "backends_path", None),
         concurrency=int(getattr(settings, "download_concurrency", 4) or 4),
         refresh_backends=(lambda: refresh(state)) if refresh else None,
+        backend_galleries=list(getattr(settings, "backend_galleries", None) or []),
     )
 
 

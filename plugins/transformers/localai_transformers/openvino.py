@@ -44,9 +44,10 @@ def ov_classes() -> Any:
     try:
         import optimum.intel as oi
     except ImportError as exc:
-        raise ValueError("types OVModelForCausalLM / OVModelForFeatureExtraction need the OpenVINO stack in the "
-                         "transformers backend environment (pip install 'localai-transformers[openvino]'): "
-                         f"{exc}") from None
+        raise ValueError("types OVModelForCausalLM / OVModelForFeatureExtraction run on OpenVINO, which this "
+                         "transformers environment lacks: install the OpenVINO flavour with `localai backends install "
+                         "openvino-transformers` (it answers to backend: transformers where no other transformers "
+                         f"environment is installed; else write backend: openvino-transformers) ({exc})") from None
     return oi
 
 

@@ -95,6 +95,7 @@ def server(models_folder: Path, engine_python: str) -> Iterator[ServerProcess]:
         "bad-type.yaml": "name: bad-type\nbackend: transformers\ntype: NoSuchModelClass\nparameters:\n  model: gemma-hf\n",
         "bad-gpu.yaml": "name: bad-gpu\nbackend: transformers\nmain_gpu: cuda.3\nparameters:\n  model: gemma-hf\n",
         "bad-quant.yaml": "name: bad-quant\nbackend: transformers\nquantization: bnb_4bit\nparameters:\n  model: gemma-hf\n",
+        "ov-on-plain.yaml": "name: ov-on-plain\nbackend: transformers\ntype: OVModelForCausalLM\nparameters:\n  model: gemma-hf\n",
         "missing.yaml": "name: missing\nbackend: transformers\nparameters:\n  model: no-such-folder/sub/model\n",
         "hub.yaml": "name: hub\nbackend: transformers\nparameters:\n  model: google/gemma-3-270m\n",
     }

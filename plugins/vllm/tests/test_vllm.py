@@ -1,4 +1,7 @@
-"""The vLLM backend on the real Gemma 3 270M (HF folder) and MiniLM, through the server and its worker."""
+"""The vLLM backend on the real Gemma 3 270M (HF folder) and MiniLM, through the server and its worker.
+
+In the default tier: one server for the module, so one engine start per model (Gemma, MiniLM) serves every check
+(about 3.5 minutes on 2 cores); the conformance class, which starts several engines, is the slow tier's."""
 
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ import pytest
 
 from localai.testing import ServerProcess
 
-pytestmark = pytest.mark.slow
 PROMPT = "The three primary colors are"
 LIMIT = {"type": "object", "properties": {"query": {"type": "string", "maxLength": 20},
                                           "limit": {"type": "integer", "minimum": 1, "maximum": 10}},
