@@ -85,10 +85,8 @@ def main() -> None:
         med = statistics.median(rates[name])
         print(f"{name:18} {med:7.1f} tok/s  ratio {med / base:.2f}  ({counts[name]} decode tokens)")
     # the engine's own cost per token (mask + consume), on this vocabulary
-    from localai.constraints import compile_constraint
-
     import numpy as np
-
+    from localai.constraints import compile_constraint
     from localai.types import JsonLimits
 
     text = '{"items": [{"name": "apples", "qty": 6}, {"name": "bread", "qty": 1}, {"name": "milk", "qty": 2}]}'

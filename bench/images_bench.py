@@ -43,7 +43,6 @@ def main() -> int:
 
     import torch
     from diffusers import AutoPipelineForText2Image
-
     from localai.config import ModelConfig
     from localai.testing import ServerProcess
     from localai.types import ImageRequest
@@ -74,7 +73,7 @@ def main() -> int:
             row = {"steps": steps, "diffusers": base, "plugin": timed(via_plugin, args.rounds)}
             rows.append(row)
         plugin.close()
-        del pipe
+        pipe = None  # its memory back before the HTTP rounds
         if not args.no_http:
             with ServerProcess(models) as server:
                 for row in rows:

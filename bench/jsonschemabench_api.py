@@ -25,9 +25,7 @@ from pathlib import Path
 
 import httpx
 import jsonschema
-
 from localai.constraints.diagnose import cut_at
-
 from localai.testing import GGUF_NAME, ServerProcess, backend_python, default_gguf, gemma_hf_folder, write_models
 
 GGUF_BACKENDS = ("llama-cpp", "ik-llama-cpp", "turboquant")  # served from the GGUF in the server's environment

@@ -21,7 +21,8 @@ instance the matcher accepts *as complete* that ``jsonschema`` says is invalid, 
 
 The same files also go through the installed llguidance alone (its defaults, the raw schema: MaskBench's own
 llguidance driver) as a baseline in the same session: the difference is what the server's layer (schema
-checks, normalisation, limits) adds or costs. The table ends with the figures MaskBench publishes for the other engines over the same files (its README at
+checks, normalisation, limits) adds or costs. The table ends with the figures MaskBench publishes for the other engines over the same files
+(its README at
 commit ba103c73: llguidance 0.7.10, XGrammar 0.1.17, llama.cpp grammars from llama-cpp-python 0.3.8's
 ``json_schema_to_grammar``, Outlines-core 0.2.3), so the rows compare like for like. Exits 1 on any
 invalidation error, violation, crash or timeout of ours.
@@ -106,7 +107,6 @@ def compile_ours(schema: Any, tokenizer: Any, variant: str = "localai") -> Any:
 def compile_llguidance(schema: Any, tokenizer: Any) -> Any:
     """The baseline: the installed llguidance on the raw schema with its defaults, as MaskBench drives it."""
     import llguidance
-
     from localai.constraints.errors import ConstraintRefused
 
     try:

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-
 from localai.testing import GGUF_NAME, ServerProcess, default_gguf, free_port, write_models
 
 PROMPTS = [
@@ -281,7 +280,8 @@ def start_llama_server(binary: str, model: str, threads: int, slots: int, log: P
     # --threads-http: its default (slots + 2 HTTP threads) drops queued connections under more clients than that,
     # which would count against it here; ours takes any number of connections.
     proc = subprocess.Popen([binary, "-m", model, "-np", str(slots), "-c", str(2048 * slots), "-t", str(threads),
-                             "--threads-http", str(http_threads), "--host", "127.0.0.1", "--port", str(port)], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+                             "--threads-http", str(http_threads), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

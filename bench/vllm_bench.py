@@ -33,10 +33,8 @@ import time
 from pathlib import Path
 
 import httpx
-
-from streaming import streamed_tokens_per_second
-
 from localai.testing import ServerProcess, backend_python, gemma_hf_folder
+from streaming import streamed_tokens_per_second
 
 EOS_BIAS = {"1": -100, "106": -100}  # Gemma's <eos> and <end_of_turn>
 PROMPTS = ["Once upon a time, in a land far away,", "The capital of France is", "def fibonacci(n):",

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from localai.testing import GGUF_NAME, ServerProcess, write_models
 
 # The models every API test can use. ``gemma`` is the chat/completion model; ``gemma-embed``

@@ -21,11 +21,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
-
-from localai.backend_envs import InstallError, InvalidName, install, installed, uninstall, validate_name
-from localai.backend_envs import gallery, installer, registration, store
-from localai.backend_envs.names import backend_dir
+from localai.backend_envs import InstallError, InvalidName, gallery, install, installed, installer, registration, store, uninstall, validate_name
 from localai.backends import BackendError, Registry
+from localai.names import backend_dir
 from localai.plugins import PluginManager, make_plugin_manager
 from localai.testing import GGUF_NAME, ServerProcess, write_models
 
@@ -86,7 +84,7 @@ def test_installed_backend_is_listed_with_its_metadata(env_root: Path) -> None:
     assert subprocess.run([sys.executable, "-c", "import localai_envtest"], capture_output=True).returncode != 0
 
     out = cli("backends", "--backends-path", str(env_root)).stdout
-    line = next(l for l in out.splitlines() if l.startswith("envtest"))
+    line = next(ln for ln in out.splitlines() if ln.startswith("envtest"))
     assert "env-echo" in line and "et" in line and "[environment envtest]" in line and "available" in line
     show = cli("backends", "show", "et", "--backends-path", str(env_root)).stdout
     assert "greeting: str (default hello)" in show and f"interpreter:  {meta['interpreter']}" in show
@@ -223,6 +221,7 @@ def test_extra_gallery_overrides_and_resolves_relative_uris(tmp_path: Path, monk
 def test_not_installed_gallery_backend_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LOCALAI_BACKEND_GALLERIES", raising=False)
     registry = Registry(PluginManager())
+    registration.register_environments(registry, None)  # what the server's set-up does: the gallery's hints
     for name, install_name in [("transformers", "transformers"), ("Diffusers", "diffusers"), ("cpu_vllm", "cpu-vllm")]:
         with pytest.raises(BackendError, match=f"is not installed: localai backends install {install_name}"):
             registry.resolve(name)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pytest
-
 import fake_backend
+import pytest
 from localai.backends import Registry
 from localai.catalog import Catalog
 from localai.config import load_folder, resolve_model_file

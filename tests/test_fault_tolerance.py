@@ -17,7 +17,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from localai.testing import GGUF_NAME, ServerProcess, write_models
 from serving import FAKE_ENV, monitor, sse_events, wait_for
 
@@ -68,7 +67,7 @@ def test_sigsegv_under_load_loses_only_the_crashed_models_requests(tmp_path: Pat
                 threads.append(threading.Thread(target=stream, args=(srv.url, "/v1/chat/completions", body, out)))
         for t in threads:
             t.start()
-        streaming = lambda: sum(any('"delta"' in l or "content_block_delta" in l for l in v.get("lines", [])) for v in victims)  # noqa: E731
+        streaming = lambda: sum(any('"delta"' in ln or "content_block_delta" in ln for ln in v.get("lines", [])) for v in victims)  # noqa: E731
         assert wait_for(lambda: streaming() >= 4, 60), "gemma streams never started"
         pid = monitor(srv.url)["gemma"]["pid"]
         os.kill(pid, signal.SIGSEGV)

@@ -20,7 +20,6 @@ import httpx
 import openai
 import pytest
 import yaml
-
 from gallery_server import GalleryServer
 from localai.testing import ServerProcess, default_gguf
 

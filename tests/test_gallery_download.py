@@ -8,7 +8,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from gallery_server import GalleryServer
 from localai.gallery.download import DownloadError, fetch_all, fetch_file
 from localai.gallery.index import FileSpec

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from localai.gallery.index import Galleries, GalleryError, GalleryRef, parse_galleries, parse_index
 from localai.gallery.merge import ApplyRequest, build_plan, deep_merge
 from localai.gallery.paths import UnsafePath, check_model_name, target_path

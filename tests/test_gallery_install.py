@@ -9,12 +9,10 @@ from __future__ import annotations
 import hashlib
 import sys
 import types
-from pathlib import Path
-
-import pytest
-import yaml
 
 import fake_backend
+import pytest
+import yaml
 from localai.backends import Registry
 from localai.catalog import Catalog
 from localai.gallery.index import Galleries, GalleryError, GalleryRef

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from starlette.routing import Mount, Route
-
 from localai.testing import ServerProcess
 from serving import FAKE_ENV, models
+from starlette.routing import Mount, Route
 
 KEY = "sekret"
 AUTH = {"Authorization": f"Bearer {KEY}"}

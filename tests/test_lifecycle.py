@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from localai.testing import ServerProcess
 from serving import FAKE_ENV, complete, delta, models, monitor, scrape, wait_for
 

@@ -8,7 +8,6 @@ import signal
 import anthropic
 import httpx
 import pytest
-
 from localai.testing import ServerProcess
 from serving import FAKE_ENV, complete, delta, metric, models, monitor, scrape, wait_for
 

@@ -10,7 +10,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from localai.plugin_template import names, new_plugin
 
 
@@ -108,7 +107,8 @@ def test_generated_plugin_installs_in_its_own_environment_and_runs_the_conforman
     failed = {name: message for name, message in outcomes.items() if message not in ("passed", "skipped")}
     assert not failed and run.returncode == 0, (failed, run.stdout[-3000:])
     assert outcomes["test_missing_model_file_fails_the_load_clearly"] == "passed"
-    assert sorted(n for n, o in outcomes.items() if o == "skipped") == ["test_http_images", "test_http_vision", "test_image_generation"]  # the capabilities it lacks
+    # the capabilities it lacks
+    assert sorted(n for n, o in outcomes.items() if o == "skipped") == ["test_http_images", "test_http_vision", "test_image_generation"]
 
 
 def conformance(python: str, root: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:

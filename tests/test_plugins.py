@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import types
 
-import pytest
-
 import fake_backend
+import pytest
 from localai import hookimpl
 from localai.backends import BackendError, Registry, normalise
 from localai.plugins import PluginManager, load_named_modules, make_plugin_manager

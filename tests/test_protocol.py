@@ -6,7 +6,6 @@ import types
 from collections.abc import Iterator
 
 import pytest
-
 from localai import fallbacks, hookimpl, hookspecs
 from localai.plugins import PluginManager
 from localai.protocol import Model

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from localai.testing import ServerProcess
 from serving import FAKE_ENV, models
+
 
 @pytest.mark.parametrize(("examples", "at_least"), [pytest.param(5, 300, id="short"),
                                                     pytest.param(30, 2000, id="30", marks=pytest.mark.slow)])

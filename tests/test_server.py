@@ -9,14 +9,13 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-
 from localai.testing import ServerProcess, worker_pids
 from serving import wait_for
 
@@ -230,9 +229,9 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def test_cli_backends_lists_llama_cpp_with_alias_and_what_is_missing() -> None:
     out = cli("backends").stdout
-    line = next(l for l in out.splitlines() if l.startswith("llama-cpp"))
+    line = next(ln for ln in out.splitlines() if ln.startswith("llama-cpp"))
     assert "llama" in line and "localai-llama-cpp" in line and "available" in line
-    vllm = next(l for l in out.splitlines() if l.startswith("vllm "))  # registered here without its engine
+    vllm = next(ln for ln in out.splitlines() if ln.startswith("vllm "))  # registered here without its engine
     assert "unavailable" in vllm and "localai backends install vllm" in vllm
     assert "localai@transformers" in out  # the backend gallery
 

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from localai.testing import ServerProcess, worker_pids
 from serving import FAKE_ENV, complete, models, sse_events, wait_for
 
@@ -44,7 +43,7 @@ def test_sigterm_lets_streams_finish_and_refuses_new_requests(tmp_path: Path) ->
         words = " ".join(f"w{i}" for i in range(12))
         t = threading.Thread(target=stream_lines, args=(srv.url, {"model": "slow", "prompt": words, "stream": True, "max_tokens": 12}, lines))
         t.start()
-        assert wait_for(lambda: any(l.startswith("data: {") for l in lines))
+        assert wait_for(lambda: any(ln.startswith("data: {") for ln in lines))
         pids = worker_pids(srv.proc.pid)  # type: ignore[union-attr]
         assert pids, "no worker process to watch"
         srv.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
@@ -80,7 +79,7 @@ def test_sigterm_past_the_timeout_ends_streams_with_an_error_event(tmp_path: Pat
         ]
         for t in threads:
             t.start()
-        assert wait_for(lambda: any(l.startswith("data: {") for l in openai_lines) and any("content_block_delta" in l for l in anthropic_lines))
+        assert wait_for(lambda: any(ln.startswith("data: {") for ln in openai_lines) and any("content_block_delta" in ln for ln in anthropic_lines))
         started = time.monotonic()
         srv.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
         for t in threads:

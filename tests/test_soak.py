@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from localai.testing import ServerProcess
 from serving import FAKE_ENV, models
 

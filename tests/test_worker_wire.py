@@ -24,7 +24,6 @@ def test_message_lines_are_delivered_whole_and_in_order_however_the_bytes_arrive
     import asyncio
 
     import pytest
-
     from localai.worker import protocol
     from localai.worker.client import MessageLines
 

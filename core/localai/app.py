@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,16 +17,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from localai import __version__
-from localai.api.errors import error_response, protocol_for_path
-from localai.backends import Registry
-from localai.catalog import Catalog
+from localai.api.errors import error_response, protocol_for_path, to_api_error
+from localai.bootstrap import bootstrap
 from localai.engine import Engine
-from localai.errors import APIError, QueueFull, to_api_error
+from localai.errors import APIError, QueueFull
 from localai.generated import GeneratedStore
 from localai.jobs import JobRegistry
 from localai.lifecycle import Lifecycle, LifecycleSettings
 from localai.metrics import Metrics
-from localai.plugins import PluginManager, make_plugin_manager
+from localai.plugins import PluginManager
 from localai.runtime import ModelNotFound, ModelUnavailable, Runtime, ServerBusy
 from localai.worker.client import WorkerDied, WorkerError
 
@@ -56,19 +56,13 @@ class State:
 
     def __init__(self, settings: Settings, pm: PluginManager | None = None) -> None:
         self.settings = settings
-        self.pm = pm or make_plugin_manager()
-        self.registry = Registry(self.pm)
-        from localai.backend_envs.registration import register_environments
-
         settings.backends_path = settings.backends_path or settings.data_path / "backends"
-        register_environments(self.registry, settings.backends_path)  # reads metadata.json only, imports nothing
-        self.catalog = Catalog(settings.models_path, self.registry).load()
-        self.runtime = Runtime(self.catalog)
+        setup = bootstrap(settings.models_path, settings.backends_path, pm)
+        self.pm, self.registry, self.catalog = setup.pm, setup.registry, setup.models
         self.metrics = Metrics()
-        self.runtime.metrics = self.metrics
+        self.runtime = Runtime(self.catalog, metrics=self.metrics, lifecycle=settings.lifecycle)
         self.metrics.watch_runtime(self.runtime.workers)
-        self.lifecycle = Lifecycle(self.runtime, settings.lifecycle)
-        self.runtime.lifecycle = self.lifecycle
+        self.lifecycle: Lifecycle = self.runtime.lifecycle  # type: ignore[assignment]
         self.engine = Engine(self.runtime)
         self.jobs = JobRegistry()  # model and backend installs, LocalAI's /models/jobs shape
         self.draining = False  # set on SIGTERM (localai.shutdown): new requests get 503
@@ -202,7 +196,7 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> FastAPI:
     state.log_summary()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for hook in state.extensions.get("startup", []):
             await hook(state)
         await state.lifecycle.start()

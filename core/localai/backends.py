@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from localai.names import normalise  # noqa: F401 - re-exported: plugins and callers spell names with it
 from localai.plugins import PluginManager
 
 log = logging.getLogger("localai.backends")
@@ -25,11 +26,6 @@ KNOWN_BACKENDS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 # Preference among backends that claim the same file format when no ``backend:`` is given.
 FORMAT_PREFERENCE = ("llama-cpp", "ik-llama-cpp", "turboquant")
-
-
-def normalise(name: str) -> str:
-    """LocalAI's spelling rules: case-insensitive, ``.`` and ``_`` count as ``-``."""
-    return name.strip().lower().replace("_", "-").replace(".", "-")
 
 
 class BackendError(Exception):
@@ -65,7 +61,7 @@ class Backend:
                 return None
             try:
                 self._unavailable = self.check() if self.check else None
-            except Exception as exc:  # a broken check is itself a reason
+            except Exception as exc:  # noqa: BLE001 - a broken check is itself a reason
                 self._unavailable = f"availability check failed: {type(exc).__name__}: {exc}"
         return self._unavailable  # type: ignore[return-value]
 
@@ -88,6 +84,9 @@ class Registry:
         self.backends: dict[str, Backend] = {}
         self._index: dict[str, str] = {}
         self.fallbacks: set[str] = set()  # index keys a backend holds only while nothing else claims them
+        # How to get a backend nobody registered, when someone knows more than KNOWN_BACKENDS (the backend gallery:
+        # set by localai.backend_envs.registration); returns the whole message, or None.
+        self.install_hint: Callable[[str], str | None] | None = None
         self.errors: list[str] = []
         for impl in pm.hook.register_backends.get_hookimpls():
             info = pm.infos.get(impl.plugin_name)
@@ -96,7 +95,7 @@ class Registry:
             except BackendError as exc:
                 self.errors.append(str(exc))
                 log.error("%s", exc)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - one broken plugin is reported, the others still register
                 msg = f"plugin {impl.plugin_name} failed in register_backends: {type(exc).__name__}: {exc}"
                 if info:
                     info.error = msg
@@ -165,14 +164,9 @@ class Registry:
                     f"backend {name!r} ({canonical}) is not installed: localai backends install {canonical} "
                     f"(or pip install {dist} into the server's environment)"
                 )
-        try:  # the backend gallery knows more than KNOWN_BACKENDS (and the user's own indexes)
-            from localai.backend_envs.gallery import find, local_galleries
-
-            entry = find(name, local_galleries())
-        except Exception:  # noqa: BLE001 - an unreadable gallery must not hide the real problem
-            entry = None
-        if entry is not None:
-            raise BackendError(f"backend {name!r} is not installed: localai backends install {entry.name}")
+        hint = self.install_hint(name) if self.install_hint is not None else None
+        if hint:
+            raise BackendError(hint)
         installed = ", ".join(sorted(self.backends)) or "none"
         raise BackendError(f"unknown backend {name!r}; installed backends: {installed}")
 

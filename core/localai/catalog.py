@@ -132,7 +132,7 @@ class Catalog:
                     log.warning("%s: model %r: backend %s parses no options; %s ignored", file, cfg.name, entry.backend.name, cfg.options)
             except ValueError as exc:
                 entry.problems.append(f"options: {exc}")
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a plugin's broken parser is this model's problem, not the server's
                 entry.problems.append(f"options: {type(exc).__name__}: {exc}")
         warn_unknown_keys(file, cfg, entry.backend.yaml_fields if entry.backend else ())
         for problem in entry.problems:

@@ -6,13 +6,31 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, overload
+
+if TYPE_CHECKING:
+    from localai.lifecycle import LifecycleSettings
 
 ENV_PREFIX = "LOCALAI_"
 
 
+@overload
+def env(name: str) -> str | None: ...
+@overload
+def env(name: str, default: str) -> str: ...
 def env(name: str, default: str | None = None) -> str | None:
+    """``LOCALAI_<NAME>`` from the environment, else ``default``."""
     return os.environ.get(ENV_PREFIX + name, default)
+
+
+def show_help(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """A command group run without a subcommand: its help, exit status 2."""
+    def run(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+    return run
 
 
 def env_flag(name: str) -> bool:
@@ -63,7 +81,7 @@ def add_lifecycle_flags(run: argparse.ArgumentParser) -> None:
                    help="largest request body in MiB; bigger ones get 413 (env LOCALAI_UPLOAD_LIMIT; default 15, 0 = no limit)")
 
 
-def lifecycle_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def lifecycle_settings(args: argparse.Namespace) -> LifecycleSettings:
     from localai.lifecycle import LifecycleSettings
 
     max_active = 1 if args.single_active_backend else max(0, args.max_active_backends)
@@ -97,7 +115,7 @@ def add_models_path(p: argparse.ArgumentParser) -> None:
 
 
 def backends_path_default() -> Path:
-    return Path(env("BACKENDS_PATH") or Path(env("DATA_PATH", "data")) / "backends")  # type: ignore[arg-type]
+    return Path(env("BACKENDS_PATH") or Path(env("DATA_PATH", "data")) / "backends")
 
 
 def add_backend_args(p: argparse.ArgumentParser, suppress: bool = False) -> None:
@@ -142,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="serve the models folder over HTTP",
                          description="Start the HTTP server. Each model loads in its own worker process on first use.")
-    run.add_argument("--address", default=env("ADDRESS", "127.0.0.1:8080"), help="HOST:PORT to listen on (env LOCALAI_ADDRESS; default 127.0.0.1:8080)")
+    run.add_argument("--address", default=env("ADDRESS", "127.0.0.1:8080"),
+                     help="HOST:PORT to listen on (env LOCALAI_ADDRESS; default 127.0.0.1:8080)")
     add_models_path(run)
     run.add_argument("--data-path", type=Path, default=Path(env("DATA_PATH", "data")),
                      help="folder for stored state such as stored responses (env LOCALAI_DATA_PATH; default ./data)")
@@ -226,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_gallery_flags(minst, sub=True)
     minst.set_defaults(func=cmd_models_install)
     for p in (models, mlist, minst):
-        p.set_defaults(galleries=env("GALLERIES", None), download_concurrency=_concurrency_env())
+        p.set_defaults(galleries=env("GALLERIES"), download_concurrency=_concurrency_env())
 
     worker = sub.add_parser("worker", help="run a helper process other machines' models use (e.g. llama.cpp RPC)",
                             description="Start a worker that serves compute to models on other localai servers.")
@@ -239,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     rpc.add_argument("--threads", type=int, default=None, help="CPU threads for the computation (default: all cores)")
     rpc.add_argument("--cache-dir", default=None, help="folder where the worker caches tensors it was sent (optional)")
     rpc.set_defaults(func=cmd_worker_llama_cpp_rpc)
-    worker.set_defaults(func=lambda args: (worker.print_help(), 2)[1])
+    worker.set_defaults(func=show_help(worker))
 
     plugin = sub.add_parser("plugin", help="tools for backend plugin authors",
                             description="Tools for writing backend plugins (see the README's 'Writing a backend plugin').")
@@ -252,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("name", help="backend name, e.g. my-engine (distribution localai-my-engine, package localai_my_engine)")
     new.add_argument("--dir", type=Path, default=None, help="folder to create (default ./NAME); must not exist or be empty")
     new.set_defaults(func=cmd_plugin_new)
-    plugin.set_defaults(func=lambda args: (plugin.print_help(), 2)[1])
+    plugin.set_defaults(func=show_help(plugin))
 
     return parser
 
@@ -273,20 +292,11 @@ def cmd_plugin_new(args: argparse.Namespace) -> int:
     return 0
 
 
-def _state(models_path: Path, backends_path: Path | None = None):  # type: ignore[no-untyped-def]
-    from localai.backend_envs.registration import register_environments
-    from localai.backends import Registry
-    from localai.catalog import Catalog
-    from localai.plugins import make_plugin_manager
-
-    pm = make_plugin_manager()
-    registry = Registry(pm)
-    register_environments(registry, backends_path)
-    return pm, registry, Catalog(models_path, registry).load() if models_path else None
-
-
 def cmd_backends(args: argparse.Namespace) -> int:
-    pm, registry, _ = _state(None, args.backends_path)  # type: ignore[arg-type]
+    from localai.bootstrap import bootstrap
+
+    setup = bootstrap(backends_path=args.backends_path)
+    pm, registry = setup.pm, setup.registry
     rows = [("BACKEND", "ALIASES", "DISTRIBUTION", "STATUS")]
     for b in sorted(registry.backends.values(), key=lambda b: b.name):
         dist = f"{b.distribution or b.plugin} {b.version or ''}".strip()
@@ -333,8 +343,9 @@ def cmd_backends_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_backends_show(args: argparse.Namespace) -> int:
     from localai.backends import BackendError
+    from localai.bootstrap import bootstrap
 
-    _, registry, _ = _state(None, args.backends_path)  # type: ignore[arg-type]
+    registry = bootstrap(backends_path=args.backends_path).registry
     try:
         b = registry.resolve(args.name)
     except BackendError as exc:
@@ -361,7 +372,9 @@ def cmd_backends_show(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    _, _, catalog = _state(args.models_path, args.backends_path)
+    from localai.bootstrap import bootstrap
+
+    catalog = bootstrap(args.models_path, args.backends_path).models
     rows = [("MODEL", "BACKEND", "FILE", "STATUS")]
     for e in catalog.entries.values():
         model_file = e.config.parameters.model or "-"
@@ -407,7 +420,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from localai.app import Settings, create_app
-
     from localai.gallery import cli as gallery_cli
     from localai.gallery.index import GalleryError, parse_galleries
 

@@ -21,9 +21,21 @@ from localai.errors import invalid
 from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallEnd, ToolCallStart
 from localai.metrics import GenerationMetrics
 from localai.runtime import Loaded, Runtime
+from localai.types import (
+    Constraint,
+    EmbeddingResult,
+    GenerateRequest,
+    ImageLimits,
+    ImageRequest,
+    ImageResult,
+    Message,
+    ModelInfo,
+    SamplingParams,
+    TokenLogprob,
+    ToolCall,
+    Usage,
+)
 from localai.worker.client import GenerationStream, WorkerDied, describe_exit
-from localai.types import (Constraint, EmbeddingResult, GenerateRequest, ImageLimits, ImageRequest, ImageResult, Message, ModelInfo,
-                           SamplingParams, ToolCall, TokenLogprob, Usage)
 
 log = logging.getLogger("localai.engine")
 

@@ -1,10 +1,11 @@
-"""One error type for every API; each protocol adapter renders it in its own shape."""
+"""Every domain exception, in one leaf module: it imports nothing from localai, so any layer (engine, runtime,
+worker, backends in their workers) raises these without import cycles. Turning them into each API's error shape is
+:mod:`localai.api.errors`'; :func:`error_code` is the one machine-readable code per failure both the API errors and
+the metrics' ``reason`` label use."""
 
 from __future__ import annotations
 
-from localai.runtime import ModelNotFound, ModelUnavailable, ServerBusy
-from localai.worker import protocol
-from localai.worker.client import WorkerDied, WorkerError
+import signal
 
 # kind -> HTTP status. Adapters map kinds to their own type names.
 STATUS = {
@@ -19,6 +20,12 @@ STATUS = {
     "timeout": 504,
     "overloaded": 529,
 }
+
+# The error kinds a worker reports for a failed request (localai.worker.protocol sends them).
+UNSUPPORTED = "unsupported"  # NotImplementedError: the engine cannot do what was asked (400)
+INVALID = "invalid_request"  # ValueError: the request does not fit the model (400)
+BACKEND = "backend_error"  # anything else (500)
+QUEUE_FULL = "queue_full"  # QueueFull: the model's request queue is full (429 / 529)
 
 
 class APIError(Exception):
@@ -48,29 +55,84 @@ class QueueFull(Exception):
         self.retry_after = retry_after
 
 
-def to_api_error(exc: BaseException) -> APIError:
-    """Map core exceptions to client errors; anything unexpected is a 500 with its message."""
-    if isinstance(exc, APIError):
-        return exc
+class ModelNotFound(Exception):
+    def __init__(self, name: str | None, usecase: str | None = None) -> None:
+        self.name = name
+        if name is None:
+            msg = f"no model serving {usecase or 'this request'} is configured"
+        else:
+            msg = f'model "{name}" not found'
+        super().__init__(msg)
+
+
+class ModelUnavailable(Exception):
+    """The model is configured but cannot be served (broken config, missing backend, load failure)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"model {name!r} cannot be loaded: {reason}")
+
+
+class ServerBusy(Exception):
+    """The server cannot take this request now (no room to load the model, shutting down); retry later."""
+
+    def __init__(self, message: str, code: str = "server_busy", retry_after: int | None = 5) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
+
+
+class WorkerError(Exception):
+    """A request failed inside the worker; ``kind`` is one of the kinds above (``UNSUPPORTED``, ...)."""
+
+    def __init__(self, model: str, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.model = model
+        self.kind = kind
+
+
+def describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "stopped answering"
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
+class WorkerDied(Exception):
+    """The worker process ended while a request was in flight.
+
+    ``kind`` says why when the server stopped it on purpose (``busy_timeout``, ``shutdown``, ``unload``);
+    ``None`` means it crashed.
+    """
+
+    def __init__(self, model: str, returncode: int | None, kind: str | None = None, reason: str | None = None) -> None:
+        self.model = model
+        self.returncode = returncode
+        self.kind = kind
+        if reason:
+            msg = f"the worker serving model {model!r} was stopped: {reason}; the request was lost"
+        else:
+            msg = f"the worker serving model {model!r} {describe_exit(returncode)}; the request was lost, retry to reload the model"
+        super().__init__(msg)
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The failure's machine-readable code (the API error's ``code``; ``None`` where the API gives none)."""
+    if isinstance(exc, (APIError, ServerBusy)):
+        return exc.code
     if isinstance(exc, ModelNotFound):
-        msg = str(exc) + (". List available models with GET /v1/models" if exc.name else "")
-        return APIError("not_found", msg, param="model", code="model_not_found")
+        return "model_not_found"
     if isinstance(exc, ModelUnavailable):
-        return APIError("server", str(exc), param="model", code="model_load_failed")
+        return "model_load_failed"
     if isinstance(exc, WorkerDied):
-        if exc.kind == "busy_timeout":
-            return APIError("timeout", str(exc), code="worker_timeout")
-        if exc.kind == "shutdown":
-            return APIError("unavailable", str(exc), code="server_shutting_down")
-        return APIError("server", str(exc), code="worker_died")
-    if isinstance(exc, ServerBusy):
-        return APIError("unavailable", str(exc), code=exc.code, retry_after=exc.retry_after)
+        return {"busy_timeout": "worker_timeout", "shutdown": "server_shutting_down"}.get(exc.kind or "", "worker_died")
     if isinstance(exc, QueueFull):
-        return APIError("rate_limit", str(exc), code="queue_full", retry_after=exc.retry_after)
+        return "queue_full"
     if isinstance(exc, WorkerError):
-        if exc.kind == protocol.QUEUE_FULL:
-            return APIError("rate_limit", str(exc), code="queue_full", retry_after=1)
-        if exc.kind in (protocol.UNSUPPORTED, protocol.INVALID):
-            return APIError("invalid_request", f"model {exc.model!r}: {exc}", code="unsupported" if exc.kind == protocol.UNSUPPORTED else None)
-        return APIError("server", f"model {exc.model!r} failed: {exc}", code="backend_error")
-    return APIError("server", f"internal error: {type(exc).__name__}: {exc}", code="internal_error")
+        return {QUEUE_FULL: "queue_full", UNSUPPORTED: "unsupported", INVALID: None}.get(exc.kind, "backend_error")
+    return "internal_error"

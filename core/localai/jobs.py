@@ -118,7 +118,7 @@ class JobRegistry:
         except JobCancelled as exc:
             job.update(cancelled=True, message="cancelled", error=str(exc))
             log.info("%s job %s (%s) cancelled", job.kind, job.uuid, job.name)
-        except Exception as exc:  # the job's error is the report; polling never turns it into a 500
+        except Exception as exc:  # noqa: BLE001 - the job's error is the report; polling never turns it into a 500
             job.update(error=str(exc) or type(exc).__name__, message=f"error: {exc}")
             log.error("%s job %s (%s) failed: %s", job.kind, job.uuid, job.name, exc)
         else:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from localai.durations import format_duration, parse_duration  # noqa: F401 - re-exported
-from localai.runtime import ServerBusy
+from localai.errors import ServerBusy
 
 if TYPE_CHECKING:
     from localai.catalog import ModelEntry

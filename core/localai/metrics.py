@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from localai.errors import error_code
+
 if TYPE_CHECKING:
     from localai.types import GenerationChunk
     from localai.worker.client import GenerationStream
@@ -122,9 +124,7 @@ class GenerationMetrics:
 
     def refused(self, exc: BaseException) -> None:
         self._stop_waiting()
-        from localai.errors import to_api_error
-
-        if to_api_error(exc).code == "queue_full":  # "server_busy" (no room to load) is counted by the runtime
+        if error_code(exc) == "queue_full":  # "server_busy" (no room to load) is counted by the runtime
             self.m.rejections.labels(*self.labels).inc()
 
     def chunk(self, chunk: GenerationChunk) -> None:
@@ -149,11 +149,9 @@ class GenerationMetrics:
             self.end()
 
     def failed(self, exc: BaseException) -> None:
-        from localai.errors import to_api_error
-
         if not self.done:
             self.done = True
-            self.m.failures.labels(*self.labels, to_api_error(exc).code or "error").inc()
+            self.m.failures.labels(*self.labels, error_code(exc) or "error").inc()
         self.end()
 
     def end(self) -> None:

@@ -132,10 +132,11 @@ def parse_option_list(entries: list[str], specs: list[OptionSpec], environ: dict
             result.setdefault(PASSTHROUGH, []).append(str(entry))
             continue
         name, raw = split_entry(entry)
-        spec = index.get(name.lower())
-        if spec is None:
+        found = index.get(name.lower())
+        if found is None:
             known = ", ".join(sorted(s.name for s in specs))
             raise ValueError(f"unknown option {name!r} (known options: {known})")
+        spec = found
         try:
             result[spec.name] = spec.parse(raw)
         except ValueError as exc:

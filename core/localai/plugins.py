@@ -46,7 +46,7 @@ class PluginManager(pluggy.PluginManager):
         self.infos[name] = info
         try:
             self.register(plugin, name=name)
-        except Exception as exc:  # pluggy.PluginValidationError and friends
+        except Exception as exc:  # noqa: BLE001 - pluggy.PluginValidationError and friends: one plugin is rejected
             info.error = f"rejected: {exc}"
             log.error("plugin %s (%s) rejected: %s", name, distribution or "in-process", exc)
             return info
@@ -71,7 +71,7 @@ def discover(pm: PluginManager) -> None:
             continue
         try:
             module = ep.load()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a plugin that fails to import is listed broken, never fatal
             pm.infos[ep.name] = PluginInfo(ep.name, dist_name, version, error=f"import failed: {type(exc).__name__}: {exc}")
             log.error("plugin %s (%s) failed to import: %s: %s", ep.name, dist_name, type(exc).__name__, exc)
             continue
@@ -89,7 +89,7 @@ def load_named_modules(pm: PluginManager, names: str) -> None:
             continue
         try:
             module = importlib.import_module(name)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a plugin that fails to import is listed broken, never fatal
             pm.infos[name] = PluginInfo(name, error=f"import failed: {type(exc).__name__}: {exc}")
             log.error("plugin %s failed to import: %s: %s", name, type(exc).__name__, exc)
             continue

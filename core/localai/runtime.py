@@ -9,42 +9,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from localai.catalog import Catalog, ModelEntry
+from localai.errors import (  # noqa: F401 - re-exported
+    ModelNotFound,
+    ModelUnavailable,
+    ServerBusy,
+    WorkerDied,
+    WorkerError,
+)
+from localai.lifecycle import Lifecycle, LifecycleSettings
 from localai.types import ModelInfo
-from localai.worker.client import WorkerDied, WorkerError, WorkerProcess
+from localai.worker.client import WorkerProcess
 
 if TYPE_CHECKING:
-    from localai.lifecycle import Lifecycle
     from localai.metrics import Metrics
 
 log = logging.getLogger("localai.runtime")
-
-
-class ModelNotFound(Exception):
-    def __init__(self, name: str | None, usecase: str | None = None) -> None:
-        self.name = name
-        if name is None:
-            msg = f"no model serving {usecase or 'this request'} is configured"
-        else:
-            msg = f'model "{name}" not found'
-        super().__init__(msg)
-
-
-class ModelUnavailable(Exception):
-    """The model is configured but cannot be served (broken config, missing backend, load failure)."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        self.name = name
-        self.reason = reason
-        super().__init__(f"model {name!r} cannot be loaded: {reason}")
-
-
-class ServerBusy(Exception):
-    """The server cannot take this request now (no room to load the model, shutting down); retry later."""
-
-    def __init__(self, message: str, code: str = "server_busy", retry_after: int | None = 5) -> None:
-        super().__init__(message)
-        self.code = code
-        self.retry_after = retry_after
 
 
 @dataclass
@@ -59,14 +38,18 @@ class Loaded:
 
 
 class Runtime:
-    def __init__(self, catalog: Catalog) -> None:
+    """The loaded models' workers. ``metrics`` counts loads and rejections; ``lifecycle`` (its settings) gives it
+    the watchdogs, the max-active-models and memory checks, built around this runtime."""
+
+    def __init__(self, catalog: Catalog, *, metrics: Metrics | None = None,
+                 lifecycle: LifecycleSettings | None = None) -> None:
         self.catalog = catalog
         self._workers: dict[str, WorkerProcess] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._admission = asyncio.Lock()  # one model at a time makes room and registers its worker
         self.waiting: dict[str, int] = {}  # requests waiting for their model to load, by model
-        self.lifecycle: Lifecycle | None = None  # set by the app: watchdogs, max active models, memory check
-        self.metrics: Metrics | None = None
+        self.metrics = metrics
+        self.lifecycle: Lifecycle | None = Lifecycle(self, lifecycle) if lifecycle is not None else None
 
     def entry(self, name: str | None, usecase: str) -> ModelEntry:
         """The model a request names, or the first serving ``usecase`` when it names none."""

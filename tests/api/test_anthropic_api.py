@@ -10,7 +10,6 @@ import httpx
 import jsonschema
 import pytest
 from anthropic.types import Message
-
 from localai.testing import GGUF_NAME, ServerProcess, write_models
 
 USER = [{"role": "user", "content": "Hi"}]
@@ -116,7 +115,8 @@ def test_usage_reports_prompt_cache_reads(client: anthropic.Anthropic) -> None:
     ({"model": "no-such-model"}, anthropic.NotFoundError, "not_found_error"),
     ({"max_tokens": 0}, anthropic.BadRequestError, "invalid_request_error"),
     ({"extra_body": {"temperature": 1.5}}, anthropic.BadRequestError, "invalid_request_error"),
-    ({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}]}]},
+    ({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                                             "data": "iVBORw0KGgo="}}]}]},
      anthropic.BadRequestError, "invalid_request_error"),
 ])
 def test_errors_have_anthropic_classes(client: anthropic.Anthropic, kw: dict, error: type, kind: str) -> None:

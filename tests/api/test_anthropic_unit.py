@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator
 import pytest
 from anthropic.types import Message as SDKMessage
 from anthropic.types import RawMessageStreamEvent
-from pydantic import TypeAdapter
-
 from localai.api.anthropic import render, stream
 from localai.api.anthropic.models import MessagesBody
 from localai.api.anthropic.translate import to_request
@@ -22,6 +20,7 @@ from localai.engine import Result
 from localai.errors import APIError
 from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
 from localai.types import ToolCall, Usage
+from pydantic import TypeAdapter
 
 SDK_EVENT = TypeAdapter(RawMessageStreamEvent)
 
@@ -85,7 +84,8 @@ def test_tool_blocks_become_tool_calls_and_tool_messages() -> None:
             {"role": "user", "content": "Weather in Paris?"},
             {"role": "assistant", "content": [{"type": "thinking", "thinking": "Need the tool.", "signature": "s"},
                                               {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "rain"}], "is_error": True},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                          "content": [{"type": "text", "text": "rain"}], "is_error": True},
                                          {"type": "text", "text": "So?"}]},
         ]))
     assert req.tools is not None and req.tools[0].parameters["properties"]["city"] == {"type": "string"}
@@ -123,7 +123,8 @@ def test_images_become_data_urls_or_urls() -> None:
 
 @pytest.mark.parametrize("kw, needle", [
     ({"messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]}, "messages.0.content.0"),
-    ({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/tiff", "data": "A"}}]}]}, "messages.0.content.0"),
+    ({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/tiff",
+                                                                             "data": "A"}}]}]}, "messages.0.content.0"),
     ({"messages": [{"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "x"}]}]}, "assistant"),
     ({"tool_choice": {"type": "any"}}, "requires tools"),
     ({"tools": [{"name": "a", "input_schema": {"type": "object"}}], "tool_choice": {"type": "tool", "name": "b"}}, "'b'"),

@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-
 from localai.config import parse_yaml_file
 from localai.durations import parse_duration
 from localai.generated import GeneratedStore

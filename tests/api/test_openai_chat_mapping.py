@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from openai.lib.streaming.chat._completions import ChatCompletionStreamState
-from openai.types.chat import ChatCompletionChunk
-
 from localai.api.openai.chat import ChatBody, ChunkWriter, requests_for
 from localai.errors import APIError
 from localai.events import Finish, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
 from localai.types import TokenLogprob, Usage
+from openai.lib.streaming.chat._completions import ChatCompletionStreamState
+from openai.types.chat import ChatCompletionChunk
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from openai import AuthenticationError, BadRequestError, InternalServerError, NotFoundError, OpenAI
-
 from localai.testing import ServerProcess, worker_pids, write_models
+from openai import AuthenticationError, BadRequestError, InternalServerError, NotFoundError, OpenAI
 
 MSG = [{"role": "user", "content": "hi"}]
 

@@ -21,9 +21,6 @@ import httpx
 import openai
 import openresponses_types as ort
 import pytest
-from openai import OpenAI
-from pydantic import BaseModel
-
 from localai.api.responses import items as response_items
 from localai.api.responses import resource
 from localai.api.responses.emitter import Emitter
@@ -31,8 +28,10 @@ from localai.api.responses.models import CreateBody
 from localai.config import ModelConfig
 from localai.errors import APIError
 from localai.events import Finish, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
-from localai.types import Usage
 from localai.testing import ServerProcess, worker_pids
+from localai.types import Usage
+from openai import OpenAI
+from pydantic import BaseModel
 
 LONG = "Write a very long story about a lighthouse keeper and the sea, in many paragraphs."
 WEATHER_TOOL = {

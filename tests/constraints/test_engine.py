@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import pytest
-
 from localai import constraints
 from localai.constraints import corpus, keywords
 from localai.types import Constraint

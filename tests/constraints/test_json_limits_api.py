@@ -17,10 +17,9 @@ from pathlib import Path
 import anthropic
 import httpx
 import pytest
+from localai.testing import GGUF_NAME, ServerProcess, write_models
 from openai import BadRequestError, OpenAI
 from pydantic import BaseModel
-
-from localai.testing import GGUF_NAME, ServerProcess, write_models
 
 MODELS = {
     "gemma.yaml": f"name: gemma\nbackend: llama-cpp\ncontext_size: 2048\nparameters:\n  model: {GGUF_NAME}\n"

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from localai.constraints import corpus
 
 SAMPLE = Path(__file__).parent.parent / "data" / "jsonschemabench" / "sample.jsonl"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from localai.constraints import compile_constraint, limits
 from localai.constraints.corpus import byte_tokenizer, feed
 from localai.constraints.diagnose import cut_at

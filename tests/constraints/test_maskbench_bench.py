@@ -14,8 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench" / "maskbench.py"
 SAMPLE = ROOT / "tests" / "data" / "jsonschemabench" / "sample.jsonl"

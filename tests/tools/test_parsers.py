@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from localai.tools import parsers
+
 from tests.tools.streams import run, splits
 
 WEATHER = ["get_weather", "add"]

@@ -6,7 +6,6 @@ import json
 
 import jsonschema
 import pytest
-
 from localai import hookimpl
 from localai.chat import templates
 from localai.config import ModelConfig, TemplateConfig

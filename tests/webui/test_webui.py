@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from localai.testing import GGUF_NAME, ServerProcess, missing, write_models
 
 pytestmark = pytest.mark.engine

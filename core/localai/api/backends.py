@@ -78,8 +78,8 @@ def available_backends(request: Request) -> list[dict[str, Any]]:
 def apply_backend(body: ApplyRequest, request: Request) -> dict[str, str]:
     from localai.backend_envs import InstallError, install
     from localai.backend_envs.gallery import GalleryError, find, galleries
-    from localai.backend_envs.names import InvalidName, backend_dir, validate_name
     from localai.backend_envs.registration import activate
+    from localai.names import InvalidName, backend_dir, validate_name
 
     state = _state(request)
     aliases = [body.alias] if isinstance(body.alias, str) else list(body.alias or [])
@@ -148,8 +148,8 @@ def cancel_job(uuid: str, request: Request) -> dict[str, Any]:
 def delete_backend(name: str, request: Request) -> dict[str, Any]:
     """Uninstall (as a job, LocalAI's shape); ``used_by`` names the models configured with it."""
     from localai.backend_envs import store, uninstall
-    from localai.backend_envs.names import InvalidName, validate_name
     from localai.backend_envs.registration import deactivate, models_using, names_of
+    from localai.names import InvalidName, validate_name
 
     state = _state(request)
     try:

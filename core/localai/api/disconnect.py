@@ -62,7 +62,10 @@ class CancelOnDisconnect:
                 state["started"] = True
             await send(message)
 
-        handler = asyncio.create_task(self.app(scope, wrapped_receive, wrapped_send))
+        async def handle() -> None:
+            await self.app(scope, wrapped_receive, wrapped_send)
+
+        handler = asyncio.create_task(handle())
         try:
             await asyncio.shield(handler)
         except asyncio.CancelledError:

@@ -1,4 +1,5 @@
-"""Rendering :class:`localai.errors.APIError` in each protocol's own shape."""
+"""Client errors: a domain exception as an :class:`localai.errors.APIError` (:func:`to_api_error`), rendered in
+each protocol's own shape."""
 
 from __future__ import annotations
 
@@ -6,7 +7,18 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from localai.errors import APIError
+from localai.errors import (
+    INVALID,
+    UNSUPPORTED,
+    APIError,
+    ModelNotFound,
+    ModelUnavailable,
+    QueueFull,
+    ServerBusy,
+    WorkerDied,
+    WorkerError,
+    error_code,
+)
 
 OPENAI_TYPES = {
     "invalid_request": "invalid_request_error",
@@ -44,6 +56,32 @@ RESPONSES_TYPES = {
     "timeout": "server_error",
     "overloaded": "too_many_requests",
 }
+
+
+def to_api_error(exc: BaseException) -> APIError:
+    """A core exception as the client's error (kind, status, code); anything unexpected is a 500 with its message."""
+    if isinstance(exc, APIError):
+        return exc
+    code = error_code(exc)
+    if isinstance(exc, ModelNotFound):
+        msg = str(exc) + (". List available models with GET /v1/models" if exc.name else "")
+        return APIError("not_found", msg, param="model", code=code)
+    if isinstance(exc, ModelUnavailable):
+        return APIError("server", str(exc), param="model", code=code)
+    if isinstance(exc, WorkerDied):
+        kind = {"busy_timeout": "timeout", "shutdown": "unavailable"}.get(exc.kind or "", "server")
+        return APIError(kind, str(exc), code=code)
+    if isinstance(exc, ServerBusy):
+        return APIError("unavailable", str(exc), code=code, retry_after=exc.retry_after)
+    if isinstance(exc, QueueFull):
+        return APIError("rate_limit", str(exc), code=code, retry_after=exc.retry_after)
+    if isinstance(exc, WorkerError):
+        if code == "queue_full":
+            return APIError("rate_limit", str(exc), code=code, retry_after=1)
+        if exc.kind in (UNSUPPORTED, INVALID):
+            return APIError("invalid_request", f"model {exc.model!r}: {exc}", code=code)
+        return APIError("server", f"model {exc.model!r} failed: {exc}", code=code)
+    return APIError("server", f"internal error: {type(exc).__name__}: {exc}", code=code)
 
 
 def protocol_for_path(path: str) -> str:

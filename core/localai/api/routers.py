@@ -8,8 +8,8 @@ from fastapi import APIRouter
 
 
 def all_routers(state: Any) -> list[APIRouter]:
+    from localai.api import responses
     from localai.api.anthropic import router as anthropic_router
     from localai.api.openai import router as openai_router
-    from localai.api import responses
 
     return [openai_router, anthropic_router, responses.install(state)]

@@ -21,8 +21,8 @@ _EXPORTS = {
     "upgrade": "localai.backend_envs.installer",
     "InstallError": "localai.backend_envs.installer",
     "installed": "localai.backend_envs.store",
-    "InvalidName": "localai.backend_envs.names",
-    "validate_name": "localai.backend_envs.names",
+    "InvalidName": "localai.names",
+    "validate_name": "localai.names",
 }
 
 __all__ = sorted(_EXPORTS)

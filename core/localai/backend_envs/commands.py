@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 
-def _printer(started: float):  # type: ignore[no-untyped-def]
+def _printer(started: float) -> Callable[[str, float | None], None]:
     tty = sys.stderr.isatty()
 
     def progress(message: str, fraction: float | None) -> None:

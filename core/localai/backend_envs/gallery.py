@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from localai.backend_envs import capability as caps
-from localai.backends import normalise
+from localai.names import normalise
 
 SHIPPED = Path(__file__).with_name("index.yaml")
 GALLERIES_ENV = "LOCALAI_BACKEND_GALLERIES"
@@ -183,6 +183,22 @@ def metas_for(entry: Entry, gals: list[Gallery]) -> list[Entry]:
     return out
 
 
+def local_project(spec: str) -> tuple[str, str | None] | None:
+    """``(name, version)`` of a local project folder's ``pyproject.toml``, or ``None`` if ``spec`` is not one."""
+    path = Path(spec).expanduser()
+    pyproject = path / "pyproject.toml"
+    if not pyproject.is_file():
+        return None
+    import tomllib
+
+    try:
+        project = tomllib.loads(pyproject.read_text()).get("project") or {}
+    except (OSError, ValueError):
+        return None
+    name = project.get("name")
+    return (str(name), project.get("version")) if name else None
+
+
 def checkout_root() -> Path | None:
     """The source checkout this localai runs from (``<root>/core/localai``), if it is one with ``plugins/``."""
     root = Path(__file__).resolve().parents[3]
@@ -244,16 +260,16 @@ def available(backends_path: Path | str, galleries: Any = (), *, system_backends
                 continue  # overridden by an earlier gallery
             seen.add(entry.name)
             item = entry.to_dict()
-            meta = by_name.get(entry.name) or by_entry.get(entry.name)
-            item["installed"] = meta is not None
-            item["system"] = meta is None and entry.name in set(system_backends)
+            found = by_name.get(entry.name) or by_entry.get(entry.name)
+            item["installed"] = found is not None
+            item["system"] = found is None and entry.name in set(system_backends)
             if item["system"]:
                 item["installed"] = True
                 item["installed_name"] = entry.name
-            if meta is not None:
-                item["installed_name"] = meta["name"]
-                item["installed_version"] = meta.get("version")
-                item["upgradable"] = _upgradable(entry, g, meta, gals)
+            if found is not None:
+                item["installed_name"] = found["name"]
+                item["installed_version"] = found.get("version")
+                item["upgradable"] = _upgradable(entry, g, found, gals)
             out.append(item)
     return out
 
@@ -267,7 +283,5 @@ def _upgradable(entry: Entry, g: Gallery, meta: dict[str, Any], gals: list[Galle
         _, spec = requirements(target)
     except GalleryError:
         return False
-    from localai.backend_envs.installer import local_project
-
     project = local_project(spec)
     return project is not None and project[1] is not None and project[1] != meta.get("version")

@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlparse
 
 from localai.backend_envs import gallery as gal
 from localai.backend_envs import store
-from localai.backend_envs.names import backend_dir, validate_name
+from localai.names import backend_dir, validate_name
 
 log = logging.getLogger("localai.backend_envs")
 
@@ -53,22 +53,6 @@ def canonical_dist(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def local_project(spec: str) -> tuple[str, str | None] | None:
-    """``(name, version)`` of a local project folder's ``pyproject.toml``, or ``None`` if ``spec`` is not one."""
-    path = Path(spec).expanduser()
-    pyproject = path / "pyproject.toml"
-    if not pyproject.is_file():
-        return None
-    import tomllib
-
-    try:
-        project = tomllib.loads(pyproject.read_text()).get("project") or {}
-    except (OSError, ValueError):
-        return None
-    name = project.get("name")
-    return (str(name), project.get("version")) if name else None
-
-
 def core_requirement() -> list[str]:
     """pip arguments for ``localai-core`` as the server has it: editable from the same source folder when the server's
     is editable (a checkout: the environment follows the source, as the server does), the source folder when it was
@@ -90,7 +74,7 @@ def core_requirement() -> list[str]:
                 return ["-e", str(path)] if (direct.get("dir_info") or {}).get("editable") else [str(path)]
         return [f"localai-core=={dist.version}"]
     root = Path(__file__).resolve().parents[3]
-    project = local_project(str(root))
+    project = gal.local_project(str(root))
     if project and project[0] == "localai-core":
         return [str(root)]
     return [f"localai-core=={__version__}"]
@@ -113,7 +97,7 @@ def resolve_spec(spec: str, galleries: Any = (), capability: str | None = None) 
         path = Path(spec[7:] if spec.startswith("file://") else spec).expanduser().resolve()
         if not path.is_dir() or not ((path / "pyproject.toml").is_file() or (path / "setup.py").is_file()):
             raise InstallError(f"{spec!r} is not a plugin folder (no pyproject.toml or setup.py in {path})")
-        project = local_project(str(path))
+        project = gal.local_project(str(path))
         return {"kind": "path", "spec": str(path) + extras, "plugin": str(path) + extras, "requirements": [],
                 "distribution": project[0] if project else None, "default_name": None, "uri": str(path)}
     if spec.startswith("pip:"):
@@ -127,7 +111,7 @@ def resolve_spec(spec: str, galleries: Any = (), capability: str | None = None) 
     if entry is not None:
         target, key = gal.concrete(entry, gals, capability)
         extra, plugin = gal.requirements(target)
-        project = local_project(plugin.split("[", 1)[0])
+        project = gal.local_project(plugin.split("[", 1)[0])
         dist = project[0] if project else re.split(r"[\[\s=<>~!@]", plugin, maxsplit=1)[0]
         # A flavour answers to its meta backend's names; one installed by the meta name answers to the flavour's.
         fallback = [target.name] if entry.meta else [n for m in gal.metas_for(target, gals) for n in (m.name, *m.aliases)]
@@ -225,7 +209,7 @@ class _Pip:
 
     def relevant(self) -> str:
         """pip's error lines with a little context, not its whole log."""
-        idx = [i for i, l in enumerate(self.lines) if l.startswith("ERROR") or "error:" in l.lower()]
+        idx = [i for i, line in enumerate(self.lines) if line.startswith("ERROR") or "error:" in line.lower()]
         if not idx:
             return "\n".join(self.lines[-15:])
         start = max(0, idx[0] - 6)

@@ -7,6 +7,7 @@ install probe wrote, and workers start with the environment's interpreter (``Bac
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from localai.options import OptionSpec
 log = logging.getLogger("localai.backend_envs")
 
 
-def _reason(reason: str | None):  # type: ignore[no-untyped-def]
+def _reason(reason: str | None) -> Callable[[], str | None]:
     return lambda: reason
 
 
@@ -134,8 +135,22 @@ def link_fallbacks(registry: Registry, metas: list[dict[str, Any]]) -> None:
             log.info("backend %s (environment %s) answers to %r", backend.name, meta["path"], key)
 
 
+def gallery_hint(name: str) -> str | None:
+    """"Not installed: localai backends install X" for a name the backend gallery lists (read from local indexes
+    only: this runs on request paths)."""
+    try:
+        from localai.backend_envs.gallery import find, local_galleries
+
+        entry = find(name, local_galleries())
+    except Exception:  # noqa: BLE001 - an unreadable gallery must not hide the real problem
+        return None
+    return f"backend {name!r} is not installed: localai backends install {entry.name}" if entry is not None else None
+
+
 def register_environments(registry: Registry, backends_path: Path | str | None) -> list[dict[str, Any]]:
-    """Add every installed environment's backends to ``registry``; returns the metadata read."""
+    """Add every installed environment's backends to ``registry`` (and the backend gallery's install hints);
+    returns the metadata read."""
+    registry.install_hint = gallery_hint
     if backends_path is None:
         return []
     from localai import __version__

@@ -52,7 +52,7 @@ def installed(backends_path: Path | str) -> list[dict[str, Any]]:
 
 def find(backends_path: Path | str, name: str) -> dict[str, Any] | None:
     """The installed backend called ``name``, or whose alias or registered backend ``name`` is."""
-    from localai.backends import normalise
+    from localai.names import normalise
 
     key = normalise(name)
     metas = installed(backends_path)

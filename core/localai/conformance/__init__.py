@@ -1,9 +1,5 @@
-"""The backend conformance suite: :class:`BackendConformance` and the contract it checks.
+"""Moved to :mod:`localai.testing.conformance`; this name keeps plugins written against it working."""
 
-Also reachable as ``localai.testing.BackendConformance``. Needs pytest (a plugin's test extra).
-"""
-
-from localai.conformance.contract import CONTRACT
-from localai.conformance.suite import BackendConformance
+from localai.testing.conformance import CONTRACT, BackendConformance
 
 __all__ = ["BackendConformance", "CONTRACT"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from localai.constraints.errors import ConstraintRefused, ConstraintViolation
 from localai.constraints.compiler import Compiled, check, compile_constraint, grammar_for
+from localai.constraints.errors import ConstraintRefused, ConstraintViolation
 
 
 def __getattr__(name: str) -> Any:

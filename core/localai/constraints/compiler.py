@@ -17,7 +17,8 @@ from typing import Any
 
 import jsonschema
 
-from localai.constraints import keywords, limits as json_limits
+from localai.constraints import keywords
+from localai.constraints import limits as json_limits
 from localai.constraints.errors import ConstraintRefused
 from localai.types import JsonLimits
 

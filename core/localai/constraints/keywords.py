@@ -202,8 +202,8 @@ def _closable(sub: dict[str, Any], path: str, merged: set[str]) -> bool:
     if (not isinstance(props, dict) or any(k in sub for k in OPEN_KEYS) or "allOf[" in path
             or any(path == m or path.startswith(m + ".") for m in merged)):
         return False
-    required = sub.get("required") if isinstance(sub.get("required"), list) else []
-    at_least = sub.get("minProperties") if isinstance(sub.get("minProperties"), int) else 0
+    required = sub["required"] if isinstance(sub.get("required"), list) else []
+    at_least = sub["minProperties"] if isinstance(sub.get("minProperties"), int) else 0
     # never close an object whose own rules need keys beyond ``properties``
     return all(k in props for k in required) and at_least <= len(props) and not _branch_needs_more(sub, props)
 

@@ -65,8 +65,8 @@ def resolve(*layers: JsonLimits | None) -> JsonLimits:
     return out
 
 
-def json_options(limits: JsonLimits | None = None) -> dict[str, Any]:
-    """llguidance's JSON compile options for ``limits``' whitespace."""
+def json_options(limits: JsonLimits | None = None) -> Any:
+    """llguidance's JSON compile options for ``limits``' whitespace (its ``JsonCompileOptions`` dict)."""
     whitespace = resolve(limits).whitespace or "spaced"
     return {**_BASE_OPTIONS, **_WHITESPACE_OPTIONS[whitespace]}
 
@@ -366,7 +366,7 @@ class JsonLimiter:
         if not digits and not deep:
             return
         opening = self.table.opening[self._state()]
-        forbidden = self.table.forbid(room) if digits else opening
+        forbidden = self.table.forbid(room) if room is not None and digits else opening
         if digits and deep:
             forbidden = np.bitwise_or(forbidden, opening)
         narrowed = np.bitwise_and(words, np.invert(forbidden[: len(words)]))

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from localai.bootstrap import bootstrap
 from localai.gallery.index import Galleries, GalleryError, parse_galleries
 from localai.gallery.install import GalleryService
 from localai.gallery.merge import ApplyRequest
@@ -50,9 +51,7 @@ class FileBars:
 def service(models_path: Path, galleries_json: str | None, catalog: Any = None, concurrency: int = 4) -> GalleryService:
     """A service that checks backends and name clashes against the plugins installed here and the models folder."""
     if catalog is None:
-        from localai.cli import _state
-
-        _, _, catalog = _state(models_path)
+        catalog = bootstrap(models_path).catalog
     return GalleryService(models_path, Galleries(parse_galleries(galleries_json)), catalog=catalog, concurrency=concurrency)
 
 
@@ -73,7 +72,7 @@ def install_one(svc: GalleryService, arg: str, gallery: str | None = None, quiet
     def work() -> None:
         try:
             result.update(svc.install(request_for(arg), job, gallery=gallery, on_file=bars))
-        except BaseException as exc:  # reported by the caller
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, which re-raises it
             error.append(exc)
 
     thread = threading.Thread(target=work, name="gallery-install", daemon=True)
@@ -94,9 +93,7 @@ def install_one(svc: GalleryService, arg: str, gallery: str | None = None, quiet
 
 
 def cmd_list(models_path: Path, galleries_json: str | None, gallery: str | None) -> int:
-    from localai.cli import _state
-
-    _, _, catalog = _state(models_path)
+    catalog = bootstrap(models_path).models
     try:
         svc = service(models_path, galleries_json, catalog)
         models, errors = svc.available(gallery)
@@ -136,7 +133,7 @@ def cmd_install(models_path: Path, galleries_json: str | None, names: list[str],
         except KeyboardInterrupt:
             print(f"cancelled: {name}", file=sys.stderr)
             return 130
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one model's failure is reported and the others still install
             print(f"error: {name}: {exc}", file=sys.stderr)
             failed += 1
             continue
@@ -148,8 +145,6 @@ def cmd_install(models_path: Path, galleries_json: str | None, names: list[str],
 
 def install_for_run(models_path: Path, galleries_json: str | None, names: list[str], concurrency: int = 4) -> int:
     """``localai run NAME...``: install what the models folder does not have yet, as LocalAI's run does."""
-    from localai.cli import _state
-
-    _, _, catalog = _state(models_path) if models_path.is_dir() else (None, None, None)
+    catalog = bootstrap(models_path).catalog if models_path.is_dir() else None
     missing = [n for n in names if catalog is None or catalog.get(n) is None and catalog.get(n.rpartition("@")[2]) is None]
     return cmd_install(models_path, galleries_json, missing, None, concurrency) if missing else 0

@@ -10,7 +10,6 @@ failed or cancelled install leaves no config behind.
 from __future__ import annotations
 
 import importlib
-
 import ipaddress
 import logging
 import os
@@ -25,7 +24,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from localai.backends import BackendError, KNOWN_BACKENDS, normalise
+from localai.backends import KNOWN_BACKENDS, BackendError, normalise
 from localai.config import parse_yaml_file, resolve_model_file
 from localai.gallery.download import Fetched, fetch_all
 from localai.gallery.index import Galleries, GalleryError

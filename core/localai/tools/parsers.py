@@ -238,13 +238,13 @@ class ToolCallParser:
                 if call.started:
                     self._delta(call, a.text or "", out)
             elif a.kind == "end":
-                call = self.open.get(a.call)
-                if a.text is None or call is None or not call.started:
-                    if call is None or call.index != -2:  # -2: dropped beyond max_calls
+                ending = self.open.get(a.call)
+                if a.text is None or ending is None or not ending.started:
+                    if ending is None or ending.index != -2:  # -2: dropped beyond max_calls
                         self._reject(out)
                         return True
                     continue
-                self._end(call, a.text, out)
+                self._end(ending, a.text, out)
             elif a.kind == "done":
                 self.mode = "after"
                 return True

@@ -16,7 +16,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from localai.types import GenerateRequest, GenerationChunk, ImageRequest, ImageResult, ModelInfo
+from localai.errors import WorkerDied, WorkerError, describe_exit  # noqa: F401 - re-exported
+from localai.types import (
+    GenerateRequest,
+    GenerationChunk,
+    ImageRequest,
+    ImageResult,
+    ModelInfo,
+)
 from localai.worker import protocol
 
 log = logging.getLogger("localai.worker")
@@ -33,17 +40,6 @@ def _die_with_parent() -> None:
         pass
 
 
-def describe_exit(returncode: int | None) -> str:
-    if returncode is None:
-        return "stopped answering"
-    if returncode < 0:
-        try:
-            return f"was killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"was killed by signal {-returncode}"
-    return f"exited with status {returncode}"
-
-
 # The last line of a Python traceback ("ValueError: ...", "vllm.x.EngineError: ...").
 _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit|Interrupt): .+")
 
@@ -57,33 +53,6 @@ def root_cause(lines: list[str], message: str) -> str | None:
         if _EXCEPTION_LINE.match(line) and message.strip() not in line and line.split(": ", 1)[1] not in message:
             return line
     return None
-
-
-class WorkerError(Exception):
-    """A request failed inside the worker; ``kind`` is one of :mod:`localai.worker.protocol`'s kinds."""
-
-    def __init__(self, model: str, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.model = model
-        self.kind = kind
-
-
-class WorkerDied(Exception):
-    """The worker process ended while a request was in flight.
-
-    ``kind`` says why when the server stopped it on purpose (``busy_timeout``, ``shutdown``, ``unload``);
-    ``None`` means it crashed.
-    """
-
-    def __init__(self, model: str, returncode: int | None, kind: str | None = None, reason: str | None = None) -> None:
-        self.model = model
-        self.returncode = returncode
-        self.kind = kind
-        if reason:
-            msg = f"the worker serving model {model!r} was stopped: {reason}; the request was lost"
-        else:
-            msg = f"the worker serving model {model!r} {describe_exit(returncode)}; the request was lost, retry to reload the model"
-        super().__init__(msg)
 
 
 class MessageLines(asyncio.Protocol):

@@ -16,12 +16,11 @@ from typing import Any
 
 import orjson
 
+# Error kinds a worker reports (defined with the exceptions); the server maps them to HTTP statuses.
+from localai.errors import BACKEND, INVALID, QUEUE_FULL, UNSUPPORTED, QueueFull  # noqa: F401 - re-exported
+
 FD_ENV = "LOCALAI_WORKER_FD"
 
-# Error kinds a worker reports; the server maps them to HTTP statuses.
-UNSUPPORTED = "unsupported"  # NotImplementedError: the engine cannot do what was asked (400)
-INVALID = "invalid_request"  # ValueError: the request does not fit the model (400)
-BACKEND = "backend_error"  # anything else (500)
 
 
 def encode(msg: dict[str, Any]) -> bytes:
@@ -38,9 +37,6 @@ def decode(line: bytes) -> dict[str, Any]:
         return orjson.loads(line)
     except orjson.JSONDecodeError:
         return json.loads(line)  # what the stdlib fallback wrote (NaN, huge ints)
-
-
-QUEUE_FULL = "queue_full"  # localai.errors.QueueFull: the model's request queue is full (429 / 529)
 
 
 def pack_result(result: Any) -> Any:
@@ -70,8 +66,6 @@ def unpack_result(data: Any) -> Any:
 
 
 def error_kind(exc: BaseException) -> str:
-    from localai.errors import QueueFull
-
     if isinstance(exc, QueueFull):
         return QUEUE_FULL
     if isinstance(exc, NotImplementedError):

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import diffusers
+import torch
 from localai.errors import QueueFull
 from localai.types import ImageLimits, ImageRequest, ImageResult, ModelInfo
+
 from localai_diffusers.schedulers import make_scheduler
 
 log = logging.getLogger("localai_diffusers")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 
 def _byte_chars() -> list[str]:
@@ -42,7 +43,7 @@ def write_tokenizer_files(folder: Path) -> tuple[Path, Path]:
     return vocab_file, merges_file
 
 
-def _tokenizer(cls, vocab_file: Path, merges_file: Path):  # type: ignore[no-untyped-def]
+def _tokenizer(cls: Any, vocab_file: Path, merges_file: Path) -> Any:
     """transformers 5 takes the vocabulary and merges themselves; 4.x takes their files."""
     import inspect
 

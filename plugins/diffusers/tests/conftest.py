@@ -2,7 +2,8 @@
 
 The engine (torch + diffusers) lives in its own environment, so these tests drive it through a real server
 whose diffusers workers run on that interpreter. It is found, in order, from ``LOCALAI_PYTHON_DIFFUSERS``,
-or an installed backend environment (``localai backends install diffusers``). Without one the tests fail when ``LOCALAI_TEST_STRICT`` is set (scripts/test.sh sets it) and skip otherwise.
+or an installed backend environment (``localai backends install diffusers``). Without one the tests fail when
+``LOCALAI_TEST_STRICT`` is set (scripts/test.sh sets it) and skip otherwise.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from localai.testing import ServerProcess, backend_python, missing
 
 REPO = Path(__file__).resolve().parents[3]

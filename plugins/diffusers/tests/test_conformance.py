@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from localai.testing import BackendConformance, backend_python, missing
 
 

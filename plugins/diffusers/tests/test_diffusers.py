@@ -17,9 +17,8 @@ import time
 import httpx
 import openai
 import pytest
-from PIL import Image
-
 from localai.testing import ServerProcess
+from PIL import Image
 
 pytestmark = pytest.mark.engine
 

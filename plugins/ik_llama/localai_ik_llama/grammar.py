@@ -30,6 +30,7 @@ def vocab_tokenizer(model: int) -> Any:
     if not converter_available():
         raise NotImplementedError(MISSING)
     from localai.constraints.tokenizer import from_pieces
+
     from localai_ik_llama import capi
 
     n = int(capi.n_vocab(model))

@@ -15,15 +15,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-
 from ik_llama_cpp import _ctypes_api as C
-from localai.stopping import StopMatcher, Utf8Stream
 from localai.config import require_model_file
+from localai.stopping import StopMatcher, Utf8Stream
 from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ModelInfo, TokenLogprob, Usage
+
 from localai_ik_llama import capi
 from localai_ik_llama.cpu import has_vnni
-from localai_ik_llama.options import CACHE_TYPES, cache_k, plan_kv
 from localai_ik_llama.grammar import constraint_matcher, converter_available, vocab_tokenizer
+from localai_ik_llama.options import CACHE_TYPES, cache_k, plan_kv
 from localai_ik_llama.sampling import Sampler, settings
 
 log = logging.getLogger("localai_ik_llama")

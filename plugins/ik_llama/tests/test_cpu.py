@@ -6,7 +6,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
 from localai_ik_llama import cpu, plugin
 
 X86_AVX2 = """processor\t: 0

@@ -13,7 +13,6 @@ import sys
 import textwrap
 
 import pytest
-
 from localai_ik_llama import grammar, plugin
 
 
@@ -61,7 +60,8 @@ def test_engine_enforces_gbnf_and_json_schema_greedy_and_sampled_and_rejects_bad
                    "required": ["limit"]}
         out["json"] = []
         for temp in (0, 1.5):
-            req = GenerateRequest(model="t", prompt="A JSON object with a big number:", max_tokens=40, sampling=SamplingParams(temperature=temp, seed=4),
+            req = GenerateRequest(model="t", prompt="A JSON object with a big number:", max_tokens=40,
+                                  sampling=SamplingParams(temperature=temp, seed=4),
                                   constraint=Constraint(type="json_schema", json_schema=bounded))
             chunks = list(m.generate(req, lambda: False))
             out["json"].append(["".join(c.text or "" for c in chunks), chunks[-1].finish_reason])

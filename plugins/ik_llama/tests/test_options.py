@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from localai.config import ModelConfig
 from localai_ik_llama import options, plugin
 

@@ -12,7 +12,6 @@ import httpx
 import jsonschema
 import openai
 import pytest
-
 from localai.testing import GGUF_NAME, ServerProcess, write_models
 
 MODELS = {

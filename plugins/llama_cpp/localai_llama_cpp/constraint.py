@@ -11,7 +11,6 @@ import threading
 from typing import Any
 
 import llama_cpp
-
 from localai.constraints import Matcher, compile_constraint
 from localai.constraints.tokenizer import from_pieces
 from localai.types import GenerateRequest

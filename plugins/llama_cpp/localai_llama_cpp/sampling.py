@@ -12,7 +12,6 @@ from typing import Any
 
 import llama_cpp
 import numpy as np
-
 from localai.types import GenerateRequest, TokenLogprob
 
 # llama.cpp's own sampling defaults, used where neither the request nor the YAML sets a value.

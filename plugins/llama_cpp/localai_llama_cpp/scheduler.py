@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import llama_cpp
-
 from localai.errors import QueueFull
 from localai.stopping import StopMatcher, Utf8Stream
 from localai.types import GenerateRequest, GenerationChunk, TokenLogprob, Usage
+
 from localai_llama_cpp.options import CACHE_RAM_MIB
 from localai_llama_cpp.prompt_cache import PromptCache, common_prefix
 from localai_llama_cpp.sampling import free_sampler, token_logprob

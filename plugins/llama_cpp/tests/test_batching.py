@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-
 from localai.config import ModelConfig  # noqa: E402
 from localai.errors import QueueFull  # noqa: E402
 from localai.types import GenerateRequest, GenerationChunk, SamplingParams  # noqa: E402

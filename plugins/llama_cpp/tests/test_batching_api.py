@@ -10,7 +10,6 @@ import anthropic
 import httpx
 import openai
 import pytest
-
 from localai.testing import GGUF_NAME, ServerProcess, write_models
 
 PROMPTS = ["The capital of France is", "def fibonacci(n):", "Once upon a time, in a land far away,"]

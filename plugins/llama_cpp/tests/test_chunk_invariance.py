@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from localai.testing import GGUF_NAME, ServerProcess, write_models
 
 PROMPTS = ["Tell a story.", "Say a city.", "Name three primary colors."]

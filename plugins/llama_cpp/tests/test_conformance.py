@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from localai.testing import GGUF_NAME, BackendConformance, default_gguf
 
 

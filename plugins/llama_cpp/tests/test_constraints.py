@@ -14,8 +14,6 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-
-
 from localai.testing import ServerProcess, worker_pids  # noqa: E402
 from localai.types import Constraint, GenerateRequest, SamplingParams  # noqa: E402
 
@@ -106,7 +104,8 @@ def test_parallel_slots_each_enforce_their_own_constraint(model: Any) -> None:
     out: list[Any] = [None] * 6
 
     def go(i: int) -> None:
-        req = GenerateRequest(model="g", prompt=PROMPT.format(i), max_tokens=60, constraint=Constraint(type="json_schema", json_schema=schemas[i % 3]),
+        req = GenerateRequest(model="g", prompt=PROMPT.format(i), max_tokens=60,
+                              constraint=Constraint(type="json_schema", json_schema=schemas[i % 3]),
                               sampling=SamplingParams(temperature=1.0, seed=i))
         out[i] = run(model, req)
 

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from localai.testing import ServerProcess, worker_pids
 
 PROMPT = "The three primary colors are"
@@ -98,7 +97,8 @@ def test_chat_prompt_uses_gemma_turn_format(llama_server: ServerProcess) -> None
                    json={"model": "gemma", "max_tokens": 8, "messages": messages})
     assert r.status_code == 200, r.text
     gemma = "<start_of_turn>user\nBe brief.\n\nName a color.<end_of_turn>\n<start_of_turn>model\n"
-    tokens = httpx.post(llama_server.url + "/v1/tokenize", json={"model": "gemma", "content": gemma, "add_special": True}, timeout=60).json()["tokens"]
+    tokens = httpx.post(llama_server.url + "/v1/tokenize", json={"model": "gemma", "content": gemma, "add_special": True},
+                        timeout=60).json()["tokens"]
     assert tokens[:2] == [2, 105]  # <bos> <start_of_turn>: special tokens parsed as such
     assert r.json()["usage"]["prompt_tokens"] == len(tokens)
     content = r.json()["choices"][0]["message"]["content"]

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import openai
 import pytest
-
 from localai.config import ModelConfig
 from localai.testing import GGUF_NAME, ServerProcess, free_port, write_models
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from localai.config import ModelConfig
 from localai_llama_cpp.options import OPTIONS, parse
 

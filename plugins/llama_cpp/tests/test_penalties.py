@@ -10,7 +10,6 @@ from collections import Counter
 
 import httpx
 import pytest
-
 from localai.testing import GGUF_NAME, ServerProcess, write_models
 
 # A prompt the base model answers by repeating itself under greedy decoding.

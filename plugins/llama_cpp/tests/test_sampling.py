@@ -12,11 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import llama_cpp
 import numpy as np
-
+import pytest
 from localai.types import GenerateRequest  # noqa: E402
 from localai_llama_cpp.sampling import build_sampler, free_sampler, greedy  # noqa: E402
 

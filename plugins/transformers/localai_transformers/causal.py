@@ -10,14 +10,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-
 from localai.stopping import StopMatcher
-from localai.types import GenerateRequest, GenerationChunk, ModelInfo, TokenLogprob, Usage
+from localai.types import GenerateRequest, GenerationChunk, ModelInfo, Usage
 
 from localai_transformers.base import TransformersModel
-from localai_transformers.loading import Source, model_class, restore_gguf_tokenizer
 from localai_transformers.options import CAUSAL
 from localai_transformers.serial import Admitted, SerialQueue
+from localai_transformers.source import Source, model_class, restore_gguf_tokenizer
 
 log = logging.getLogger("localai_transformers")
 

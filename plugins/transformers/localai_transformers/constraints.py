@@ -11,7 +11,6 @@ import threading
 from typing import Any
 
 import torch
-
 from localai.types import Constraint
 
 _tokenizers: dict[int, Any] = {}

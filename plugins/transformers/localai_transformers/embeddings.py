@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from localai.types import EmbeddingResult, ModelInfo
 
 from localai_transformers.base import TransformersModel
-from localai_transformers.loading import Source, model_class
 from localai_transformers.options import AUTOMODEL, SENTENCE
+from localai_transformers.source import Source, model_class
 
 BATCH = 64
 

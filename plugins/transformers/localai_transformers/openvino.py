@@ -10,8 +10,8 @@ from typing import Any
 
 from localai_transformers.causal import CausalLM
 from localai_transformers.embeddings import PooledEmbedder, folder_normalizes
-from localai_transformers.loading import Source, restore_gguf_tokenizer
 from localai_transformers.options import OV_CAUSAL, OV_FEATURES, extra
+from localai_transformers.source import Source, restore_gguf_tokenizer
 
 log = logging.getLogger("localai_transformers")
 

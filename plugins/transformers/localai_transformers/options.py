@@ -11,7 +11,7 @@ import os
 import re
 from typing import Any
 
-from localai.backends import normalise
+from localai.names import normalise
 from localai.options import OptionSpec, parse_option_list
 
 # ``type:`` values with their own loader; anything else is looked up on ``transformers`` at load.

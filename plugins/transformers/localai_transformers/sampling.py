@@ -7,7 +7,6 @@ import random
 from typing import Any
 
 import torch
-
 from localai.types import GenerateRequest, TokenLogprob
 
 # Defaults where neither the request, the YAML nor the model's generation_config sets a value: llama.cpp's,

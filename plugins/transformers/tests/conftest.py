@@ -14,9 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from localai.testing import (ServerProcess, backend_python, default_gguf, engine_side, gemma_hf_folder, minilm_folder,
-                             missing)
+from localai.testing import ServerProcess, backend_python, default_gguf, engine_side, gemma_hf_folder, minilm_folder, missing
 
 ENV = "LOCALAI_PYTHON_TRANSFORMERS"
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import openai
 import pytest
-
 from localai.backend_envs import installed
 from localai.testing import ServerProcess, gemma_ov_folder, missing
 

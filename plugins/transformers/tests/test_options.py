@@ -6,9 +6,7 @@ import subprocess
 import sys
 
 import pytest
-
 from localai.config import ModelConfig
-
 from localai_transformers.options import device_kind, model_type, parse
 
 

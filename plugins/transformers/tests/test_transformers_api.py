@@ -13,7 +13,6 @@ import httpx
 import jsonschema
 import openai
 import pytest
-
 from localai.testing import ServerProcess
 
 pytestmark = pytest.mark.engine

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import openai
 import pytest
-
 from localai.config import ModelConfig
 from localai.testing import GGUF_NAME, ServerProcess, write_models
 from localai_turboquant.options import parse

@@ -190,7 +190,8 @@ class VLLMModel:
             structured = StructuredOutputsParams(**structured_output(c))
         kw: dict[str, Any] = {
             # A non-streamed request takes its output once, at the end, as vLLM's own server does.
-            "n": 1, "output_kind": RequestOutputKind.DELTA if request.incremental else RequestOutputKind.FINAL_ONLY, "stop": list(request.stop) or None,
+            "n": 1, "output_kind": RequestOutputKind.DELTA if request.incremental else RequestOutputKind.FINAL_ONLY,
+            "stop": list(request.stop) or None,
             "max_tokens": request.max_tokens if request.max_tokens else self.max_model_len - prompt_len,
             "seed": s.seed, "logit_bias": dict(s.logit_bias) if s.logit_bias else None,
             "logprobs": request.logprobs, "structured_outputs": structured, "ignore_eos": s.ignore_eos,

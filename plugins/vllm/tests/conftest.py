@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from localai.testing import ServerProcess, backend_python, engine_side, gemma_hf_folder, minilm_folder, missing
 
 ENV = "LOCALAI_PYTHON_VLLM"

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from localai.testing import BackendConformance, engine_python_or_skip, gemma_hf_folder, minilm_folder
 
 pytestmark = [pytest.mark.slow, pytest.mark.engine]

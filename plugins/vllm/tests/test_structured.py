@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
+from localai.config import ModelConfig
 from localai.types import Constraint, JsonLimits
 from localai_vllm.model import structured_output
 from localai_vllm.options import DEFAULTS, parse
-from localai.config import ModelConfig
 
 
 def test_json_schema_goes_in_normalised_with_the_core_options() -> None:

@@ -15,7 +15,6 @@ import httpx
 import jsonschema
 import openai
 import pytest
-
 from localai.testing import ServerProcess
 
 PROMPT = "The three primary colors are"

@@ -11,7 +11,6 @@ from localai.errors import invalid
 from localai.types import ContentPart, Message, ToolCall
 
 
-
 class _Block(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -91,6 +90,7 @@ def parse_block(raw: dict[str, Any], where: str) -> Any:
 def tool_result_message(block: ToolResultBlock) -> Message:
     """A tool message; images stay as parts (so a model without vision refuses them clearly)."""
     content = block.content
+    images: list[ContentPart]
     if content is None:
         text, images = "", []
     elif isinstance(content, str):
@@ -131,7 +131,7 @@ def to_messages(role: str, content: str | list[dict[str, Any]], where: str) -> l
         return [Message(role=role, content=content)]  # type: ignore[arg-type]
     blocks = [parse_block(raw, f"{where}.content.{i}") for i, raw in enumerate(content)]
     if role == "assistant":
-        bad = [b.type for b in blocks if isinstance(b, (ImageBlock, ToolResultBlock))]
+        bad: list[str] = [b.type for b in blocks if isinstance(b, (ImageBlock, ToolResultBlock))]
         if bad:
             raise invalid(f"{where}: assistant messages cannot contain {bad[0]} blocks", param=where)
         return [assistant_message(blocks)]

@@ -12,9 +12,16 @@ from typing import Any
 
 from localai.api import sse
 from localai.api.anthropic.render import message_id, stop_reason, tool_use_id, usage
-from localai.api.errors import error_body, for_protocol
-from localai.errors import to_api_error
-from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from localai.api.errors import error_body, for_protocol, to_api_error
+from localai.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+)
 from localai.types import Usage
 
 

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from localai.api.anthropic.blocks import to_messages
-from localai.api.anthropic.models import CountTokensBody, MessagesBody, ToolChoiceAny, ToolChoiceNone, ToolChoiceTool
+from localai.api.anthropic.models import (
+    CountTokensBody,
+    MessagesBody,
+    ToolChoiceAny,
+    ToolChoiceNone,
+    ToolChoiceTool,
+)
 from localai.errors import invalid
-from localai.types import GenerateRequest, Message, ResponseFormat, SamplingParams, ToolChoice, ToolSpec
+from localai.types import (
+    GenerateRequest,
+    Message,
+    ResponseFormat,
+    SamplingParams,
+    ToolChoice,
+    ToolSpec,
+)
 
 
 def system_message(body: CountTokensBody) -> Message | None:

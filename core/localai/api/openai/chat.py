@@ -10,13 +10,28 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from localai.api import sse
-from localai.api.errors import error_body
+from localai.api.errors import error_body, to_api_error
 from localai.api.openai import chat_input
-from localai.api.openai.common import SamplingFields, add_usage, merge, new_id, now, usage_dict
+from localai.api.openai.common import (
+    SamplingFields,
+    add_usage,
+    merge,
+    new_id,
+    now,
+    usage_dict,
+)
 from localai.api.openai.logprobs import chat_logprobs
 from localai.engine import Engine, Result, collect
-from localai.errors import invalid, to_api_error
-from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from localai.errors import invalid
+from localai.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+)
 from localai.types import GenerateRequest, Usage
 
 router = APIRouter()

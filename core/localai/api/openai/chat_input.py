@@ -13,7 +13,14 @@ from pydantic import BaseModel, ConfigDict
 
 from localai.errors import invalid
 from localai.tools.parsers import new_call_id
-from localai.types import ContentPart, Message, ResponseFormat, ToolCall, ToolChoice, ToolSpec
+from localai.types import (
+    ContentPart,
+    Message,
+    ResponseFormat,
+    ToolCall,
+    ToolChoice,
+    ToolSpec,
+)
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool",
          "function": "tool"}
@@ -75,7 +82,7 @@ def _tool_calls(m: ChatMessageIn, where: str) -> list[ToolCall] | None:
         fn = call.get("function")
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise invalid(f"{where}.tool_calls[{j}].function.name is required", param=f"{where}.tool_calls[{j}]")
-        cid = call.get("id") if isinstance(call.get("id"), str) else new_call_id()
+        cid = call["id"] if isinstance(call.get("id"), str) else new_call_id()
         calls.append(ToolCall(id=cid, name=fn["name"], arguments=_arguments(fn.get("arguments"), f"{where}.tool_calls[{j}].function")))
     if m.function_call:
         name = m.function_call.get("name")

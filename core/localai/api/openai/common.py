@@ -11,7 +11,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from localai.events import Event
-from localai.types import JsonLimits, MinP, Penalty, RepeatPenalty, SamplingParams, Temperature, TopK, TopP, Usage
+from localai.types import (
+    JsonLimits,
+    MinP,
+    Penalty,
+    RepeatPenalty,
+    SamplingParams,
+    Temperature,
+    TopK,
+    TopP,
+    Usage,
+)
 
 
 class StreamOptions(BaseModel):

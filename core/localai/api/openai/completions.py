@@ -9,11 +9,18 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from localai.api import sse
-from localai.api.openai.common import SamplingFields, add_usage, merge, new_id, now, usage_dict
+from localai.api.errors import error_body, to_api_error
+from localai.api.openai.common import (
+    SamplingFields,
+    add_usage,
+    merge,
+    new_id,
+    now,
+    usage_dict,
+)
 from localai.api.openai.logprobs import legacy_logprobs
 from localai.engine import Engine, collect
-from localai.errors import invalid, to_api_error
-from localai.api.errors import error_body
+from localai.errors import invalid
 from localai.events import Event, Finish, TextDelta
 from localai.types import GenerateRequest, Usage
 

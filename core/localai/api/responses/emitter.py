@@ -14,7 +14,15 @@ from typing import Any
 from localai.api.responses import resource
 from localai.api.responses.items import new_id
 from localai.errors import APIError
-from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from localai.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+)
 from localai.types import TokenLogprob
 
 StreamEvent = dict[str, Any]
@@ -77,6 +85,7 @@ class Emitter:
         if self._open and self._open[0] == kind:
             return []
         events = self._close_open("completed")
+        item: dict[str, Any]
         if kind == "message":
             item = {"id": new_id("msg"), "type": "message", "status": "in_progress", "role": "assistant", "content": []}
             part: dict[str, Any] = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}

@@ -179,7 +179,7 @@ def to_messages(instructions: str | None, items: list[Item]) -> list[Message]:
     for item in items:
         kind = item["type"]
         if kind == "message":
-            role = "system" if item["role"] in ("system", "developer") else item["role"]
+            role: Literal["system", "user", "assistant"] = "system" if item["role"] in ("system", "developer") else item["role"]
             msg = Message(role=role, content=_parts(item["content"]))
             if role == "assistant":
                 msg.reasoning, reasoning = reasoning, None

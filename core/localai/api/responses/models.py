@@ -11,7 +11,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from localai.types import JsonLimits, MinP, Penalty, RepeatPenalty, Temperature, TopK, TopP
+from localai.types import (
+    JsonLimits,
+    MinP,
+    Penalty,
+    RepeatPenalty,
+    Temperature,
+    TopK,
+    TopP,
+)
 
 
 class FunctionToolParam(BaseModel):

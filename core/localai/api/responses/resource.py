@@ -5,7 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from localai.api.responses.models import AllowedToolsParam, CreateBody, SpecificFunctionParam
+from localai.api.responses.models import (
+    AllowedToolsParam,
+    CreateBody,
+    SpecificFunctionParam,
+)
 from localai.config import ModelConfig
 from localai.errors import APIError
 from localai.types import Usage

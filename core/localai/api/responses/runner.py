@@ -14,9 +14,10 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from localai.api.errors import to_api_error
 from localai.api.responses.emitter import Emitter, StreamEvent
 from localai.api.responses.store import Store
-from localai.errors import APIError, to_api_error
+from localai.errors import APIError
 from localai.events import Event
 
 log = logging.getLogger("localai.responses")

@@ -67,7 +67,11 @@ class Store:
     def submit(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
         """Queue a write without waiting for it (ordered after everything queued before)."""
         future = self._pool.submit(self._call, fn)
-        future.add_done_callback(lambda f: f.exception() and log.error("responses store write failed: %s", f.exception()))
+        def report(f: Any) -> None:
+            if f.exception() is not None:
+                log.error("responses store write failed: %s", f.exception())
+
+        future.add_done_callback(report)
 
     def _open(self) -> None:
         try:
@@ -78,7 +82,7 @@ class Store:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(SCHEMA)
-        db.isolation_level = ""  # transactions per ``with`` block
+        db.isolation_level = "DEFERRED"  # transactions per ``with`` block ("" means the same to sqlite3)
         self._db = db
 
     async def open(self) -> None:

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from localai.api.responses.models import AllowedToolsParam, CreateBody, SpecificFunctionParam, TextFormatJsonSchema
+from localai.api.responses.models import (
+    AllowedToolsParam,
+    CreateBody,
+    SpecificFunctionParam,
+    TextFormatJsonSchema,
+)
 from localai.errors import invalid
-from localai.types import GenerateRequest, Message, ResponseFormat, SamplingParams, ToolChoice, ToolSpec
+from localai.types import (
+    GenerateRequest,
+    Message,
+    ResponseFormat,
+    SamplingParams,
+    ToolChoice,
+    ToolSpec,
+)
 
 
 def tools(body: CreateBody) -> list[ToolSpec] | None:

@@ -1,9 +1,9 @@
 """Test and benchmark helpers that need an engine: run with a backend environment's Python (which has
-``localai-core``), never imported by the server. ``localai.testing`` calls them in a subprocess::
+``localai-core``), never imported by the server. ``localai.testing.models`` calls them in a subprocess::
 
-    python -m localai.engine_side save-hf GGUF OUT     an HF folder (safetensors + tokenizer) dequantized from a GGUF
-    python -m localai.engine_side save-ov HF OUT       an OpenVINO IR folder exported from an HF folder (optimum-intel)
-    python -m localai.engine_side st-encode FOLDER     JSON texts on stdin -> sentence-transformers vectors on stdout
+    python -m localai.testing.engine_side save-hf GGUF OUT     an HF folder (safetensors + tokenizer) dequantized from a GGUF
+    python -m localai.testing.engine_side save-ov HF OUT       an OpenVINO IR folder exported from an HF folder (optimum-intel)
+    python -m localai.testing.engine_side st-encode FOLDER     JSON texts on stdin -> sentence-transformers vectors on stdout
 """
 
 from __future__ import annotations
@@ -14,26 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-
-def restore_gguf_tokenizer(tokenizer: object, gguf: str) -> None:
-    """Put back what transformers' GGUF tokenizer conversion drops: the chat template, and whether BOS/EOS are
-    added (Gemma's GGUF adds BOS; transformers 5.19 converts it without, so every prompt lost its ``<bos>`` and
-    greedy text changed)."""
-    from gguf import GGUFReader
-
-    fields = GGUFReader(gguf).fields
-
-    def value(key: str) -> object:
-        field = fields.get(key)
-        return None if field is None else field.contents()
-
-    template = value("tokenizer.chat_template")
-    if template and not getattr(tokenizer, "chat_template", None):
-        tokenizer.chat_template = template  # type: ignore[attr-defined]
-    for key, attr in (("tokenizer.ggml.add_bos_token", "add_bos_token"), ("tokenizer.ggml.add_eos_token", "add_eos_token")):
-        flag = value(key)
-        if flag is not None and hasattr(tokenizer, attr) and getattr(tokenizer, attr) != bool(flag):
-            setattr(tokenizer, attr, bool(flag))
+from localai.chat.gguf import restore_gguf_tokenizer
 
 
 def save_hf(gguf: str, out: str) -> None:

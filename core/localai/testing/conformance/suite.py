@@ -32,8 +32,8 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from localai.conformance.contract import check, contract, fail
-from localai.conformance.harness import WorkerHarness, catalog, write_model_yaml
+from localai.testing.conformance.contract import check, contract, fail
+from localai.testing.conformance.harness import WorkerHarness, catalog, write_model_yaml
 from localai.types import Constraint, GenerateRequest, GenerationChunk, SamplingParams
 
 KNOWN_CAPABILITIES = ("completion", "chat", "embeddings", "tokenize", "grammar", "vision", "image")
@@ -227,7 +227,7 @@ class BackendConformance:
     @pytest.fixture(scope="class")
     @classmethod
     def server(cls, models_path: Path, registered: Any) -> Iterator[Any]:
-        from localai.testing import ServerProcess
+        from localai.testing.processes import ServerProcess
 
         if registered.unavailable:
             fail("available", f"backend {registered.name} reports: {registered.unavailable}")
@@ -269,7 +269,7 @@ class BackendConformance:
     # -- in the server process: registration and options ------------------------------------------
 
     def test_registration(self, registered: Any, models: Any) -> None:
-        from localai.backends import normalise
+        from localai.names import normalise
 
         check(registered.name == normalise(self.backend), "registration",
               f"{self.backend!r} resolves to {registered.name!r}: register the backend under its canonical name")
@@ -314,14 +314,10 @@ class BackendConformance:
     def test_discovery_and_check_do_not_import_the_engine(self, models_path: Path, registered: Any) -> None:
         watched = sorted(set(self.engine_modules) | set(HEAVY_MODULES))
         script = (
-            "import json, sys\n"
-            "from localai.catalog import Catalog\nfrom localai.backends import Registry\n"
-            "from localai.plugins import make_plugin_manager\n"
-            "from localai.backend_envs.registration import register_environments\n"
-            "import os\n"
-            f"reg = Registry(make_plugin_manager()); register_environments(reg, os.environ.get('LOCALAI_BACKENDS_PATH') or None)\n"
-            f"b = reg.resolve({self.backend!r}); b.unavailable\n"
-            f"Catalog(__import__('pathlib').Path({str(models_path)!r}), reg).load()\n"
+            "import json, os, sys\n"
+            "from localai.bootstrap import bootstrap\n"
+            f"setup = bootstrap({str(models_path)!r}, os.environ.get('LOCALAI_BACKENDS_PATH') or None)\n"
+            f"b = setup.registry.resolve({self.backend!r}); b.unavailable\n"
             f"print(json.dumps(sorted(m for m in {watched!r} if m in sys.modules)))\n"
         )
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
@@ -371,6 +367,7 @@ class BackendConformance:
         self.needs("image")
         limits = worker.info.image if worker.info else None
         check(limits is not None, "image", "ModelInfo.image (the model's size limits) is not set")
+        assert limits is not None
         w = h = limits.min_size * 2 if limits.min_size * 2 <= limits.max_size else limits.min_size
         with contract("image"):
             first = worker.image(prompt="a red square", width=w, height=h, n=2, seed=7, steps=self.image_steps)
@@ -702,7 +699,8 @@ class BackendConformance:
         with contract("embeddings"):
             r = client.embeddings.create(model=EMBED, input=["hello world", "boats"], encoding_format="float")
             again = client.embeddings.create(model=EMBED, input="hello world", encoding_format="float")
-        check(len(r.data) == 2 and len(r.data[0].embedding) == len(r.data[1].embedding) > 0, "embeddings", f"shapes: {[len(d.embedding) for d in r.data]}")
+        check(len(r.data) == 2 and len(r.data[0].embedding) == len(r.data[1].embedding) > 0, "embeddings",
+              f"shapes: {[len(d.embedding) for d in r.data]}")
         check(max(abs(a - b) for a, b in zip(r.data[0].embedding, again.data[0].embedding)) < 1e-4, "embeddings",
               "the same input embeds differently across requests")
         check(r.usage.prompt_tokens > 0, "usage", "embeddings usage.prompt_tokens is 0")
@@ -734,7 +732,7 @@ class BackendConformance:
 
     def test_http_worker_crash_fails_only_its_requests(self, client: Any, server: Any, http_greedy: Any) -> None:
         """Last: kills the model's worker mid-stream while another model's request runs."""
-        from localai.testing import worker_pids
+        from localai.testing.processes import worker_pids
 
         self.needs("completion")
         with contract("crash"):

@@ -12,9 +12,7 @@ from typing import Any
 
 import yaml
 
-from localai.backends import Registry
 from localai.catalog import Catalog, ModelEntry
-from localai.plugins import make_plugin_manager
 from localai.types import GenerateRequest, GenerationChunk, ModelInfo
 from localai.worker.client import GenerationStream, WorkerProcess
 
@@ -29,11 +27,9 @@ def write_model_yaml(folder: Path, name: str, backend: str, model: dict[str, Any
 def catalog(models_path: Path) -> Catalog:
     """The models folder as the server process sees it: plugins discovered, the backend environments installed
     under ``LOCALAI_BACKENDS_PATH`` registered, options parsed."""
-    from localai.backend_envs.registration import register_environments
+    from localai.bootstrap import bootstrap
 
-    registry = Registry(make_plugin_manager())
-    register_environments(registry, os.environ.get("LOCALAI_BACKENDS_PATH") or None)
-    return Catalog(models_path, registry).load()
+    return bootstrap(models_path, os.environ.get("LOCALAI_BACKENDS_PATH") or None).models
 
 
 class WorkerHarness:

@@ -1,11 +1,16 @@
-"""Backend names as folder names: validated, and never a way out of the backends folder."""
+"""Backend names: LocalAI's spelling rules, and names as folder names (validated, never a way out of the backends
+folder). A leaf module: the registry, the environments and the galleries all spell names through it."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from localai.backends import normalise
+
+def normalise(name: str) -> str:
+    """LocalAI's spelling rules: case-insensitive, ``.`` and ``_`` count as ``-``."""
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
