@@ -30,7 +30,8 @@ def test_new_writes_the_package(tmp_path: Path) -> None:
     assert "test = [" in pyproject
     hooks = (root / "localai_demo_engine/plugin.py").read_text()
     defined = {line.split("(")[0].removeprefix("def ") for line in hooks.splitlines() if line.startswith("def ")}
-    assert defined == {"check", "register_backends", "parse_options", "load_model"}  # no dispatch code
+    assert defined == {"check", "register_backends"}  # a declaration: no dispatch code, no per-hook loading
+    assert 'load="localai_demo_engine.model:DemoEngineModel.load"' in hooks and "parse=parse" in hooks
     assert "class DemoEngineModel" in (root / "localai_demo_engine/model.py").read_text()
     assert "TODO(engine)" in (root / "localai_demo_engine/model.py").read_text()
     for path in root.rglob("*.py"):

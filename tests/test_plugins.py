@@ -132,3 +132,59 @@ def test_broken_availability_check_is_a_reason_not_a_crash() -> None:
 
 def test_normalise() -> None:
     assert normalise(" IK_Llama.cpp ") == "ik-llama-cpp"
+
+
+# -- backends as declarations, and the deprecated per-hook form ------------------------------------------------
+
+class Loaded:
+    def __init__(self, config, model_path, options):  # type: ignore[no-untyped-def]
+        self.config, self.model_path, self.options = config, model_path, options
+
+    @classmethod
+    def load(cls, config, model_path, options):  # type: ignore[no-untyped-def]
+        return cls(config, model_path, options)
+
+
+def test_a_declared_backend_is_parsed_and_loaded_by_the_core_without_hooks(recwarn: pytest.WarningsRecorder) -> None:
+    from localai.config import ModelConfig
+    from localai.options import OptionSpec
+
+    @hookimpl
+    def register_backends(register):  # type: ignore[no-untyped-def]
+        register("decl", options=[OptionSpec("size", "int", "how big", default=4)], load=f"{__name__}:Loaded.load")
+        register("decl-parsed", parse=lambda options, config: {"seen": list(options)}, load=Loaded.load)
+
+    registry = Registry(manager(("decl", plugin_module("decl", register_backends=register_backends))))
+    config = ModelConfig.model_validate({"name": "m", "backend": "decl"})
+    backend = registry.resolve("decl")
+    assert registry.parse_options(backend, ["size:8"], config) == {"size": 8}  # from the option table
+    with pytest.raises(ValueError, match="unknown option 'colour'"):
+        registry.parse_options(backend, ["colour:red"], config)
+    model = registry.load_model(backend, config, "/models/x", {"size": 8})
+    assert isinstance(model, Loaded) and model.model_path == "/models/x" and model.options == {"size": 8}
+    assert registry.parse_options(registry.resolve("decl-parsed"), ["a:1"], config) == {"seen": ["a:1"]}
+    assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]
+
+
+def test_the_per_hook_form_still_loads_and_warns_that_it_is_deprecated() -> None:
+    """A third-party plugin written against the first release (tests/fake_backend.py: parse_options and load_model
+    hooks that check the backend name) keeps working for one release, with a warning naming what to write."""
+    from localai.config import ModelConfig
+
+    with pytest.warns(DeprecationWarning, match=r"plugin fake: backend 'fake' .*per-hook form.*load='pkg.module:Class.load'"):
+        registry = Registry(manager(("fake", fake_backend)))
+    config = ModelConfig.model_validate({"name": "m", "backend": "fake"})
+    backend = registry.resolve("fake")
+    assert backend.load is None
+    model = registry.load_model(backend, config, None, registry.parse_options(backend, [], config) or {})
+    assert type(model).__name__ == "FakeModel"
+
+
+def test_every_in_repo_backend_is_a_declaration() -> None:
+    registry = Registry(make_plugin_manager())
+    for name in ("llama-cpp", "ik-llama-cpp", "turboquant", "transformers", "vllm", "diffusers"):
+        backend = registry.resolve(name)
+        assert backend.load is not None and backend.parse is not None, name
+    for hook in ("parse_options", "load_model"):
+        owners = {impl.plugin_name for impl in getattr(registry.pm.hook, hook).get_hookimpls()}
+        assert not owners & {"llama-cpp", "ik-llama-cpp", "turboquant", "transformers", "vllm", "diffusers"}, (hook, owners)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from localai.names import normalise  # noqa: F401 - re-exported: plugins and callers spell names with it
+from localai.options import parse_option_list
 from localai.plugins import PluginManager
 
 log = logging.getLogger("localai.backends")
@@ -26,6 +29,22 @@ KNOWN_BACKENDS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 # Preference among backends that claim the same file format when no ``backend:`` is given.
 FORMAT_PREFERENCE = ("llama-cpp", "ik-llama-cpp", "turboquant")
+
+
+_WARNED: set[str] = set()
+
+
+def resolve_ref(ref: str | Callable[..., Any]) -> Callable[..., Any]:
+    """``"pkg.module:Attr.attr"`` as the object it names, imported only now (the engine loads with its module)."""
+    if callable(ref):
+        return ref
+    module, _, attrs = ref.partition(":")
+    if not module or not attrs:
+        raise BackendError(f"{ref!r} is not a 'package.module:function' reference")
+    obj: Any = importlib.import_module(module)
+    for attr in attrs.split("."):
+        obj = getattr(obj, attr)
+    return obj
 
 
 class BackendError(Exception):
@@ -48,6 +67,8 @@ class Backend:
     python: str | None = None
     environment: str | None = None  # the backend environment folder (localai.backend_envs) serving it, if any
     target: str | None = None  # the plugin's own name for it, when installed under another name (--name)
+    load: str | Callable[..., Any] | None = None  # "pkg.module:Class.load": (config, model_path, options) -> model
+    parse: str | Callable[..., Any] | None = None  # "pkg.module:parse": (options, config) -> dict; default: the table
     _unavailable: str | None | bool = field(default=False, repr=False)
 
     @property
@@ -114,7 +135,11 @@ class Registry:
             options: list[Any] | None = None,
             yaml_fields: tuple[str, ...] | list[str] = (),
             python: str | None = None,
+            load: str | Callable[..., Any] | None = None,
+            parse: str | Callable[..., Any] | None = None,
         ) -> None:
+            if load is None and self._implements(plugin, "load_model"):
+                self._deprecated(plugin, name)
             backend = Backend(
                 name=normalise(name),
                 plugin=plugin,
@@ -128,10 +153,45 @@ class Registry:
                 options=list(options or []),
                 yaml_fields=tuple(yaml_fields),
                 python=python,
+                load=load,
+                parse=parse,
             )
             self._add(backend)
 
         return register
+
+    def _implements(self, plugin: str, hook: str) -> bool:
+        return any(impl.plugin_name == plugin for impl in getattr(self.pm.hook, hook).get_hookimpls())
+
+    def _deprecated(self, plugin: str, name: str) -> None:
+        message = (f"plugin {plugin}: backend {name!r} is loaded through the per-hook form (load_model/parse_options "
+                   "hooks that check the backend name); declare it instead: register(..., load='pkg.module:Class.load', "
+                   "parse='pkg.module:parse'). The per-hook form keeps working until the next release.")
+        warnings.warn(message, DeprecationWarning, stacklevel=3)
+        if plugin not in _WARNED:  # once per process: every worker and CLI command builds a registry
+            _WARNED.add(plugin)
+            log.warning("%s", message)
+
+    # -- dispatch: the core calls a declared backend's functions, or (deprecated) asks every plugin's hooks --------
+
+    def parse_options(self, backend: Backend, options: list[str], config: Any) -> dict[str, Any] | None:
+        """A model's ``options:`` as the backend reads them; ``ValueError`` naming a bad option.
+
+        A backend in another environment, or one declared without ``parse``, is parsed from its option table here;
+        ``None`` means a per-hook plugin answered nothing."""
+        if backend.environment or (backend.load is not None and backend.parse is None):
+            return parse_option_list(list(options), backend.options, dict(os.environ))
+        if backend.parse is not None:
+            return dict(resolve_ref(backend.parse)(list(options), config))
+        result = self.pm.hook.parse_options(backend=backend.target or backend.name, options=list(options), config=config)
+        return None if result is None else dict(result)
+
+    def load_model(self, backend: Backend, config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
+        """The loaded model object (worker process): the declared loader, else the per-hook plugins' answer."""
+        if backend.load is not None:
+            return resolve_ref(backend.load)(config, model_path, options)
+        return self.pm.hook.load_model(backend=backend.target or backend.name, config=config, model_path=model_path,
+                                       options=options)
 
     def _add(self, backend: Backend) -> None:
         for key in (backend.name, *map(normalise, backend.aliases)):

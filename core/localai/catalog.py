@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import Any
 
 from localai.backends import Backend, BackendError, Registry
 from localai.config import ConfigProblem, ModelConfig, load_folder, resolve_model_file, warn_unknown_keys
-from localai.options import parse_option_list
 
 log = logging.getLogger("localai.catalog")
 
@@ -123,10 +121,7 @@ class Catalog:
             entry.problems.append(f"backend {entry.backend.name} cannot run here: {entry.backend.unavailable}")
         if entry.backend is not None:
             try:
-                if entry.backend.environment:  # its plugin lives in another environment: parse from its option table
-                    parsed = parse_option_list(list(cfg.options), entry.backend.options, dict(os.environ))
-                else:
-                    parsed = self.registry.pm.hook.parse_options(backend=entry.backend.name, options=list(cfg.options), config=cfg)
+                parsed = self.registry.parse_options(entry.backend, list(cfg.options), cfg)
                 entry.options = parsed or {}
                 if parsed is None and cfg.options:
                     log.warning("%s: model %r: backend %s parses no options; %s ignored", file, cfg.name, entry.backend.name, cfg.options)

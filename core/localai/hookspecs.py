@@ -10,15 +10,15 @@ Where hooks run:
 * ``load_model``, ``generate``, ``embed``, ``tokenize``, ``detokenize``, ``generate_image`` and ``unload_model`` run in
   the model's **worker process** (one per loaded model); import the engine there, lazily.
 
-Dispatch: the per-model hooks are ``firstresult``. Every plugin sees every call and answers
-only for its own backends or model objects, returning ``None`` otherwise, so the first
-non-``None`` answer wins (the tox ``tox_register_tox_env`` pattern: the config's ``backend:``
-picks the implementation by id).
+A backend is a declaration: a plugin implements ``register_backends`` and nothing else, giving each backend's
+names, capabilities, option table, parser (``parse=``) and loader (``load="pkg.module:Class.load"``, imported in the
+worker only). The core dispatches by the backend a model's YAML names (as simonw/llm dispatches by the registered
+model object), then calls the loaded model's methods for ``generate``, ``embed``, ``tokenize``, ``detokenize`` and
+``close`` (:class:`localai.protocol.Model`, through the ``trylast`` fallbacks in :mod:`localai.fallbacks`).
 
-Most plugins implement only ``register_backends``, ``parse_options`` and ``load_model``: when no
-plugin answers ``generate``, ``embed``, ``tokenize``, ``detokenize`` or ``unload_model``, the
-core's ``trylast`` fallbacks (:mod:`localai.fallbacks`) call the model object's method of the
-same name (``close`` for ``unload_model``), as :class:`localai.protocol.Model` documents.
+The per-model hooks stay ``firstresult`` hooks a plugin may still implement (answering only for its own model
+objects, ``None`` otherwise). ``parse_options`` and ``load_model`` checking the backend name are the first release's
+form: they keep working for one release, and registering a backend without ``load=`` while implementing them warns.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def register_backends(register: Callable[..., None]) -> None:
 
     :param register: call it once per backend as
         ``register(name, *, aliases=(), capabilities=(), formats=(), description="",
-        check=None, options=None, yaml_fields=(), python=None)``:
+        check=None, options=None, yaml_fields=(), python=None, load=None, parse=None)``:
 
         * ``name``: the canonical backend id a model YAML's ``backend:`` names.
         * ``aliases``: other accepted spellings (case, ``.`` and ``_`` are normalised anyway).
@@ -55,6 +55,11 @@ def register_backends(register: Callable[..., None]) -> None:
           ``gpu_memory_utilization``, ...), reached through ``config.model_extra``; any other unknown key is
           warned about at load.
         * ``python``: the interpreter to start this backend's workers with (default: the server's).
+        * ``load``: the loader, ``"package.module:Class.load"`` (or a callable), called in the worker as
+          ``load(config, model_path, options)`` and returning an object following :class:`localai.protocol.Model`.
+          The reference is imported only there, so the engine never loads in the server.
+        * ``parse``: ``parse(options, config) -> dict`` for the model's ``options:`` list, in the server process
+          (``ValueError`` naming the option for a bad one); without it the core parses ``options`` by the table.
 
     Called once in the server process at start-up. Not ``firstresult``: every plugin is asked.
     A plugin raising here is reported as broken by name; the others still register.
@@ -63,7 +68,8 @@ def register_backends(register: Callable[..., None]) -> None:
 
 @hookspec(firstresult=True)
 def parse_options(backend: str, options: list[str], config: ModelConfig) -> dict[str, Any] | None:
-    """Turn a model's ``options:`` list (LocalAI's ``name`` / ``name:value`` entries) into settings.
+    """Deprecated (declare ``parse=`` in ``register`` instead). Turn a model's ``options:`` list (LocalAI's
+    ``name`` / ``name:value`` entries) into settings.
 
     :param backend: the canonical backend id the model resolved to.
     :param options: the raw entries, in YAML order.
@@ -80,7 +86,8 @@ def parse_options(backend: str, options: list[str], config: ModelConfig) -> dict
 
 @hookspec(firstresult=True)
 def load_model(backend: str, config: ModelConfig, model_path: str | None, options: dict[str, Any]) -> Any:
-    """Load a model and return an opaque model object that later hooks receive.
+    """Deprecated (declare ``load=`` in ``register`` instead). Load a model and return an opaque model object that
+    later hooks receive.
 
     :param backend: the canonical backend id.
     :param config: the model config (paths already resolved inside the models folder).

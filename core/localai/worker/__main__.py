@@ -43,6 +43,7 @@ class Worker:
         self.send({"id": rid, "type": "error", "error": {"kind": kind, "message": str(exc) or type(exc).__name__}})
 
     def load(self, msg: dict[str, Any]) -> None:
+        from localai.backends import Backend, BackendError, Registry
         from localai.config import ModelConfig
         from localai.plugins import make_plugin_manager
         from localai.types import ModelInfo
@@ -50,14 +51,17 @@ class Worker:
         rid = msg["id"]
         try:
             self.pm = make_plugin_manager()
+            registry = Registry(self.pm)  # this environment's plugins: their declarations say how to load
+            try:
+                backend = registry.resolve(msg["backend"])
+            except BackendError:  # not declared here: a per-hook plugin may still answer
+                backend = Backend(name=msg["backend"], plugin="", distribution=None, version=None)
             config = ModelConfig.model_validate(msg["config"])
             options = msg.get("options") or {}
             if msg.get("parse_options"):  # the server checked options against the table; the plugin's parser decides
-                parsed = self.pm.hook.parse_options(backend=msg["backend"], options=list(config.options), config=config)
+                parsed = registry.parse_options(backend, list(config.options), config)
                 options = options if parsed is None else parsed
-            model = self.pm.hook.load_model(
-                backend=msg["backend"], config=config, model_path=msg.get("model_path"), options=options
-            )
+            model = registry.load_model(backend, config, msg.get("model_path"), options)
             if model is None:
                 raise RuntimeError(f"no installed plugin loads backend {msg['backend']!r}")
             self.model = model

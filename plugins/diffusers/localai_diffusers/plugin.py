@@ -1,11 +1,11 @@
-"""Hook implementations, kept thin: registration and options here, diffusers only inside ``load_model``."""
+"""The diffusers backend, declared: names, capabilities, option table and parser here; diffusers loads only in
+``DiffusersModel.load``, in the worker."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
 from collections.abc import Callable
-from typing import Any
 
 from localai import hookimpl
 
@@ -36,21 +36,6 @@ def register_backends(register: Callable[..., None]) -> None:
         description="image generation with Hugging Face diffusers (Stable Diffusion, SDXL, SD3, Flux, ...)",
         check=check,
         options=OPTIONS,
+        parse=parse,
+        load="localai_diffusers.model:DiffusersModel.load",
     )
-
-
-@hookimpl
-def parse_options(backend: str, options: list[str], config: Any) -> dict[str, Any] | None:
-    if backend != BACKEND:
-        return None
-    return parse(options, config)
-
-
-@hookimpl
-def load_model(backend: str, config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
-    if backend != BACKEND:
-        return None
-    from localai_diffusers.model import DiffusersModel
-
-    return DiffusersModel.load(config, model_path, options)
-

@@ -1,4 +1,5 @@
-"""Hook implementations: registration and option parsing here, the engine only inside ``load_model``."""
+"""The ik-llama-cpp backend, declared: its names, capabilities, option table and parser here; the engine loads
+only in :func:`load`, in the worker."""
 
 from __future__ import annotations
 
@@ -39,27 +40,23 @@ def register_backends(register: Callable[..., None]) -> None:
         description="GGUF models on ik_llama.cpp (CPU-optimised llama.cpp fork, needs AVX2) via ik-llama-cpp-python",
         check=check,
         options=OPTIONS,
+        parse=parse,
+        load="localai_ik_llama.plugin:load",
     )
 
 
-@hookimpl
-def parse_options(backend: str, options: list[str], config: Any) -> dict[str, Any] | None:
-    if backend != BACKEND:
-        return None
+def parse(options: list[str], config: Any) -> dict[str, Any]:
     parsed = parse_option_list(options, OPTIONS)
     check_supported(parsed)
     validate_config(config)
     return parsed
 
 
-@hookimpl
-def load_model(backend: str, config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
-    if backend != BACKEND:
-        return None
+def load(config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
+    """Worker side: refused clearly on a CPU without AVX2 (the fork's kernels need it), else the model."""
     reason = missing_avx2()
     if reason:
         raise RuntimeError(f"model {config.name!r}: {reason}")
     from localai_ik_llama.model import IkLlamaModel
 
     return IkLlamaModel.load(config, model_path, options, backend=BACKEND)
-

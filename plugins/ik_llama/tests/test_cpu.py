@@ -58,7 +58,7 @@ def test_load_refuses_cpu_without_avx2(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(cpu, "CPUINFO", fake)
     config = SimpleNamespace(name="old-cpu")
     with pytest.raises(RuntimeError, match="old-cpu.*AVX2"):
-        plugin.load_model(backend="ik-llama-cpp", config=config, model_path="/nonexistent.gguf", options={})
+        plugin.load(config, "/nonexistent.gguf", {})
     assert "AVX2" in (plugin.check() or "")
 
 

@@ -9,13 +9,17 @@ from localai_ik_llama import options, plugin
 
 def parse(options: list[str], **fields: object) -> dict:
     config = ModelConfig(name="m", options=options, **fields)
-    result = plugin.parse_options(backend="ik-llama-cpp", options=options, config=config)
-    assert result is not None
-    return result
+    return plugin.parse(options, config)
 
 
-def test_other_backends_are_not_ours() -> None:
-    assert plugin.parse_options(backend="llama-cpp", options=[], config=ModelConfig(name="m")) is None
+def test_the_core_parses_through_the_declared_parser() -> None:
+    from localai.backends import Registry
+    from localai.plugins import make_plugin_manager
+
+    registry = Registry(make_plugin_manager())
+    backend = registry.resolve("ik_llama")
+    assert backend.parse is plugin.parse
+    assert registry.parse_options(backend, ["batch:128"], ModelConfig(name="m"))["n_batch"] == 128
 
 
 def test_defaults() -> None:

@@ -1,4 +1,5 @@
-"""Hook implementations: registration and option parsing here, the engine only inside ``load_model``."""
+"""The llama-cpp backend, declared: its names, capabilities, option table and parser here; the engine loads only
+in :func:`load`, in the worker."""
 
 from __future__ import annotations
 
@@ -30,24 +31,16 @@ def register_backends(register: Callable[..., None]) -> None:
         description="GGUF models on llama.cpp via llama-cpp-python",
         check=check,
         options=OPTIONS,
+        parse=parse,
+        load="localai_llama_cpp.plugin:load",
     )
 
 
-@hookimpl
-def parse_options(backend: str, options: list[str], config: Any) -> dict[str, Any] | None:
-    if backend != BACKEND:
-        return None
-    return parse(options, config)
-
-
-@hookimpl
-def load_model(backend: str, config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
-    if backend != BACKEND:
-        return None
+def load(config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
+    """Worker side: the RPC servers before libllama loads (it lists devices once), then the model."""
     from localai_llama_cpp.ggml import add_rpc_servers
 
-    add_rpc_servers(options.get("grpc_servers") or [])  # before libllama loads: it lists devices once
+    add_rpc_servers(options.get("grpc_servers") or [])
     from localai_llama_cpp.model import LlamaCppModel
 
     return LlamaCppModel.load(config, model_path, options, backend=BACKEND)
-

@@ -1,4 +1,5 @@
-"""Hook implementations, kept thin: registration and option parsing here; behaviour lives on the model classes.
+"""The transformers backend, declared: names, capabilities, option table and parser; behaviour lives on the model
+classes, loaded by :func:`load` in the worker.
 
 Nothing here imports torch or transformers: the engine lives in its own environment
 (``LOCALAI_PYTHON_TRANSFORMERS`` or an installed backend environment), imported only in the worker.
@@ -37,21 +38,12 @@ def register_backends(register: Callable[..., None]) -> None:
                     "sentence-transformers and pooled embeddings, OpenVINO",
         check=check,
         options=OPTIONS,
+        parse=parse,
+        load="localai_transformers.plugin:load",
     )
 
 
-@hookimpl
-def parse_options(backend: str, options: list[str], config: Any) -> dict[str, Any] | None:
-    if backend != BACKEND:
-        return None
-    return parse(options, config)
+def load(config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
+    from localai_transformers.loading import load as load_kind
 
-
-@hookimpl
-def load_model(backend: str, config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
-    if backend != BACKEND:
-        return None
-    from localai_transformers.loading import load
-
-    return load(config, model_path, options, backend=BACKEND)
-
+    return load_kind(config, model_path, options, backend=BACKEND)

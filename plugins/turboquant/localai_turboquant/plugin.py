@@ -1,5 +1,5 @@
-"""Hook implementations for the turboquant backend: registration, options and loading. Its model is a
-:class:`LlamaCppModel`, whose methods the core's protocol fallbacks call for generation, embeddings and tokens."""
+"""The turboquant backend, declared: names, capabilities, option table and parser here, loading in :func:`load`.
+Its model is a :class:`LlamaCppModel`, whose methods the core calls for generation, embeddings and tokens."""
 
 from __future__ import annotations
 
@@ -25,20 +25,13 @@ def register_backends(register: Callable[..., None]) -> None:
                     "KV cache); without the fork's library, stock llama.cpp with the standard cache types",
         check=check,
         options=OPTIONS,
+        parse=parse,
+        load="localai_turboquant.plugin:load",
     )
 
 
-@hookimpl
-def parse_options(backend: str, options: list[str], config: Any) -> dict[str, Any] | None:
-    if backend != BACKEND:
-        return None
-    return parse(options, config)
-
-
-@hookimpl
-def load_model(backend: str, config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
-    if backend != BACKEND:
-        return None
+def load(config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
+    """Worker side: the fork's library and the RPC servers before llama_cpp loads, then the model."""
     from localai_llama_cpp.ggml import add_rpc_servers
 
     from localai_turboquant.library import use_library

@@ -1,4 +1,5 @@
-"""Hook implementations: registration and option parsing here (no vLLM import), the engine inside ``load_model``."""
+"""The vllm backend, declared: names, capabilities, option table and parser here (no vLLM import); the engine
+loads only in :func:`load`, in the worker."""
 
 from __future__ import annotations
 
@@ -30,19 +31,12 @@ def register_backends(register: Callable[..., None]) -> None:
         check=check,
         options=OPTIONS,
         yaml_fields=(*YAML_FIELDS, "engine_args"),
+        parse=parse,
+        load="localai_vllm.plugin:load",
     )
 
 
-@hookimpl
-def parse_options(backend: str, options: list[str], config: Any) -> dict[str, Any] | None:
-    return parse(options, config) if backend == BACKEND else None
-
-
-@hookimpl
-def load_model(backend: str, config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
-    if backend != BACKEND:
-        return None
+def load(config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
     from localai_vllm.model import VLLMModel
 
     return VLLMModel.load(config, model_path, parse(list(config.options), config) if not options.get("engine_args") else options)
-

@@ -340,7 +340,7 @@ class BackendConformance:
                 continue  # any text parses
             bad = "%not-a-valid-value%"
             try:
-                models.registry.pm.hook.parse_options(backend=registered.name, options=[f"{spec.name}:{bad}"], config=config)
+                models.registry.parse_options(registered, [f"{spec.name}:{bad}"], config)
             except ValueError as exc:
                 check(spec.name in str(exc) or any(a in str(exc) for a in spec.aliases), "option-errors",
                       f"{spec.name}:{bad} raised ValueError({str(exc)!r}), which does not name the option")
