@@ -108,6 +108,20 @@ def log_cut(request: GenerateRequest, text: str, usage: Usage | None) -> None:
                 "the value" if where.inside == "nothing" else f"a {where.inside}", json_limits.describe(limits))
 
 
+@dataclass
+class Generation:
+    """One started generation: the model it resolved to (``entry.name`` is what a response names), its events
+    (text, reasoning and tool events, then exactly one :class:`Finish`; closing the iterator early cancels the
+    generation in the worker) and, when asked for, the prompt's token count (Anthropic's ``message_start``)."""
+
+    entry: ModelEntry
+    events: AsyncIterator[Event]
+    prompt_tokens: int | None = None
+
+    async def collect(self) -> Result:
+        return await collect(self.events)
+
+
 class Engine:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -121,17 +135,20 @@ class Engine:
             self._tool_parsers = tools.registry.with_plugins(getattr(getattr(catalog, "registry", None), "pm", None))
         return self._tool_parsers
 
-    async def load(self, model: str | None, usecase: str) -> Loaded:
-        loaded = await self.runtime.get(model, usecase)
-        if usecase not in loaded.entry.usecases() and not (usecase == "chat" and "completion" in loaded.entry.usecases()):
-            raise invalid(f"model {loaded.entry.name!r} does not support {usecase}", param="model", code="unsupported_model")
-        return loaded
+    def resolve(self, model: str | None, usecase: str) -> ModelEntry:
+        """The model a request names (or the first serving ``usecase``), refused when it cannot do ``usecase``."""
+        entry = self.runtime.entry(model, usecase)
+        if usecase not in entry.usecases() and not (usecase == "chat" and "completion" in entry.usecases()):
+            raise invalid(f"model {entry.name!r} does not support {usecase}", param="model", code="unsupported_model")
+        return entry
 
-    async def prepare(self, request: GenerateRequest, usecase: str) -> tuple[Loaded, GenerateRequest, tools.OutputParser]:
-        """Load the model and turn ``request`` into what the backend receives, plus its output parser."""
-        loaded = await self.load(request.model or None, usecase)
+    async def load(self, model: str | None, usecase: str) -> Loaded:
+        return await self.runtime.load(self.resolve(model, usecase))
+
+    def prepare(self, loaded: Loaded, request: GenerateRequest) -> tuple[GenerateRequest, tools.OutputParser]:
+        """Turn ``request`` into what ``loaded``'s backend receives, plus its output parser."""
         entry, info = loaded.entry, loaded.info
-        request = apply_defaults(request, entry)
+        request = apply_defaults(request.model_copy(update={"model": entry.name}), entry)
         if request.max_tokens is not None and request.max_tokens > MAX_TOKENS_LIMIT:
             raise invalid(f"max_tokens must be at most {MAX_TOKENS_LIMIT} (model {entry.name!r} has a context of "
                           f"{info.context_size or 'unknown size'})", param="max_tokens", code="invalid_max_tokens")
@@ -150,7 +167,7 @@ class Engine:
                         source, plan.messages, bos_token=info.bos_token, eos_token=info.eos_token,
                         tools=plan.template_tools, extra=request.chat_template_kwargs,
                     )
-                except Exception as exc:  # a template raising on these messages is the caller's problem
+                except Exception as exc:  # noqa: BLE001 - a template raising on these messages is the caller's problem
                     raise invalid(f"chat template of model {entry.name!r} rejected the messages: {exc}", param="messages") from exc
                 plan.rendered(update["prompt"])
             parser = plan.parser
@@ -163,25 +180,35 @@ class Engine:
             raise invalid(f"model {entry.name!r} (backend {info.backend}) cannot constrain its output to a grammar or JSON schema",
                           code="constraint_not_supported")
         update["constraint"] = with_json_limits(update.get("constraint"), request, entry)
-        return loaded, request.model_copy(update=update), parser
+        return request.model_copy(update=update), parser
 
-    async def start(self, request: GenerateRequest, usecase: str = "chat") -> AsyncIterator[Event]:
-        """Validate, load and prepare now (so errors can still become an HTTP status), then stream.
+    async def open(self, request: GenerateRequest, usecase: str = "chat", *, count_prompt: bool = False) -> Generation:
+        """Resolve the model, load it, prepare the request and start generating: every error raises here, before a
+        response is sent, so it keeps its HTTP status. The one entry point for text generation."""
+        return (await self.open_all([request], usecase, count_prompt=count_prompt))[0]
 
-        The returned iterator yields text/reasoning/tool events and exactly one :class:`Finish` last.
-        Closing it early cancels the generation in the worker.
-        """
-        events, _ = await self.start_counted(request, usecase, count=False)
-        return events
+    async def open_all(self, requests: list[GenerateRequest], usecase: str = "chat", *,
+                       count_prompt: bool = False) -> list[Generation]:
+        """:meth:`open` for requests naming one model (a request's ``n`` choices): resolved once, started in turn;
+        if one fails, the ones already started are cancelled."""
+        entry = self.resolve(requests[0].model or None, usecase)
+        started: list[Generation] = []
+        try:
+            for request in requests:
+                started.append(await self._start(entry, request, count_prompt))
+        except BaseException:
+            for gen in started:
+                await gen.events.aclose()  # type: ignore[attr-defined]
+            raise
+        return started
 
-    async def start_counted(self, request: GenerateRequest, usecase: str = "chat",
-                            count: bool = True) -> tuple[AsyncIterator[Event], int | None]:
-        """:meth:`start`, also giving the prompt's token count up front (Anthropic's ``message_start``)."""
-        gm = self._measure(request, usecase)
+    async def _start(self, entry: ModelEntry, request: GenerateRequest, count_prompt: bool) -> Generation:
+        gm = self._measure(entry, request)
         for attempt in (1, 2):
             try:
-                loaded, backend_request, parser = await self.prepare(request, usecase)
-                prompt_tokens = await self._prompt_tokens(loaded, backend_request) if count else None
+                loaded = await self.runtime.load(entry)
+                backend_request, parser = self.prepare(loaded, request)
+                prompt_tokens = await self._prompt_tokens(loaded, backend_request) if count_prompt else None
                 chunks = await loaded.worker.open(backend_request)
                 break
             except WorkerDied as exc:
@@ -190,7 +217,7 @@ class Engine:
                 # worker fails the second time.
                 if attempt == 1 and exc.kind is None:
                     log.warning("model %r: %s before accepting a request; retrying it once on a new worker",
-                                request.model, describe_exit(exc.returncode))
+                                entry.name, describe_exit(exc.returncode))
                     continue
                 if gm is not None:
                     gm.refused(exc)
@@ -199,27 +226,18 @@ class Engine:
                 if gm is not None:
                     gm.refused(exc)
                 raise
-        if gm is None:
-            return self.events(chunks, parser, backend_request), prompt_tokens
-        gm.accepted()
-        return self.events(gm.wrap(chunks), parser, backend_request), prompt_tokens  # type: ignore[arg-type]
+        if gm is not None:
+            gm.accepted()
+            chunks = gm.wrap(chunks)  # type: ignore[assignment]
+        return Generation(entry, self.events(chunks, parser, backend_request), prompt_tokens)
 
-    def _measure(self, request: GenerateRequest, usecase: str) -> GenerationMetrics | None:
+    def _measure(self, entry: ModelEntry, request: GenerateRequest) -> GenerationMetrics | None:
         """Metrics for one generation from its arrival (waiting while its model loads); ``None`` without metrics."""
         metrics = self.runtime.metrics
         if metrics is None:
             return None
-        try:
-            entry = self.runtime.entry(request.model or None, usecase)
-        except Exception:  # noqa: BLE001 - prepare() raises it again, as the client's error
-            return None
         return metrics.generation(entry.name, entry.backend.name if entry.backend else "", time.monotonic(),
                                   streamed=request.incremental)
-
-    async def stream(self, request: GenerateRequest, usecase: str = "chat") -> AsyncIterator[Event]:
-        """Like :meth:`start`, preparing lazily on first iteration."""
-        async for event in await self.start(request, usecase):
-            yield event
 
     async def events(self, gen: GenerationStream, parser: tools.OutputParser,
                      request: GenerateRequest | None = None) -> AsyncIterator[Event]:
@@ -252,12 +270,15 @@ class Engine:
         finally:
             await gen.aclose()
 
-    async def generate(self, request: GenerateRequest, usecase: str = "chat") -> Result:
-        """The whole generation at once."""
-        return await collect(self.stream(request, usecase))
-
-    async def embed(self, model: str | None, inputs: list[str] | list[list[int]]) -> tuple[ModelEntry, EmbeddingResult]:
+    async def embed(self, model: str | None, inputs: list[str] | list[list[int]],
+                    dimensions: int | None = None) -> tuple[ModelEntry, EmbeddingResult]:
+        """Vectors for ``inputs``; ``dimensions`` other than the model's own is refused (no truncation)."""
         loaded = await self.load(model, "embeddings")
+        native = loaded.info.embedding_size
+        if dimensions is not None and dimensions != native:
+            raise invalid(f"model {loaded.entry.name!r} produces {native}-dimensional embeddings and cannot return "
+                          f"{dimensions} dimensions; omit dimensions or set it to {native}", param="dimensions",
+                          code="dimensions_not_supported")
         data = await loaded.worker.call("embed", inputs=inputs)
         return loaded.entry, EmbeddingResult.model_validate(data)
 
@@ -297,7 +318,8 @@ class Engine:
 
     async def count_prompt_tokens(self, request: GenerateRequest, usecase: str = "chat") -> int:
         """Tokens the prompt of ``request`` would take, without generating."""
-        loaded, backend_request, _ = await self.prepare(request, usecase)
+        loaded = await self.load(request.model or None, usecase)
+        backend_request, _ = self.prepare(loaded, request)
         return await self._prompt_tokens(loaded, backend_request)
 
     async def _prompt_tokens(self, loaded: Loaded, backend_request: GenerateRequest) -> int:

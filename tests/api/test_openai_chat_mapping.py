@@ -34,7 +34,7 @@ def test_roles_parts_and_tool_history_map_to_internal_messages() -> None:
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
         {"role": "assistant", "function_call": {"name": "lookup", "arguments": "{}"}},
         {"role": "function", "name": "lookup", "content": "42"},
-    ]), "m")[0]
+    ]))[0]
     roles = [m.role for m in req.messages]
     assert roles == ["system", "user", "assistant", "tool", "assistant", "tool"]
     assert req.messages[1].images() == ["https://example.com/a.png"]
@@ -49,26 +49,26 @@ def test_roles_parts_and_tool_history_map_to_internal_messages() -> None:
 def test_tools_choice_and_format_map_to_request_fields() -> None:
     req = requests_for(body(tools=[WEATHER], tool_choice={"type": "function", "function": {"name": "get_weather"}},
                             parallel_tool_calls=False,
-                            response_format={"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}}}), "m")[0]
+                            response_format={"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}}}))[0]
     assert [t.name for t in req.tools] == ["get_weather"]
     assert req.tools[0].parameters["properties"] == {"city": {"type": "string"}}
     assert (req.tool_choice.mode, req.tool_choice.name, req.tool_choice.parallel) == ("named", "get_weather", False)
     assert (req.response_format.type, req.response_format.schema_) == ("json_schema", {"type": "object"})
-    assert requests_for(body(tools=[WEATHER], tool_choice="required"), "m")[0].tool_choice.mode == "required"
-    assert requests_for(body(tools=[WEATHER]), "m")[0].tool_choice.mode == "auto"
-    assert requests_for(body(response_format={"type": "json_object"}), "m")[0].response_format.type == "json_object"
-    assert requests_for(body(response_format={"type": "text"}), "m")[0].response_format is None
+    assert requests_for(body(tools=[WEATHER], tool_choice="required"))[0].tool_choice.mode == "required"
+    assert requests_for(body(tools=[WEATHER]))[0].tool_choice.mode == "auto"
+    assert requests_for(body(response_format={"type": "json_object"}))[0].response_format.type == "json_object"
+    assert requests_for(body(response_format={"type": "text"}))[0].response_format is None
 
 
 def test_legacy_functions_become_tools_with_a_single_call() -> None:
-    req = requests_for(body(functions=[WEATHER["function"]], function_call={"name": "get_weather"}), "m")[0]
+    req = requests_for(body(functions=[WEATHER["function"]], function_call={"name": "get_weather"}))[0]
     assert [t.name for t in req.tools] == ["get_weather"]
     assert (req.tool_choice.mode, req.tool_choice.name, req.tool_choice.parallel) == ("named", "get_weather", False)
-    assert requests_for(body(functions=[WEATHER["function"]], function_call="none"), "m")[0].tool_choice.mode == "none"
+    assert requests_for(body(functions=[WEATHER["function"]], function_call="none"))[0].tool_choice.mode == "none"
 
 
 def test_sampling_per_choice_and_token_limits() -> None:
-    reqs = requests_for(body(n=3, seed=7, max_tokens=5, max_completion_tokens=9, stop="END", logprobs=True, top_logprobs=2), "m")
+    reqs = requests_for(body(n=3, seed=7, max_tokens=5, max_completion_tokens=9, stop="END", logprobs=True, top_logprobs=2))
     assert [r.sampling.seed for r in reqs] == [7, 8, 9]
     assert {r.max_tokens for r in reqs} == {9}
     assert reqs[0].stop == ["END"] and reqs[0].logprobs == 2
@@ -89,7 +89,7 @@ def test_sampling_per_choice_and_token_limits() -> None:
 ])
 def test_bad_chat_input_is_a_400_naming_the_field(fields: dict, param: str) -> None:
     with pytest.raises(APIError) as info:
-        requests_for(body(**fields), "m")
+        requests_for(body(**fields))
     assert info.value.status == 400
     assert info.value.param == param
 

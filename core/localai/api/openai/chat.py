@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import Field
 
 from localai.api import sse
+from localai.api.deps import EngineDep
 from localai.api.errors import error_body, to_api_error
 from localai.api.openai import chat_input
 from localai.api.openai.common import (
@@ -21,7 +22,7 @@ from localai.api.openai.common import (
     usage_dict,
 )
 from localai.api.openai.logprobs import chat_logprobs
-from localai.engine import Engine, Result, collect
+from localai.engine import Result
 from localai.errors import invalid
 from localai.events import (
     Event,
@@ -57,7 +58,7 @@ class ChatBody(SamplingFields):
         return bool(self.functions)
 
 
-def requests_for(body: ChatBody, model: str) -> list[GenerateRequest]:
+def requests_for(body: ChatBody) -> list[GenerateRequest]:
     """One internal request per choice (choice ``i`` samples with ``seed + i``)."""
     if body.top_logprobs is not None and not body.logprobs:
         raise invalid("top_logprobs requires logprobs to be true", param="top_logprobs")
@@ -71,7 +72,7 @@ def requests_for(body: ChatBody, model: str) -> list[GenerateRequest]:
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     return [
         GenerateRequest(
-            model=model, messages=messages, tools=tools, tool_choice=choice, response_format=fmt,
+            model=body.model or "", messages=messages, tools=tools, tool_choice=choice, response_format=fmt,
             sampling=body.sampling(i), max_tokens=max_tokens or None, stop=body.stop_list(),
             logprobs=(body.top_logprobs or 0) if body.logprobs else None,
             chat_template_kwargs=body.chat_template_kwargs, incremental=bool(body.stream), json_limits=body.json_limits,
@@ -100,17 +101,14 @@ def message(res: Result, legacy: bool) -> dict[str, Any]:
 
 
 @router.post("/chat/completions")
-async def chat_completions(body: ChatBody, request: Request) -> Any:
-    engine: Engine = request.app.state.localai.engine
-    loaded = await engine.load(body.model or None, "chat")
-    model = loaded.entry.name
-    reqs = requests_for(body, model)
+async def chat_completions(body: ChatBody, engine: EngineDep) -> Any:
     cid, created = new_id("chatcmpl"), now()
-    # Prepare every choice before the 200 goes out, so bad requests still get their status code.
-    streams = [await engine.start(r, "chat") for r in reqs]
+    # Every choice starts before the 200 goes out, so bad requests still get their status code.
+    gens = await engine.open_all(requests_for(body), "chat")
+    model = gens[0].entry.name
     if body.stream:
-        return sse.response(stream(body, streams, cid, created, model))
-    results = await asyncio.gather(*(collect(s) for s in streams))
+        return sse.response(stream(body, [g.events for g in gens], cid, created, model))
+    results = await asyncio.gather(*(g.collect() for g in gens))
     total = Usage()
     choices = []
     for i, res in enumerate(results):

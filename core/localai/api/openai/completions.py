@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import Field
 
 from localai.api import sse
+from localai.api.deps import EngineDep
 from localai.api.errors import error_body, to_api_error
 from localai.api.openai.common import (
     SamplingFields,
@@ -19,7 +21,7 @@ from localai.api.openai.common import (
     usage_dict,
 )
 from localai.api.openai.logprobs import legacy_logprobs
-from localai.engine import Engine, collect
+from localai.engine import Engine
 from localai.errors import invalid
 from localai.events import Event, Finish, TextDelta
 from localai.types import GenerateRequest, Usage
@@ -69,19 +71,15 @@ async def echo_text(engine: Engine, model: str, prompt: str | list[int]) -> str:
 
 
 @router.post("/completions")
-async def completions(body: CompletionBody, request: Request) -> Any:
-    engine: Engine = request.app.state.localai.engine
+async def completions(body: CompletionBody, engine: EngineDep) -> Any:
     reqs = requests_for(body)
-    loaded = await engine.load(body.model or None, "completion")
-    model = loaded.entry.name
-    for r in reqs:
-        r.model = model
     cid, created = new_id("cmpl"), now()
+    # Every choice starts before the 200 goes out, so bad requests still get their status code.
+    gens = await engine.open_all(reqs, "completion")
+    model = gens[0].entry.name
     if body.stream:
-        # Prepare every choice before the 200 goes out, so bad requests still get their status code.
-        streams = [await engine.start(r, "completion") for r in reqs]
-        return sse.response(stream(engine, body, reqs, streams, cid, created, model))
-    results = await _gather(engine, reqs)
+        return sse.response(stream(engine, body, reqs, [g.events for g in gens], cid, created, model))
+    results = await asyncio.gather(*(g.collect() for g in gens))
     choices = []
     total = Usage()
     for i, (r, res) in enumerate(zip(reqs, results)):
@@ -95,12 +93,6 @@ async def completions(body: CompletionBody, request: Request) -> Any:
         add_usage(total, res.finish.usage, count_prompt=(i % body.n == 0))
     return {"id": cid, "object": "text_completion", "created": created, "model": model, "choices": choices,
             "usage": usage_dict(total)}
-
-
-async def _gather(engine: Engine, reqs: list[GenerateRequest]) -> list[Any]:
-    import asyncio
-
-    return list(await asyncio.gather(*(collect(engine.stream(r, "completion")) for r in reqs)))
 
 
 async def stream(engine: Engine, body: CompletionBody, reqs: list[GenerateRequest], streams: list[AsyncIterator[Event]],

@@ -6,10 +6,10 @@ import base64
 import struct
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from localai.engine import Engine
+from localai.api.deps import EngineDep
 from localai.errors import invalid
 
 router = APIRouter()
@@ -50,16 +50,9 @@ def encode(vector: list[float], fmt: str) -> list[float] | str:
 
 
 @router.post("/embeddings")
-async def embeddings(body: EmbeddingsBody, request: Request) -> dict[str, Any]:
-    engine: Engine = request.app.state.localai.engine
+async def embeddings(body: EmbeddingsBody, engine: EngineDep) -> dict[str, Any]:
     inputs = body.inputs()
-    loaded = await engine.load(body.model or None, "embeddings")
-    native = loaded.info.embedding_size
-    if body.dimensions is not None and body.dimensions != native:
-        raise invalid(f"model {loaded.entry.name!r} produces {native}-dimensional embeddings and cannot return "
-                      f"{body.dimensions} dimensions; omit dimensions or set it to {native}", param="dimensions",
-                      code="dimensions_not_supported")
-    entry, result = await engine.embed(loaded.entry.name, inputs)
+    entry, result = await engine.embed(body.model or None, inputs, body.dimensions)
     data = [{"object": "embedding", "index": i, "embedding": encode(v, body.encoding_format)}
             for i, v in enumerate(result.vectors)]
     return {"object": "list", "data": data, "model": entry.name,

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from localai.api.deps import get_engine
 from localai.api.openai.common import now
-from localai.engine import Engine
 from localai.errors import APIError, invalid
 from localai.types import ImageRequest, ImageResult
 
@@ -90,7 +90,7 @@ async def run(request: Request, fields: ImageFields, prompt: str, init_image: st
 
     A client that leaves cancels this handler (``CancelOnDisconnect``), and with it the denoising in the worker.
     """
-    engine: Engine = request.app.state.localai.engine
+    engine = get_engine(request)
     width, height = fields.dimensions()
     positive, negative = split_prompt(prompt)
     image_request = ImageRequest(model=fields.model or "", prompt=positive, negative_prompt=negative, n=fields.n,

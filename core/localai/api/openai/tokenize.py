@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from localai.engine import Engine
+from localai.api.deps import EngineDep
 
 router = APIRouter()
 
@@ -28,14 +28,12 @@ class DetokenizeBody(BaseModel):
 
 
 @router.post("/tokenize")
-async def tokenize(body: TokenizeBody, request: Request) -> dict[str, Any]:
-    engine: Engine = request.app.state.localai.engine
+async def tokenize(body: TokenizeBody, engine: EngineDep) -> dict[str, Any]:
     _, tokens = await engine.tokenize(body.model or None, body.content, add_special=body.add_special)
     return {"tokens": tokens}
 
 
 @router.post("/detokenize")
-async def detokenize(body: DetokenizeBody, request: Request) -> dict[str, Any]:
-    engine: Engine = request.app.state.localai.engine
+async def detokenize(body: DetokenizeBody, engine: EngineDep) -> dict[str, Any]:
     _, text = await engine.detokenize(body.model or None, body.tokens)
     return {"content": text}

@@ -11,12 +11,12 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 
 from localai.api import sse
+from localai.api.deps import EngineDep
 from localai.api.responses import items, resource, translate
 from localai.api.responses.emitter import Emitter
 from localai.api.responses.models import CreateBody
 from localai.api.responses.runner import Run, Runs
 from localai.api.responses.store import Store
-from localai.engine import Engine
 from localai.errors import APIError, invalid
 
 log = logging.getLogger("localai.responses")
@@ -90,21 +90,20 @@ async def _stored_events(events: list[tuple[str, str]]) -> AsyncIterator[tuple[s
 
 
 @router.post("/responses")
-async def create(body: CreateBody, request: Request) -> Any:
+async def create(body: CreateBody, request: Request, engine: EngineDep) -> Any:
     svc = service(request)
-    engine: Engine = request.app.state.localai.engine
     if body.background and not body.stored:
         raise invalid("background responses must be stored: drop store: false", param="store")
-    loaded = await engine.load(body.model or None, "chat")
+    engine.resolve(body.model or None, "chat")  # an unknown model is a 404 before the conversation is read
     context = await _context(svc, body)
     new_items = await items.normalize(body.input, svc.store.item)
     conversation = [*context, *new_items]
-    greq = translate.generate_request(body, loaded.entry.name, items.to_messages(body.instructions, conversation))
-    greq.incremental = bool(body.stream or body.background)  # a background response can be followed as a stream
-    stream = await engine.start(greq, "chat")  # errors here still get their HTTP status
+    greq = translate.generate_request(body, body.model or "", items.to_messages(body.instructions, conversation))
+    gen = await engine.open(greq, "chat")  # errors here still get their HTTP status
+    stream = gen.events
 
     background = bool(body.background)
-    response = resource.new(body, rid=items.new_id("resp"), model=loaded.entry.name, config=loaded.entry.config,
+    response = resource.new(body, rid=items.new_id("resp"), model=gen.entry.name, config=gen.entry.config,
                             status="queued" if background else "in_progress")
     emitter = Emitter(response)
     run = Run(emitter, background=background, store=svc.store if body.stored else None)

@@ -95,4 +95,5 @@ def generate_request(body: CreateBody, model: str, messages: list[Message]) -> G
         logprobs=(body.top_logprobs or 0) if body.include_logprobs() else None,
         reasoning=reasoning(body),
         json_limits=body.json_limits,
+        incremental=bool(body.stream or body.background),  # a background response can be followed as a stream
     )
