@@ -12,7 +12,7 @@ from pydantic import Field
 from localai.api import sse
 from localai.api.deps import EngineDep
 from localai.api.errors import error_body, to_api_error
-from localai.api.openai import chat_input
+from localai.api.openai import translate
 from localai.api.openai.common import (
     SamplingFields,
     add_usage,
@@ -39,7 +39,7 @@ router = APIRouter()
 
 
 class ChatBody(SamplingFields):
-    messages: list[chat_input.ChatMessageIn]
+    messages: list[translate.ChatMessageIn]
     max_tokens: int | None = Field(default=None, ge=0)
     max_completion_tokens: int | None = Field(default=None, ge=0)
     logprobs: bool | None = False
@@ -62,13 +62,13 @@ def requests_for(body: ChatBody) -> list[GenerateRequest]:
     """One internal request per choice (choice ``i`` samples with ``seed + i``)."""
     if body.top_logprobs is not None and not body.logprobs:
         raise invalid("top_logprobs requires logprobs to be true", param="top_logprobs")
-    messages = chat_input.to_messages(body.messages)
-    tools = chat_input.to_tools(body.tools, body.functions)
+    messages = translate.to_messages(body.messages)
+    tools = translate.to_tools(body.tools, body.functions)
     if body.legacy:
-        choice = chat_input.to_tool_choice(body.function_call, tools, False, "function_call")
+        choice = translate.to_tool_choice(body.function_call, tools, False, "function_call")
     else:
-        choice = chat_input.to_tool_choice(body.tool_choice, tools, body.parallel_tool_calls, "tool_choice")
-    fmt = chat_input.to_response_format(body.response_format)
+        choice = translate.to_tool_choice(body.tool_choice, tools, body.parallel_tool_calls, "tool_choice")
+    fmt = translate.to_response_format(body.response_format)
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     return [
         GenerateRequest(

@@ -1,4 +1,4 @@
-"""OpenAI chat inputs (messages, tools, functions, response_format) -> the internal types.
+"""Translating OpenAI chat inputs (messages, tools, functions, response_format) into the internal types.
 
 Validation of message structure happens here, not in pydantic unions, so a bad request gets one
 clear message naming the offending ``messages[i]...`` path.
