@@ -27,8 +27,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from gallery_server import GalleryServer  # noqa: E402
-from localai.gallery.download import fetch_file  # noqa: E402
-from localai.gallery.index import FileSpec  # noqa: E402
+from localai.install.models.download import fetch_file  # noqa: E402
+from localai.install.models.index import FileSpec  # noqa: E402
 from localai.testing import default_gguf  # noqa: E402
 
 

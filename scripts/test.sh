@@ -40,7 +40,7 @@ install_test_backends() {
                -not -path '*/tests/*' -print0 2>/dev/null | sort -z | xargs -0r sha256sum; done
            # Each environment has the core installed editable from this checkout: another checkout needs its own.
            pwd
-           sha256sum core/localai/backend_envs/index.yaml pyproject.toml
+           sha256sum core/localai/install/backends/index.yaml pyproject.toml
            echo "${LOCALAI_FORCE_META_BACKEND_CAPABILITY:-}"; .venv/bin/python -VV
            .venv/bin/python -m pip config list 2>/dev/null; } | sha256sum | cut -c1-16)
   dir=${XDG_CACHE_HOME:-$HOME/.cache}/localai/backends-$key

@@ -1,4 +1,4 @@
-"""Backends in their own virtual environments (``localai.backend_envs``) and the backend gallery.
+"""Backends in their own virtual environments (``localai.install.backends``) and the backend gallery.
 
 One real environment is built per session from the tiny plugin in ``tests/data/envtest_plugin`` (pip, the
 machine's configuration, localai-core from this checkout) and shared; other environments are copies of it. The
@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from localai.backend_envs import InstallError, InvalidName, gallery, install, installed, installer, registration, store, uninstall, validate_name
-from localai.backends import BackendError, Registry
+from localai.install.backends import InstallError, InvalidName, gallery, install, installed, installer, registration, store, uninstall, validate_name
 from localai.names import backend_dir
-from localai.plugins import PluginManager, make_plugin_manager
+from localai.registry.backends import BackendError, Registry
+from localai.registry.plugins import PluginManager, make_plugin_manager
 from localai.testing import GGUF_NAME, ServerProcess, write_models
 
 PLUGIN = Path(__file__).parent / "data" / "envtest_plugin"
@@ -300,7 +300,7 @@ def test_startup_with_five_environments_imports_none_of_them(env_root: Path, tmp
     code = f"""
 import json, sys
 from pathlib import Path
-from localai.app import Settings, State
+from localai.server.app import Settings, State
 state = State(Settings(models_path=Path({str(models)!r}), backends_path=Path({str(root)!r})))
 envs = sorted(b.name for b in state.registry.backends.values() if b.environment)
 leaked = [m for m in sys.modules if m.startswith("localai_envtest")]

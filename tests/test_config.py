@@ -7,10 +7,10 @@ from pathlib import Path
 
 import fake_backend
 import pytest
-from localai.backends import Registry
-from localai.catalog import Catalog
 from localai.config import load_folder, resolve_model_file
-from localai.plugins import PluginManager
+from localai.registry.backends import Registry
+from localai.registry.catalog import Catalog
+from localai.registry.plugins import PluginManager
 
 
 @pytest.fixture

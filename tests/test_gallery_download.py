@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from gallery_server import GalleryServer
-from localai.gallery.download import DownloadError, fetch_all, fetch_file
-from localai.gallery.index import FileSpec
-from localai.jobs import Job, JobCancelled
+from localai.install.jobs import Job, JobCancelled
+from localai.install.models.download import DownloadError, fetch_all, fetch_file
+from localai.install.models.index import FileSpec
 
 SIZE = 6 * 1024 * 1024 + 123
 

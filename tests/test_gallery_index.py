@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from localai.gallery.index import Galleries, GalleryError, GalleryRef, parse_galleries, parse_index
-from localai.gallery.merge import ApplyRequest, build_plan, deep_merge
-from localai.gallery.paths import UnsafePath, check_model_name, target_path
-from localai.gallery.sources import resolve
+from localai.install.models.index import Galleries, GalleryError, GalleryRef, parse_galleries, parse_index
+from localai.install.models.merge import ApplyRequest, build_plan, deep_merge
+from localai.install.models.paths import UnsafePath, check_model_name, target_path
+from localai.install.models.sources import resolve
 
 DATA = Path(__file__).parent / "data" / "gallery"
 

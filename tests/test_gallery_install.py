@@ -1,4 +1,4 @@
-"""Install orchestration in-process: the decisions of the backend step (``localai.backend_envs`` replaced by a
+"""Install orchestration in-process: the decisions of the backend step (``localai.install.backends`` replaced by a
 recorder: which backend is asked for, when the job fails before downloading), file:// sources, reinstalls, and the
 catalog reload that makes a new model servable. Uses the test-only fake backend for core logic; the real install of a
 model's backend into a fresh environment is ``tests/test_backend_envs.py::test_a_gallery_model_installs_its_backend_for_real_then_is_served``.
@@ -13,13 +13,13 @@ import types
 import fake_backend
 import pytest
 import yaml
-from localai.backends import Registry
-from localai.catalog import Catalog
-from localai.gallery.index import Galleries, GalleryError, GalleryRef
-from localai.gallery.install import GalleryService
-from localai.gallery.merge import ApplyRequest
-from localai.jobs import Job
-from localai.plugins import PluginManager
+from localai.install.jobs import Job
+from localai.install.models.index import Galleries, GalleryError, GalleryRef
+from localai.install.models.install import GalleryService
+from localai.install.models.merge import ApplyRequest
+from localai.registry.backends import Registry
+from localai.registry.catalog import Catalog
+from localai.registry.plugins import PluginManager
 
 
 @pytest.fixture()
@@ -54,7 +54,7 @@ def setup(tmp_path):
 
 def fake_backend_envs(offered: list[dict]) -> tuple[types.ModuleType, list]:
     calls: list = []
-    mod = types.ModuleType("localai.backend_envs")
+    mod = types.ModuleType("localai.install.backends")
 
     def available(backends_path, galleries=()):
         calls.append(("available", backends_path))
@@ -72,7 +72,7 @@ def fake_backend_envs(offered: list[dict]) -> tuple[types.ModuleType, list]:
 def test_a_missing_backend_the_backend_gallery_offers_is_asked_for_then_the_model_is_usable(setup, monkeypatch):
     svc, catalog, models = setup
     mod, calls = fake_backend_envs([{"name": "fake", "aliases": ["fake_backend"], "installed": False}])
-    monkeypatch.setitem(sys.modules, "localai.backend_envs", mod)
+    monkeypatch.setitem(sys.modules, "localai.install.backends", mod)
     job = Job(kind="model", name="echo")
     result = svc.install(ApplyRequest(id="echo"), job)
     assert ("install", "fake", models.parent / "backends", False) in calls
@@ -84,7 +84,7 @@ def test_a_missing_backend_the_backend_gallery_offers_is_asked_for_then_the_mode
 def test_a_backend_no_gallery_offers_fails_before_downloading(setup, monkeypatch):
     svc, _, models = setup
     mod, calls = fake_backend_envs([{"name": "fake", "installed": False}])
-    monkeypatch.setitem(sys.modules, "localai.backend_envs", mod)
+    monkeypatch.setitem(sys.modules, "localai.install.backends", mod)
     with pytest.raises(GalleryError, match="no backend gallery offers it.*localai backends install other-engine"):
         svc.install(ApplyRequest(id="needs-other"), Job(kind="model", name="x"))
     assert not [c for c in calls if c[0] == "install"]
@@ -93,7 +93,7 @@ def test_a_backend_no_gallery_offers_fails_before_downloading(setup, monkeypatch
 
 def test_without_the_backend_gallery_module_the_error_names_the_command(setup, monkeypatch):
     svc, _, models = setup
-    monkeypatch.setitem(sys.modules, "localai.backend_envs", None)   # import fails
+    monkeypatch.setitem(sys.modules, "localai.install.backends", None)   # import fails
     with pytest.raises(GalleryError, match="install it with: localai backends install fake"):
         svc.install(ApplyRequest(id="echo"), Job(kind="model", name="x"))
     assert list(models.iterdir()) == []
@@ -102,7 +102,7 @@ def test_without_the_backend_gallery_module_the_error_names_the_command(setup, m
 def test_two_models_sharing_a_file_and_a_reinstall(setup, monkeypatch):
     svc, catalog, models = setup
     mod, calls = fake_backend_envs([{"name": "fake", "aliases": ["fake_backend"], "installed": False}])
-    monkeypatch.setitem(sys.modules, "localai.backend_envs", mod)
+    monkeypatch.setitem(sys.modules, "localai.install.backends", mod)
     svc.install(ApplyRequest(id="echo"), Job(kind="model", name="echo"))
     svc.install(ApplyRequest(id="echo-copy"), Job(kind="model", name="echo-copy"))
     mtime = (models / "echo.fake").stat().st_mtime_ns
@@ -131,7 +131,7 @@ def test_a_backend_registered_without_its_engine_gets_its_environment_asked_for(
     # torch backends are registered in the server's venv without their engine (check() says why): a model needing
     # one must install its environment from the backend gallery, not be written down as servable.
     svc, _, models = setup
-    from localai.backends import Registry
+    from localai.registry.backends import Registry
 
     state = {"installed": False}
     real_resolve = Registry.resolve
@@ -152,7 +152,7 @@ def test_a_backend_registered_without_its_engine_gets_its_environment_asked_for(
         return real_install(spec, **kw)
 
     mod.install = install
-    monkeypatch.setitem(sys.modules, "localai.backend_envs", mod)
+    monkeypatch.setitem(sys.modules, "localai.install.backends", mod)
     svc.install(ApplyRequest(id="echo"), Job(kind="model", name="echo"))
     assert [c[1] for c in calls if c[0] == "install"] == ["fake"]
     assert (models / "echo.fake").is_file()

@@ -72,7 +72,7 @@ def app_routes() -> list[tuple[str, str]]:
     import os
 
     os.environ.setdefault("LOCALAI_PLUGINS", "fake_backend")
-    from localai.app import Settings, create_app
+    from localai.server.app import Settings, create_app
 
     app = create_app(Settings(models_path=Path("/nonexistent"), api_keys=["k"]))
 
@@ -105,7 +105,7 @@ def test_every_route_but_the_probes_needs_the_key(srv: ServerProcess) -> None:
     paths = {p for _, p in routes}
     # The enumeration sees the routes of every API, admin and docs (a new route cannot be forgotten).
     assert {"/v1/chat/completions", "/v1/messages", "/v1/responses", "/metrics", "/backend/monitor", "/openapi.json"} <= paths
-    from localai import webui
+    from localai.server import webui
 
     ui = webui.open_paths()  # the web UI's page and static files, so it can ask for the key; no API route
     assert not ui & {p for p in paths if p.startswith(("/v1", "/models", "/backend", "/metrics"))}

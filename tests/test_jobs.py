@@ -2,7 +2,7 @@
 
 import threading
 
-from localai.jobs import JobRegistry, human_size
+from localai.install.jobs import JobRegistry, human_size
 
 
 def wait(job, timeout=5.0):

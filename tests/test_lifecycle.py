@@ -226,14 +226,14 @@ def test_lifecycle_flags_have_env_vars_and_help() -> None:
 
 @pytest.mark.parametrize("text,seconds", [("15m", 900), ("1h30m", 5400), ("500ms", 0.5), ("90", 90), (300, 300), ("-1", -1), ("-5m", -300), ("0", 0)])
 def test_parse_duration(text: object, seconds: float) -> None:
-    from localai.lifecycle import parse_duration
+    from localai.runtime.lifecycle import parse_duration
 
     assert parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("bad", ["soon", "5x", "m", "", True])
 def test_parse_duration_refuses(bad: object) -> None:
-    from localai.lifecycle import parse_duration
+    from localai.runtime.lifecycle import parse_duration
 
     with pytest.raises(ValueError):
         parse_duration(bad)

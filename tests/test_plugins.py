@@ -7,8 +7,8 @@ import types
 import fake_backend
 import pytest
 from localai import hookimpl
-from localai.backends import BackendError, Registry, normalise
-from localai.plugins import PluginManager, load_named_modules, make_plugin_manager
+from localai.registry.backends import BackendError, Registry, normalise
+from localai.registry.plugins import PluginManager, load_named_modules, make_plugin_manager
 
 
 def manager(*plugins: tuple[str, object]) -> PluginManager:

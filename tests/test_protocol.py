@@ -6,9 +6,10 @@ import types
 from collections.abc import Iterator
 
 import pytest
-from localai import fallbacks, hookimpl, hookspecs
-from localai.plugins import PluginManager
+from localai import hookimpl, hookspecs
 from localai.protocol import Model
+from localai.registry import fallbacks
+from localai.registry.plugins import PluginManager
 from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ModelInfo
 
 
@@ -101,7 +102,7 @@ def test_a_plugin_hook_runs_first_and_wins() -> None:
 
 def test_fallbacks_are_not_a_listed_plugin() -> None:
     pm = PluginManager()
-    assert "localai.fallbacks" not in pm.infos and pm.is_registered(fallbacks)
+    assert "localai.registry.fallbacks" not in pm.infos and pm.is_registered(fallbacks)
 
 
 def test_delegating_takes_the_spec_signature() -> None:

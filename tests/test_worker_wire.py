@@ -1,4 +1,4 @@
-"""The server-worker wire format (localai.worker.protocol)."""
+"""The server-worker wire format (localai.runtime.worker.protocol)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ def test_embedding_vectors_travel_as_float32_and_come_back_exactly() -> None:
     """The worker packs vectors as base64 float32; the server gets the same float32 values, shapes and counts."""
     from array import array
 
+    from localai.runtime.worker import protocol
     from localai.types import EmbeddingResult
-    from localai.worker import protocol
 
     vectors = [list(array("f", [0.1, -2.5, 3.25e-7])), list(array("f", [1.0])), []]
     packed = protocol.pack_result(EmbeddingResult(vectors=vectors, prompt_tokens=7))
@@ -24,8 +24,8 @@ def test_message_lines_are_delivered_whole_and_in_order_however_the_bytes_arrive
     import asyncio
 
     import pytest
-    from localai.worker import protocol
-    from localai.worker.client import MessageLines
+    from localai.runtime.worker import protocol
+    from localai.runtime.worker.client import MessageLines
 
     async def main() -> None:
         got: list[dict] = []

@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from localai.backend_envs.registration import register_environments
-from localai.backends import Registry
-from localai.catalog import Catalog
-from localai.plugins import PluginManager, make_plugin_manager
+from localai.install.backends.registration import register_environments
+from localai.registry.backends import Registry
+from localai.registry.catalog import Catalog
+from localai.registry.plugins import PluginManager, make_plugin_manager
 
 
 @dataclass

@@ -124,7 +124,7 @@ class ModelConfig(BaseModel):
     # How JSON answers (response_format, forced tool calls) may be written where the schema is silent: digits of
     # numbers, whitespace, string length (localai.constraints.limits); a request's json_limits goes over this.
     json_limits: JsonLimits | None = None
-    # Lifecycle (localai.lifecycle): Ollama's keep_alive ("5m", 300, 0 = unload after each request,
+    # Lifecycle (localai.runtime.lifecycle): Ollama's keep_alive ("5m", 300, 0 = unload after each request,
     # negative = never), never evicted when pinned, loaded at start-up when preload.
     keep_alive: str | int | float | None = None
     pinned: bool = False

@@ -11,16 +11,17 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from localai import tools
-from localai.catalog import ModelEntry
 from localai.chat import templates
 from localai.constraints import limits as json_limits
 from localai.constraints.diagnose import cut_at
 from localai.errors import invalid
 from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallEnd, ToolCallStart
-from localai.metrics import GenerationMetrics
-from localai.runtime import Loaded, Runtime
+from localai.registry.catalog import ModelEntry
+from localai.runtime.models import Loaded, Runtime
+from localai.runtime.worker.client import GenerationStream, WorkerDied, describe_exit
 from localai.types import (
     Constraint,
     EmbeddingResult,
@@ -35,7 +36,9 @@ from localai.types import (
     ToolCall,
     Usage,
 )
-from localai.worker.client import GenerationStream, WorkerDied, describe_exit
+
+if TYPE_CHECKING:
+    from localai.server.metrics import GenerationMetrics
 
 log = logging.getLogger("localai.engine")
 

@@ -1,6 +1,6 @@
 """Every domain exception, in one leaf module: it imports nothing from localai, so any layer (engine, runtime,
 worker, backends in their workers) raises these without import cycles. Turning them into each API's error shape is
-:mod:`localai.api.errors`'; :func:`error_code` is the one machine-readable code per failure both the API errors and
+:mod:`localai.server.api.errors`'; :func:`error_code` is the one machine-readable code per failure both the API errors and
 the metrics' ``reason`` label use."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ STATUS = {
     "overloaded": 529,
 }
 
-# The error kinds a worker reports for a failed request (localai.worker.protocol sends them).
+# The error kinds a worker reports for a failed request (localai.runtime.worker.protocol sends them).
 UNSUPPORTED = "unsupported"  # NotImplementedError: the engine cannot do what was asked (400)
 INVALID = "invalid_request"  # ValueError: the request does not fit the model (400)
 BACKEND = "backend_error"  # anything else (500)

@@ -14,7 +14,7 @@ A backend is a declaration: a plugin implements ``register_backends`` and nothin
 names, capabilities, option table, parser (``parse=``) and loader (``load="pkg.module:Class.load"``, imported in the
 worker only). The core dispatches by the backend a model's YAML names (as simonw/llm dispatches by the registered
 model object), then calls the loaded model's methods for ``generate``, ``embed``, ``tokenize``, ``detokenize`` and
-``close`` (:class:`localai.protocol.Model`, through the ``trylast`` fallbacks in :mod:`localai.fallbacks`).
+``close`` (:class:`localai.protocol.Model`, through the ``trylast`` fallbacks in :mod:`localai.registry.fallbacks`).
 
 The per-model hooks stay ``firstresult`` hooks a plugin may still implement (answering only for its own model
 objects, ``None`` otherwise). ``parse_options`` and ``load_model`` checking the backend name are the first release's

@@ -1,7 +1,7 @@
 """The model protocol: what the object a plugin's ``load_model`` returns may implement.
 
 A plugin whose model class implements these methods writes only ``register_backends``,
-``parse_options`` and ``load_model``: the core's fallback hooks (:mod:`localai.fallbacks`,
+``parse_options`` and ``load_model``: the core's fallback hooks (:mod:`localai.registry.fallbacks`,
 registered ``trylast``) call the methods below for ``generate``, ``embed``, ``tokenize``,
 ``detokenize`` and ``unload_model``. A plugin may still implement any of those hooks itself;
 its implementation runs first and the fallback only answers when every plugin returned ``None``.
@@ -9,7 +9,7 @@ its implementation runs first and the fallback only answers when every plugin re
 A method the model does not have is a capability it lacks: the fallback raises
 :class:`NotImplementedError` naming the method, which the API answers with a 400.
 Everything here runs in the model's worker process, one model per process.
-(Not to be confused with :mod:`localai.worker.protocol`, the server-worker wire format.)
+(Not to be confused with :mod:`localai.runtime.worker.protocol`, the server-worker wire format.)
 """
 
 from __future__ import annotations

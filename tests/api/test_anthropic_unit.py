@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator
 import pytest
 from anthropic.types import Message as SDKMessage
 from anthropic.types import RawMessageStreamEvent
-from localai.api.anthropic import render, stream
-from localai.api.anthropic.models import MessagesBody
-from localai.api.anthropic.translate import to_request
 from localai.engine import Result
 from localai.errors import APIError
 from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from localai.server.api.anthropic import render, stream
+from localai.server.api.anthropic.models import MessagesBody
+from localai.server.api.anthropic.translate import to_request
 from localai.types import ToolCall, Usage
 from pydantic import TypeAdapter
 

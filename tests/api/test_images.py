@@ -19,7 +19,7 @@ import openai
 import pytest
 from localai.config import parse_yaml_file
 from localai.durations import parse_duration
-from localai.generated import GeneratedStore
+from localai.server.generated import GeneratedStore
 from localai.testing import ServerProcess
 
 TESTS_DIR = Path(__file__).parent.parent

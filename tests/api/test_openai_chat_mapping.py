@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from localai.api.openai.chat import ChatBody, ChunkWriter, requests_for
 from localai.errors import APIError
 from localai.events import Finish, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from localai.server.api.openai.chat import ChatBody, ChunkWriter, requests_for
 from localai.types import TokenLogprob, Usage
 from openai.lib.streaming.chat._completions import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk

@@ -21,13 +21,13 @@ import httpx
 import openai
 import openresponses_types as ort
 import pytest
-from localai.api.responses import items as response_items
-from localai.api.responses import resource
-from localai.api.responses.emitter import Emitter
-from localai.api.responses.models import CreateBody
 from localai.config import ModelConfig
 from localai.errors import APIError
 from localai.events import Finish, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
+from localai.server.api.responses import items as response_items
+from localai.server.api.responses import resource
+from localai.server.api.responses.emitter import Emitter
+from localai.server.api.responses.models import CreateBody
 from localai.testing import ServerProcess, worker_pids
 from localai.types import Usage
 from openai import OpenAI

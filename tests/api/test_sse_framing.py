@@ -39,7 +39,7 @@ def test_stream_is_lf_framed(base_url: str, name: str) -> None:
 # -- the frame encoder and the response, without a server ------------------------------------------
 
 def test_frames_are_encoded_once_as_the_spec_parses_them() -> None:
-    from localai.api import sse
+    from localai.server.api import sse
 
     assert sse.event({"a": "é", "b": [1, None]}) == 'data: {"a":"é","b":[1,null]}\n\n'.encode()
     assert sse.event({"type": "ping"}, name="ping") == b'event: ping\ndata: {"type":"ping"}\n\n'
@@ -52,7 +52,7 @@ def test_frames_are_encoded_once_as_the_spec_parses_them() -> None:
 def test_event_stream_stops_and_closes_its_generator_when_the_client_leaves() -> None:
     import asyncio
 
-    from localai.api import sse
+    from localai.server.api import sse
 
     closed = asyncio.Event()
     sent: list[dict] = []
@@ -86,8 +86,8 @@ def test_event_stream_stops_and_closes_its_generator_when_the_client_leaves() ->
 
 
 def test_what_orjson_refuses_is_still_framed() -> None:
-    from localai.api import sse
-    from localai.worker import protocol
+    from localai.runtime.worker import protocol
+    from localai.server.api import sse
 
     big = {"seed": 2**70, "t": "a\nb"}
     assert sse.event(big) == b'data: {"seed":1180591620717411303424,"t":"a\\nb"}\n\n'

@@ -10,7 +10,7 @@ from localai import hookimpl
 from localai.chat import templates
 from localai.config import ModelConfig, TemplateConfig
 from localai.errors import APIError
-from localai.plugins import PluginManager
+from localai.registry.plugins import PluginManager
 from localai.tools import parsers, plan, registry, schema
 from localai.types import GenerateRequest, Message, ModelInfo, ResponseFormat, ToolCall, ToolChoice, ToolSpec
 

@@ -30,7 +30,7 @@ def backend_python(backend: str) -> tuple[str | None, str]:
         return os.environ[var], var
     path = os.environ.get("LOCALAI_BACKENDS_PATH")
     if path:
-        from localai.backend_envs import installed
+        from localai.install.backends import installed
 
         for meta in installed(Path(path)):
             if meta.get("name") == backend and not meta.get("unavailable"):

@@ -13,8 +13,8 @@ def parse(options: list[str], **fields: object) -> dict:
 
 
 def test_the_core_parses_through_the_declared_parser() -> None:
-    from localai.backends import Registry
-    from localai.plugins import make_plugin_manager
+    from localai.registry.backends import Registry
+    from localai.registry.plugins import make_plugin_manager
 
     registry = Registry(make_plugin_manager())
     backend = registry.resolve("ik_llama")

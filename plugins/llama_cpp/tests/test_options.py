@@ -168,9 +168,9 @@ def test_flash_attention_nonsense_is_refused() -> None:
 
 def test_unknown_option_reported_against_the_model(tmp_path: Any) -> None:
     """The catalog names the model and file next to the option."""
-    from localai.backends import Registry
-    from localai.catalog import Catalog
-    from localai.plugins import make_plugin_manager
+    from localai.registry.backends import Registry
+    from localai.registry.catalog import Catalog
+    from localai.registry.plugins import make_plugin_manager
 
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
     (tmp_path / "bad.yaml").write_text("name: broken\nbackend: llama-cpp\noptions: ['sps:lots']\nparameters:\n  model: m.gguf\n")

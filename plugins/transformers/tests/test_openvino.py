@@ -17,7 +17,7 @@ from pathlib import Path
 
 import openai
 import pytest
-from localai.backend_envs import installed
+from localai.install.backends import installed
 from localai.testing import ServerProcess, gemma_ov_folder, missing
 
 pytestmark = pytest.mark.engine

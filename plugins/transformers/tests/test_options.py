@@ -48,7 +48,7 @@ def test_valid_devices_and_options() -> None:
 
 
 def test_registration_never_imports_the_engine() -> None:
-    code = ("import sys; from localai.plugins import make_plugin_manager; from localai.backends import Registry; "
+    code = ("import sys; from localai.registry.plugins import make_plugin_manager; from localai.registry.backends import Registry; "
             "r = Registry(make_plugin_manager()); b = r.resolve('huggingface-embeddings'); "
             "assert b.name == 'transformers', b; "
             "assert not {'torch', 'transformers'} & set(sys.modules), sorted(m for m in sys.modules if m in ('torch', 'transformers'))")

@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from localai.catalog import Catalog, ModelEntry
+from localai.registry.catalog import Catalog, ModelEntry
+from localai.runtime.worker.client import GenerationStream, WorkerProcess
 from localai.types import GenerateRequest, GenerationChunk, ModelInfo
-from localai.worker.client import GenerationStream, WorkerProcess
 
 
 def write_model_yaml(folder: Path, name: str, backend: str, model: dict[str, Any]) -> Path:

@@ -174,7 +174,7 @@ class BackendConformance:
     @pytest.fixture(scope="class")
     @classmethod
     def registered(cls, models: Any) -> Any:
-        from localai.backends import BackendError
+        from localai.registry.backends import BackendError
 
         try:
             backend = models.registry.resolve(cls.backend)
@@ -522,7 +522,7 @@ class BackendConformance:
         try:
             worker.generate(self.greedy(max_tokens=4, constraint=constraint))
         except Exception as exc:  # noqa: BLE001
-            from localai.worker.client import WorkerError
+            from localai.runtime.worker.client import WorkerError
 
             check(isinstance(exc, WorkerError) and exc.kind == "unsupported", "no-constraints",
                   f"a constrained request failed with {exc!r}, not NotImplementedError")

@@ -1,8 +1,0 @@
-"""The Anthropic Messages API: thin translators into :class:`localai.engine.Engine`."""
-
-from fastapi import APIRouter
-
-from localai.api.anthropic import messages
-
-router = APIRouter()
-router.include_router(messages.router)

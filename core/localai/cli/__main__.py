@@ -1,0 +1,7 @@
+"""``python -m localai.cli``."""
+
+import sys
+
+from localai.cli import main
+
+sys.exit(main())

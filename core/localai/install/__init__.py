@@ -1,0 +1,2 @@
+"""Installing: backends into their own virtual environments from the backend gallery (``backends``), and models
+from model galleries (``models``)."""
