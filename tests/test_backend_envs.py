@@ -114,14 +114,38 @@ def test_cancelled_install_leaves_nothing_behind(tmp_path: Path) -> None:
     root = tmp_path / "backends"
     seen: list[str] = []
     with pytest.raises(installer.Cancelled):
-        install(str(PLUGIN), backends_path=root, progress=lambda m, f: seen.append(m),
+        install(str(slow_plugin(tmp_path)), backends_path=root, progress=lambda m, f: seen.append(m),
                 cancelled=lambda: any(m.startswith("resolving") for m in seen))
     assert list(root.iterdir()) == []
 
 
+SLOW_BACKEND = """from setuptools.build_meta import *  # noqa: F403
+from setuptools.build_meta import get_requires_for_build_wheel as _requires
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    import time
+
+    time.sleep(120)  # pip is still building when the test's Ctrl-C arrives, however fast the machine
+    return _requires(config_settings)
+"""
+
+
+def slow_plugin(tmp_path: Path) -> Path:
+    """The test plugin with a build that waits: with a warm pip cache the real one installs before a cancel lands."""
+    plugin = tmp_path / "slow-plugin"
+    shutil.copytree(PLUGIN, plugin, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    (plugin / "slow_backend.py").write_text(SLOW_BACKEND)
+    text = (plugin / "pyproject.toml").read_text()
+    (plugin / "pyproject.toml").write_text(text.replace('build-backend = "setuptools.build_meta"',
+                                                        'build-backend = "slow_backend"\nbackend-path = ["."]'))
+    return plugin
+
+
 def test_ctrl_c_during_cli_install_leaves_nothing_behind(tmp_path: Path) -> None:
+    plugin = slow_plugin(tmp_path)
     root = tmp_path / "backends"
-    proc = subprocess.Popen([sys.executable, "-m", "localai.cli", "backends", "install", str(PLUGIN), "--backends-path",
+    proc = subprocess.Popen([sys.executable, "-m", "localai.cli", "backends", "install", str(plugin), "--backends-path",
                              str(root)], stderr=subprocess.PIPE, text=True, env={**os.environ, **CLEAN_ENV})
     assert proc.stderr is not None
     for line in proc.stderr:
@@ -129,7 +153,7 @@ def test_ctrl_c_during_cli_install_leaves_nothing_behind(tmp_path: Path) -> None
             break
     proc.send_signal(signal.SIGINT)
     rest = proc.stderr.read()
-    assert proc.wait(timeout=60) == 130 and "interrupted: nothing was installed" in rest
+    assert proc.wait(timeout=60) == 130 and "interrupted: nothing was installed" in rest, rest[-2000:]
     assert list(root.iterdir()) == []
 
 
