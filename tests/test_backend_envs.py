@@ -145,8 +145,10 @@ def slow_plugin(tmp_path: Path) -> Path:
 def test_ctrl_c_during_cli_install_leaves_nothing_behind(tmp_path: Path) -> None:
     plugin = slow_plugin(tmp_path)
     root = tmp_path / "backends"
+    # SIGINT as a terminal delivers it: a shell running the tests in the background starts them with it ignored.
     proc = subprocess.Popen([sys.executable, "-m", "localai.cli", "backends", "install", str(plugin), "--backends-path",
-                             str(root)], stderr=subprocess.PIPE, text=True, env={**os.environ, **CLEAN_ENV})
+                             str(root)], stderr=subprocess.PIPE, text=True, env={**os.environ, **CLEAN_ENV},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stderr is not None
     for line in proc.stderr:
         if "resolving" in line:

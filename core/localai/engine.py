@@ -141,6 +141,7 @@ class Engine:
     def resolve(self, model: str | None, usecase: str) -> ModelEntry:
         """The model a request names (or the first serving ``usecase``), refused when it cannot do ``usecase``."""
         entry = self.runtime.entry(model, usecase)
+        self.runtime.check_servable(entry)  # a broken model says why before anything else is judged
         if usecase not in entry.usecases() and not (usecase == "chat" and "completion" in entry.usecases()):
             raise invalid(f"model {entry.name!r} does not support {usecase}", param="model", code="unsupported_model")
         return entry

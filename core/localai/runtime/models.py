@@ -63,12 +63,16 @@ class Runtime:
             raise ModelNotFound(name)
         return entry
 
-    async def load(self, entry: ModelEntry) -> Loaded:
+    def check_servable(self, entry: ModelEntry) -> None:
+        """:class:`ModelUnavailable` naming why ``entry`` cannot be served (its config's problems, its backend)."""
         if entry.problems or entry.backend is None:
             raise ModelUnavailable(entry.name, "; ".join(entry.problems) or "no backend")
         reason = entry.backend.unavailable
         if reason:
             raise ModelUnavailable(entry.name, f"backend {entry.backend.name} cannot run here: {reason}")
+
+    async def load(self, entry: ModelEntry) -> Loaded:
+        self.check_servable(entry)
         worker = self._workers.get(entry.name)
         if worker is not None and worker.alive and worker.info is not None and not worker.unloading:
             worker.touch()
