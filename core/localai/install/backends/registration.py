@@ -7,7 +7,7 @@ install probe wrote, and workers start with the environment's interpreter (``Bac
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +58,11 @@ def _dist(name: str | None) -> str:
     return (name or "").lower().replace("_", "-").replace(".", "-")
 
 
-def _take_over_shadow(registry: Registry, backend: Backend) -> None:
+def _take_over_shadow(registry: Registry, backend: Backend, keys: Iterable[str] | None = None) -> None:
     """The same distribution in the server's environment (registered there without its engine, e.g. for its tests)
-    and in a backend environment is one backend: the environment, which has the engine, serves it."""
-    for key in (backend.name, *map(normalise, backend.aliases)):
+    and in a backend environment is one backend: the environment, which has the engine, serves it. ``keys``: the
+    names to take over (default: the backend's own)."""
+    for key in (keys if keys is not None else (backend.name, *map(normalise, backend.aliases))):
         owner = registry.backends.get(registry._index.get(key, ""))
         if owner is not None and owner.environment is None and owner.distribution \
                 and _dist(owner.distribution) == _dist(backend.distribution):
@@ -122,11 +123,9 @@ def link_fallbacks(registry: Registry, metas: list[dict[str, Any]]) -> None:
         backend = next((b for b in registry.backends.values() if b.environment == meta["path"]), None)
         if backend is None:
             continue
-        for key in fallback_names(meta):
-            owner = registry.backends.get(registry._index.get(key, ""))
-            if owner is not None and owner.environment is None and owner.distribution \
-                    and _dist(owner.distribution) == _dist(backend.distribution):
-                _take_over_shadow(registry, Backend(name=key, plugin="", distribution=backend.distribution, version=None))
+        names = fallback_names(meta)
+        _take_over_shadow(registry, backend, names)
+        for key in names:
             if key in registry._index:
                 continue
             registry._index[key] = backend.name
