@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from fake_plugin_common import log, number_options
 from localai import hookimpl
 from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ModelInfo, Usage
 
@@ -25,13 +26,6 @@ class FakeModel:
         return ModelInfo(backend="fake", architecture="fake", context_size=128, supports_grammar=False)
 
 
-def _log(line: str) -> None:
-    path = os.environ.get("FAKE_BACKEND_LOG")
-    if path:
-        with open(path, "a") as f:
-            f.write(line + "\n")
-
-
 @hookimpl
 def register_backends(register: Callable[..., None]) -> None:
     register("fake", aliases=("fake_backend", "Fake.Echo"), capabilities=("chat", "completion", "embeddings", "tokenize"),
@@ -42,13 +36,7 @@ def register_backends(register: Callable[..., None]) -> None:
 def parse_options(backend: str, options: list[str], config: Any) -> dict[str, Any] | None:
     if backend != "fake":
         return None
-    out: dict[str, Any] = {}
-    for entry in options:
-        name, _, value = entry.partition(":")
-        if name not in ("delay", "load_delay"):
-            raise ValueError(f"unknown option {name!r}")
-        out[name] = float(value)
-    return out
+    return number_options(options, ("delay", "load_delay"))
 
 
 @hookimpl
@@ -83,7 +71,7 @@ def _echo(model: FakeModel, request: GenerateRequest, cancelled: Callable[[], bo
     n = 0
     for word in words[:limit]:
         if cancelled():
-            _log(f"cancelled {request.model} after {n}")
+            log(f"cancelled {request.model} after {n}")
             yield GenerationChunk(finish_reason="cancelled", usage=Usage(prompt_tokens=len(words), completion_tokens=n))
             return
         time.sleep(model.delay)
@@ -96,7 +84,7 @@ def _echo(model: FakeModel, request: GenerateRequest, cancelled: Callable[[], bo
 @hookimpl
 def unload_model(model: Any) -> None:
     if isinstance(model, FakeModel):
-        _log(f"unloaded {model.name}")
+        log(f"unloaded {model.name}")
 
 
 @hookimpl

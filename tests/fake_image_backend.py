@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import struct
 import threading
 import time
@@ -18,6 +17,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from fake_plugin_common import log, number_options
 from localai import hookimpl
 from localai.errors import QueueFull
 from localai.types import ImageLimits, ImageRequest, ImageResult, ModelInfo
@@ -30,13 +30,6 @@ def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
     row = b"\x00" + bytes(rgb) * width
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(row * height)) + chunk(b"IEND", b""))
-
-
-def _log(line: str) -> None:
-    path = os.environ.get("FAKE_BACKEND_LOG")
-    if path:
-        with open(path, "a") as f:
-            f.write(line + "\n")
 
 
 class FakeImageModel:
@@ -70,7 +63,7 @@ class FakeImageModel:
         seed = request.seed if request.seed is not None else 1234
         for step in range(steps):
             if cancelled():
-                _log(f"cancelled {request.model} at step {step}/{steps}")
+                log(f"cancelled {request.model} at step {step}/{steps}")
                 return ImageResult(finish_reason="cancelled", steps=step, seed=seed)
             time.sleep(self.delay)
         if request.init_image is not None:
@@ -81,8 +74,8 @@ class FakeImageModel:
             key = f"{request.prompt}|{request.negative_prompt}|{seed + i}|{steps}|{request.init_image is not None}"
             rgb = tuple(hashlib.sha256(key.encode()).digest()[:3])
             images.append(base64.b64encode(png(width, height, rgb)).decode())  # type: ignore[arg-type]
-        _log(f"generated {request.model} n={request.n} {width}x{height} steps={steps} prompt={request.prompt!r} "
-             f"negative={request.negative_prompt!r} seed={request.seed} guidance={request.guidance_scale}")
+        log(f"generated {request.model} n={request.n} {width}x{height} steps={steps} prompt={request.prompt!r} "
+            f"negative={request.negative_prompt!r} seed={request.seed} guidance={request.guidance_scale}")
         return ImageResult(images=images, steps=steps, seed=seed)
 
 
@@ -95,13 +88,7 @@ def register_backends(register: Callable[..., None]) -> None:
 def parse_options(backend: str, options: list[str], config: Any) -> dict[str, Any] | None:
     if backend != "fake-image":
         return None
-    out: dict[str, Any] = {}
-    for entry in options:
-        name, _, value = entry.partition(":")
-        if name not in ("delay", "queue_size"):
-            raise ValueError(f"unknown option {name!r}")
-        out[name] = float(value)
-    return out
+    return number_options(options, ("delay", "queue_size"))
 
 
 @hookimpl

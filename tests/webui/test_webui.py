@@ -419,19 +419,25 @@ def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
         yield srv
 
 
-def test_images_page_generates_images(page: Any, image_server: ServerProcess, shots: Path) -> None:
-    page.goto(image_server.url + "/#/images")
-    page.wait_for_function("() => document.querySelector('#image-model').value === 'paint'")
-    page.fill("#image-prompt", "a red square")
-    page.fill("#image-negative", "blue")
-    page.fill("#image-steps", "2")
-    page.fill("#image-seed", "7")
-    page.fill("#image-n", "2")
+def generate_images(page: Any, url: str, model: str, fields: dict[str, str], n: int, timeout: float | None = None) -> None:
+    """On the images page with ``model`` chosen, fill in ``fields`` (selector: value), ask for ``n`` 256x256 images
+    and wait until all of them show: the steps both image tests share, whichever backend draws."""
+    page.goto(url + "/#/images")
+    page.wait_for_function(f"() => document.querySelector('#image-model').value === '{model}'")
+    for selector, value in fields.items():
+        page.fill(selector, value)
+    page.fill("#image-n", str(n))
     page.select_option("#image-size", "256x256")
     page.click("#image-generate")
-    page.wait_for_function("() => document.querySelectorAll('#image-results img').length === 2 && "
-                           "[...document.querySelectorAll('#image-results img')].every(i => i.complete && i.naturalWidth === 256)")
-    assert re.fullmatch(r"2 image\(s\) in [\d.]+ s", page.inner_text("#image-status"))
+    page.wait_for_function(f"() => document.querySelectorAll('#image-results img').length === {n} && "
+                           "[...document.querySelectorAll('#image-results img')].every(i => i.complete && i.naturalWidth === 256)",
+                           timeout=timeout)
+    assert re.fullmatch(rf"{n} image\(s\) in [\d.]+ s", page.inner_text("#image-status"))
+
+
+def test_images_page_generates_images(page: Any, image_server: ServerProcess, shots: Path) -> None:
+    fields = {"#image-prompt": "a red square", "#image-negative": "blue", "#image-steps": "2", "#image-seed": "7"}
+    generate_images(page, image_server.url, "paint", fields, n=2)
     links = page.locator("#image-results a[download]")
     assert links.count() == 2 and links.nth(0).get_attribute("download").endswith("-1.png")
     assert links.nth(0).get_attribute("href").startswith("blob:")
@@ -459,18 +465,8 @@ def diffusers_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
 
 
 def test_images_page_on_the_real_diffusers_pipeline(page: Any, diffusers_server: ServerProcess, shots: Path) -> None:
-    page.goto(diffusers_server.url + "/#/images")
-    page.wait_for_function("() => document.querySelector('#image-model').value === 'tiny-sd'")
-    page.fill("#image-prompt", "a lighthouse at dusk")
-    page.fill("#image-steps", "2")
-    page.fill("#image-seed", "3")
-    page.fill("#image-n", "1")
-    page.select_option("#image-size", "256x256")
-    page.click("#image-generate")
-    page.wait_for_function("() => document.querySelectorAll('#image-results img').length === 1 && "
-                           "[...document.querySelectorAll('#image-results img')].every(i => i.complete && i.naturalWidth === 256)",
-                           timeout=120_000)
-    assert re.fullmatch(r"1 image\(s\) in [\d.]+ s", page.inner_text("#image-status"))
+    generate_images(page, diffusers_server.url, "tiny-sd", {"#image-prompt": "a lighthouse at dusk", "#image-steps": "2", "#image-seed": "3"},
+                    n=1, timeout=120_000)
     page.screenshot(path=str(shots / "images-diffusers.png"), full_page=True)
 
 

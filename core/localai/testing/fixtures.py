@@ -6,21 +6,28 @@
 
 ``engine_python`` is the backend environment's interpreter (the engine lives there, never in the test process);
 ``gemma_hf`` the real Gemma 3 270M as an HF folder written from the PyPI GGUF by that interpreter; ``minilm`` the
-real all-MiniLM-L6-v2; ``st_encode`` sentence-transformers' own vectors for texts, the embeddings reference.
+real all-MiniLM-L6-v2; ``st_encode`` sentence-transformers' own vectors for texts, the embeddings reference;
+``linked_models_folder`` (a plain function) the models folder a server fixture serves, with those models linked in;
+``openai_client_fixture`` a fixture factory, like ``engine_python_fixture``: ``client = openai_client_fixture()``
+gives each test an OpenAI SDK client on the module's own ``server`` fixture.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from localai.testing.models import backend_python, engine_side, gemma_hf_folder, minilm_folder
+from localai.testing.processes import ServerProcess
 from localai.testing.strict import missing
+
+if TYPE_CHECKING:
+    import openai
 
 
 def engine_python_fixture(backend: str, imports: str, timeout: float = 600) -> Any:
@@ -43,6 +50,18 @@ def engine_python_fixture(backend: str, imports: str, timeout: float = 600) -> A
     return engine_python
 
 
+def linked_models_folder(tmp_path_factory: pytest.TempPathFactory, name: str, links: dict[str, Path],
+                         yamls: dict[str, str]) -> Path:
+    """A new models folder for a server fixture: each of ``links`` (name in the folder: model on disk) linked in,
+    not copied (the real models are large and cached), and the ``yamls`` (file name: text) written."""
+    folder = tmp_path_factory.mktemp(name)
+    for link, target in links.items():
+        (folder / link).symlink_to(target)
+    for file, text in yamls.items():
+        (folder / file).write_text(text)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def gemma_hf(engine_python: str) -> Path:
     """An HF folder written from the PyPI GGUF (dequantized, ``save_pretrained``), built once and cached."""
@@ -62,3 +81,18 @@ def st_encode(engine_python: str, minilm: Path) -> Callable[[list[str]], list[li
         vectors: list[list[float]] = json.loads(engine_side(engine_python, "st-encode", str(minilm), stdin=json.dumps(texts)))
         return vectors
     return encode
+
+
+def openai_client_fixture(timeout: float = 120) -> Any:
+    """A fixture (assign it to ``client`` in a test module): an OpenAI SDK client per test on that module's ``server``
+    fixture, its own connection whatever an earlier error did to the previous one; strict validation, no retries."""
+
+    @pytest.fixture
+    def client(server: ServerProcess) -> Iterator[openai.OpenAI]:
+        import openai  # here, not at the top: an engine's environment imports these fixtures and may lack the SDK
+
+        with openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=timeout,
+                           _strict_response_validation=True) as c:
+            yield c
+
+    return client

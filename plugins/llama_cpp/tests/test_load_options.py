@@ -13,6 +13,7 @@ import openai
 import pytest
 from localai.config import ModelConfig
 from localai.testing import GGUF_NAME, ServerProcess, free_port, write_models
+from localai.testing.fixtures import openai_client_fixture
 
 PROMPT = "The three primary colors are"
 
@@ -78,12 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, rpc_workers: list[tuple[str
         yield srv
 
 
-@pytest.fixture
-def client(server: ServerProcess) -> Iterator[openai.OpenAI]:
-    """A client per test: its own connection whatever an earlier error did to the previous one."""
-    with openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=120,
-                       _strict_response_validation=True) as c:
-        yield c
+client = openai_client_fixture()
 
 
 def complete(client: openai.OpenAI, model: str, prompt: str = PROMPT, max_tokens: int = 12) -> str:

@@ -19,6 +19,7 @@ import openai
 import pytest
 from localai.install.backends import installed
 from localai.testing import ServerProcess, gemma_ov_folder, missing
+from localai.testing.fixtures import linked_models_folder
 
 pytestmark = pytest.mark.engine
 FLAVOUR = "openvino-transformers"
@@ -47,13 +48,12 @@ def ov_backends(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def ov_server(tmp_path_factory: pytest.TempPathFactory, ov_backends: Path, gemma_hf: Path, minilm: Path) -> Iterator[ServerProcess]:
     gemma_ov = gemma_ov_folder(str(ov_backends / FLAVOUR / "venv" / "bin" / "python"), gemma_hf)
-    folder = tmp_path_factory.mktemp("openvino-models")
-    (folder / "gemma-ov").symlink_to(gemma_ov)
-    (folder / "minilm").symlink_to(minilm)
-    (folder / "gemma-ov.yaml").write_text("name: gemma-ov\nbackend: transformers\ntype: OVModelForCausalLM\n"
-                                          "context_size: 512\nparameters:\n  model: gemma-ov\n  temperature: 0\n")
-    (folder / "minilm-ov.yaml").write_text("name: minilm-ov\nbackend: transformers\ntype: OVModelForFeatureExtraction\n"
-                                           "embeddings: true\nparameters:\n  model: minilm\n")
+    folder = linked_models_folder(tmp_path_factory, "openvino-models", {"gemma-ov": gemma_ov, "minilm": minilm}, {
+        "gemma-ov.yaml": "name: gemma-ov\nbackend: transformers\ntype: OVModelForCausalLM\n"
+                         "context_size: 512\nparameters:\n  model: gemma-ov\n  temperature: 0\n",
+        "minilm-ov.yaml": "name: minilm-ov\nbackend: transformers\ntype: OVModelForFeatureExtraction\n"
+                          "embeddings: true\nparameters:\n  model: minilm\n",
+    })
     env = {"LOCALAI_BACKENDS_PATH": str(ov_backends), "LOCALAI_PYTHON_TRANSFORMERS": "", "HF_HUB_OFFLINE": "1"}
     with ServerProcess(folder, env=env, args=["--backends-path", str(ov_backends)]) as srv:
         yield srv

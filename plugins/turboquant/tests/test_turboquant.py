@@ -9,6 +9,7 @@ import openai
 import pytest
 from localai.config import ModelConfig
 from localai.testing import GGUF_NAME, ServerProcess, write_models
+from localai.testing.fixtures import openai_client_fixture
 from localai_turboquant.options import parse
 
 PROMPT = "The three primary colors are"
@@ -38,11 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         yield srv
 
 
-@pytest.fixture
-def client(server: ServerProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=120,
-                       _strict_response_validation=True) as c:
-        yield c
+client = openai_client_fixture()
 
 
 def complete(client: openai.OpenAI, model: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from localai.testing import ServerProcess
-from localai.testing.fixtures import engine_python_fixture, gemma_hf, minilm, st_encode  # noqa: F401 - shared fixtures
+from localai.testing.fixtures import engine_python_fixture, gemma_hf, linked_models_folder, minilm, st_encode  # noqa: F401 - shared fixtures
 
 ENV = "LOCALAI_PYTHON_VLLM"
 
@@ -23,18 +23,17 @@ engine_python = engine_python_fixture("vllm", "vllm, localai_vllm, transformers,
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory: pytest.TempPathFactory, engine_python: str, gemma_hf: Path,
                 minilm: Path) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("vllm-models")
-    (folder / "gemma-hf").symlink_to(gemma_hf)
-    (folder / "minilm").symlink_to(minilm)
-    # float32: batched greedy equals solo only there (a CPU with native bf16 gets bf16 by default, and bf16 matmuls
-    # round differently at different batch sizes, so near-ties flip; vLLM itself promises no batch invariance).
-    (folder / "gv.yaml").write_text("name: gv\nbackend: vllm\ncontext_size: 1024\nenforce_eager: true\ndtype: float32\n"
-                                    "options: ['kv_cache_space:1']\nparameters:\n  model: gemma-hf\n  temperature: 0\n")
-    (folder / "mini.yaml").write_text("name: mini\nbackend: vllm\nembeddings: true\nenforce_eager: true\n"
-                                      "options: ['kv_cache_space:1']\nparameters:\n  model: minilm\n")
-    (folder / "typo.yaml").write_text("name: typo\nbackend: vllm\nengine_args: {enable_prefix_cachin: true}\nmystery_knob: 1\n"
-                                      "parameters:\n  model: gemma-hf\n")
-    (folder / "gone.yaml").write_text("name: gone\nbackend: vllm\nparameters:\n  model: no-such-folder\n")
+    folder = linked_models_folder(tmp_path_factory, "vllm-models", {"gemma-hf": gemma_hf, "minilm": minilm}, {
+        # float32: batched greedy equals solo only there (a CPU with native bf16 gets bf16 by default, and bf16 matmuls
+        # round differently at different batch sizes, so near-ties flip; vLLM itself promises no batch invariance).
+        "gv.yaml": "name: gv\nbackend: vllm\ncontext_size: 1024\nenforce_eager: true\ndtype: float32\n"
+                   "options: ['kv_cache_space:1']\nparameters:\n  model: gemma-hf\n  temperature: 0\n",
+        "mini.yaml": "name: mini\nbackend: vllm\nembeddings: true\nenforce_eager: true\n"
+                     "options: ['kv_cache_space:1']\nparameters:\n  model: minilm\n",
+        "typo.yaml": "name: typo\nbackend: vllm\nengine_args: {enable_prefix_cachin: true}\nmystery_knob: 1\n"
+                     "parameters:\n  model: gemma-hf\n",
+        "gone.yaml": "name: gone\nbackend: vllm\nparameters:\n  model: no-such-folder\n",
+    })
     env = {ENV: engine_python, "HF_HUB_OFFLINE": "1"}
     with ServerProcess(folder, env=env) as srv:
         yield srv

@@ -13,10 +13,11 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -95,20 +96,30 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
     return start, total
 
 
+def _write_chunks(chunks: Iterable[bytes], f: BinaryIO, start: int, hasher: _Digest, check: Check) -> Iterator[int]:
+    """Write ``chunks`` to ``f`` and the hasher, checking for a cancel before each one, then fsync the file.
+
+    Yields the bytes on disk (from ``start``) after each chunk, so a caller reports progress and, when the
+    source breaks off mid-way, still knows how far it got.
+    """
+    done = start
+    for chunk in chunks:
+        check()
+        f.write(chunk)
+        hasher.update(chunk)
+        done += len(chunk)
+        yield done
+    f.flush()
+    os.fsync(f.fileno())
+
+
 def _copy_local(src: Path, partial: Path, name: str, hasher: _Digest, progress: Progress, check: Check) -> None:
     if not src.is_file():
         raise DownloadError(f"{name}: source file {src} does not exist")
     total = src.stat().st_size
-    done = 0
     with open(src, "rb") as fin, open(partial, "wb") as fout:
-        while chunk := fin.read(CHUNK):
-            check()
-            fout.write(chunk)
-            hasher.update(chunk)
-            done += len(chunk)
+        for done in _write_chunks(iter(lambda: fin.read(CHUNK), b""), fout, 0, hasher, check):
             progress(name, done, total)
-        fout.flush()
-        os.fsync(fout.fileno())
 
 
 def _fetch_http(url: str, partial: Path, name: str, hasher: _Digest, progress: Progress, check: Check,
@@ -152,14 +163,8 @@ def _fetch_http(url: str, partial: Path, name: str, hasher: _Digest, progress: P
                 total = offset + int(length) if length and length.isdigit() else _content_range(resp.headers.get("content-range"))[1]
                 validator = resp.headers.get("etag") or resp.headers.get("last-modified") or validator
                 with open(partial, "ab" if offset else "wb") as f:
-                    for chunk in resp.iter_bytes():
-                        check()
-                        f.write(chunk)
-                        hasher.update(chunk)
-                        offset += len(chunk)
+                    for offset in _write_chunks(resp.iter_bytes(), f, offset, hasher, check):
                         progress(name, offset, total)
-                    f.flush()
-                    os.fsync(f.fileno())
                 if total is not None and offset < total:
                     raise httpx.RemoteProtocolError(f"connection closed at byte {offset} of {total}")
                 return

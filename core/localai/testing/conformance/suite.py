@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -99,6 +99,25 @@ def _mid_stop(full: str) -> str | None:
             if stop.strip() and full.find(stop) == i:
                 return stop
     return None
+
+
+def _in_threads(count: int, call: Callable[[int], Any], timeout: float) -> list[Any]:
+    """``call(i)`` for each i in ``range(count)``, all at once in threads, to check that concurrent requests get
+    the same answers: the results in order, the exception in place of the result where a call raised."""
+    results: list[Any] = [None] * count
+
+    def one(i: int) -> None:
+        try:
+            results[i] = call(i)
+        except BaseException as exc:  # noqa: BLE001
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return results
 
 
 class BackendConformance:
@@ -487,19 +506,7 @@ class BackendConformance:
 
     def test_concurrent_requests_in_the_worker(self, worker: WorkerHarness, greedy_chunks: list[GenerationChunk]) -> None:
         expected = _text(greedy_chunks)
-        results: list[str | BaseException] = [""] * 4
-
-        def one(i: int) -> None:
-            try:
-                results[i] = _text(worker.generate(self.greedy()))
-            except BaseException as exc:  # noqa: BLE001
-                results[i] = exc
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(self.timeout)
+        results = _in_threads(4, lambda i: _text(worker.generate(self.greedy())), self.timeout)
         check(all(r == expected for r in results), "concurrency", f"expected {expected!r} from each, got {results!r}")
 
     def test_tokenize_round_trip(self, worker: WorkerHarness) -> None:
@@ -617,19 +624,7 @@ class BackendConformance:
         prompts = [self.prompt, "Paris is the capital of", "def fibonacci(n):", "Once upon a time"]
         with contract("concurrency"):
             expected = {p: self.complete(client, prompt=p).choices[0].text for p in prompts[1:]} | {self.prompt: http_greedy.choices[0].text}
-        results: list[Any] = [None] * 8
-
-        def one(i: int) -> None:
-            try:
-                results[i] = self.complete(client, prompt=prompts[i % 4]).choices[0].text
-            except BaseException as exc:  # noqa: BLE001
-                results[i] = exc
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(self.timeout)
+        results = _in_threads(8, lambda i: self.complete(client, prompt=prompts[i % 4]).choices[0].text, self.timeout)
         wrong = {i: r for i, r in enumerate(results) if r != expected[prompts[i % 4]]}
         check(not wrong, "concurrency", f"requests {sorted(wrong)} got {list(wrong.values())!r}, expected {expected!r}")
 
