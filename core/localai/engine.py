@@ -19,6 +19,8 @@ from localai.constraints import limits as json_limits
 from localai.constraints.diagnose import cut_at
 from localai.errors import invalid
 from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallEnd, ToolCallStart
+from localai.media import resolve as media
+from localai.media.images import ImageSettings
 from localai.registry.catalog import ModelEntry
 from localai.runtime.models import Loaded, Runtime
 from localai.runtime.worker.client import GenerationStream, WorkerDied, describe_exit
@@ -126,8 +128,9 @@ class Generation:
 
 
 class Engine:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, images: ImageSettings | None = None) -> None:
         self.runtime = runtime
+        self.images = images or ImageSettings()  # limits on images in chat requests (localai.media)
         self._tool_parsers: tools.ParserRegistry | None = None
 
     @property
@@ -157,7 +160,8 @@ class Engine:
             raise invalid(f"max_tokens must be at most {MAX_TOKENS_LIMIT} (model {entry.name!r} has a context of "
                           f"{info.context_size or 'unknown size'})", param="max_tokens", code="invalid_max_tokens")
         if request.messages is not None:
-            if any(m.images() for m in request.messages) and not info.vision:
+            images = [p.image for m in request.messages for p in m.images()]
+            if images and (not info.vision or None in images):  # resolved by media.resolve (see _start)
                 raise invalid(f"model {entry.name!r} does not support image input", param="messages", code="vision_not_supported")
             messages = with_system_prompt(request.messages, entry)
             source = chat_template(entry, info)
@@ -170,10 +174,16 @@ class Engine:
                     update["prompt"] = templates.render(
                         source, plan.messages, bos_token=info.bos_token, eos_token=info.eos_token,
                         tools=plan.template_tools, extra=request.chat_template_kwargs,
+                        image_placeholder=info.image_placeholder,
                     )
                 except Exception as exc:  # noqa: BLE001 - a template raising on these messages is the caller's problem
                     raise invalid(f"chat template of model {entry.name!r} rejected the messages: {exc}", param="messages") from exc
                 plan.rendered(update["prompt"])
+                if images:
+                    if not info.image_placeholder:
+                        raise invalid(f"model {entry.name!r} (backend {info.backend}) claims vision but names no image "
+                                      "placeholder for its rendered prompt", param="messages", code="vision_not_supported")
+                    update["images"] = images
             parser = plan.parser
         else:
             if isinstance(request.prompt, str) and entry.config.template.completion:
@@ -211,6 +221,7 @@ class Engine:
         for attempt in (1, 2):
             try:
                 loaded = await self.runtime.load(entry)
+                request = await media.resolve(request, loaded.info, entry.name, self.images)
                 backend_request, parser = self.prepare(loaded, request)
                 prompt_tokens = await self._prompt_tokens(loaded, backend_request) if count_prompt else None
                 chunks = await loaded.worker.open(backend_request)
@@ -323,6 +334,7 @@ class Engine:
     async def count_prompt_tokens(self, request: GenerateRequest, usecase: str = "chat") -> int:
         """Tokens the prompt of ``request`` would take, without generating."""
         loaded = await self.load(request.model or None, usecase)
+        request = await media.resolve(request, loaded.info, loaded.entry.name, self.images)
         backend_request, _ = self.prepare(loaded, request)
         return await self._prompt_tokens(loaded, backend_request)
 
@@ -330,6 +342,9 @@ class Engine:
         prompt = backend_request.prompt
         if isinstance(prompt, list):
             return len(prompt)
+        if backend_request.images or loaded.info.renders_chat and media.image_parts(backend_request):
+            return int(await loaded.worker.call("count_prompt_tokens",
+                                                request=backend_request.model_dump(mode="json", by_alias=True)))
         tokens = await loaded.worker.call("tokenize", text=prompt or "", add_special=True)
         return len(tokens)
 

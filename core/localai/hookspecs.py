@@ -148,6 +148,16 @@ def tokenize(model: Any, text: str, add_special: bool) -> list[int] | None:
 
 
 @hookspec(firstresult=True)
+def count_prompt_tokens(model: Any, request: dict[str, Any]) -> int | None:
+    """Tokens the prompt of ``request`` (a :class:`~localai.types.GenerateRequest` as JSON, images included)
+    takes, each image counted as the tokens it decodes to; ``None`` if not this plugin's model.
+
+    Asked only for prompts with images (a text prompt is counted with ``tokenize``). Called in the worker.
+    ``firstresult``.
+    """
+
+
+@hookspec(firstresult=True)
 def detokenize(model: Any, tokens: list[int]) -> str | None:
     """Text of ``tokens``; ``None`` if not this plugin's model. Called in the worker. ``firstresult``."""
 

@@ -82,6 +82,8 @@ METHODS: dict[str, tuple[str, str, str]] = {
     "embed": ("embed", "compute embeddings", "embed(inputs) -> EmbeddingResult"),
     "tokenize": ("tokenize", "tokenize text", "tokenize(text, add_special) -> list[int]"),
     "detokenize": ("detokenize", "detokenize tokens", "detokenize(tokens) -> str"),
+    "count_prompt_tokens": ("count_prompt_tokens", "count the tokens of a prompt with images",
+                            "count_prompt_tokens(request: dict) -> int"),
     "generate_image": ("generate_image", "generate images",
                        "generate_image(request, cancelled) -> ImageResult"),
     "unload_model": ("close", "release its resources", "close() -> None"),

@@ -16,12 +16,32 @@ Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
 
 
+class ImageData(BaseModel):
+    """An image a client sent, fetched, decoded and checked by the core (:mod:`localai.media`): backends get these
+    bytes, never a URL. ``data`` is base64 for the JSON hop to the worker; ``sha256`` keys prompt caches."""
+
+    data: str
+    media_type: str
+    width: int
+    height: int
+    sha256: str
+
+    def raw(self) -> bytes:
+        import base64
+
+        return base64.b64decode(self.data)
+
+
 class ContentPart(BaseModel):
-    """One part of a message: text, or an image given as a data URL or an http(s) URL."""
+    """One part of a message: text, or an image. The API adapters set ``image_url`` (a data URL or an http(s)
+    URL) and ``where`` (the request field, for errors); the engine replaces the URL with checked ``image`` bytes
+    before the request reaches a backend."""
 
     type: Literal["text", "image"]
     text: str | None = None
     image_url: str | None = None
+    image: ImageData | None = None
+    where: str | None = None
 
 
 class ToolCall(BaseModel):
@@ -40,17 +60,18 @@ class Message(BaseModel):
     tool_call_id: str | None = None
     reasoning: str | None = None
 
-    def text(self) -> str:
-        """The message's text parts joined; images are dropped."""
+    def text(self, image_placeholder: str | None = None) -> str:
+        """The message's text parts joined; each image becomes ``image_placeholder`` (dropped when ``None``)."""
         if self.content is None:
             return ""
         if isinstance(self.content, str):
             return self.content
-        return "".join(p.text or "" for p in self.content if p.type == "text")
+        return "".join((p.text or "") if p.type == "text" else (image_placeholder or "") for p in self.content)
 
-    def images(self) -> list[str]:
+    def images(self) -> list[ContentPart]:
+        """The message's image parts, in order."""
         if isinstance(self.content, list):
-            return [p.image_url for p in self.content if p.type == "image" and p.image_url]
+            return [p for p in self.content if p.type == "image"]
         return []
 
 
@@ -190,6 +211,9 @@ class GenerateRequest(BaseModel):
     # text in one final chunk instead of one per token (vLLM's FINAL_ONLY), sparing a per-token hop through the
     # worker and the server while the engine decodes. Cancellation still applies.
     incremental: bool = True
+    # The chat's images in the order their placeholders (``ModelInfo.image_placeholder``) stand in ``prompt``; set
+    # by the core when it renders a chat for a backend that takes images that way.
+    images: list[ImageData] = Field(default_factory=list)
 
 
 class TokenLogprob(BaseModel):
@@ -242,7 +266,11 @@ class ModelInfo(BaseModel):
     embedding_size: int | None = None
     renders_chat: bool = False
     supports_grammar: bool = False
-    vision: bool = False
+    vision: bool = False  # accepts images in chat messages (ContentPart.image)
+    max_images: int | None = None  # most images one request may carry (None: the server's limit)
+    # Text the core writes where each image stands when it renders the chat template itself (``renders_chat``
+    # False): llama.cpp's mtmd marker, which the backend swaps for the image's embeddings in order.
+    image_placeholder: str | None = None
     image: ImageLimits | None = None  # set by image generation backends
     img2img: bool = False  # the image model also takes an input image (edits, variations)
     extra: dict[str, Any] = Field(default_factory=dict)

@@ -118,7 +118,8 @@ def test_images_become_data_urls_or_urls() -> None:
         {"type": "image", "source": {"type": "url", "url": "https://example.com/a.jpg"}},
         {"type": "text", "text": "What is this?"}]}]))
     assert req.messages is not None
-    assert req.messages[0].images() == ["data:image/png;base64,AAAA", "https://example.com/a.jpg"]
+    assert [(p.image_url, p.where) for p in req.messages[0].images()] == [
+        ("data:image/png;base64,AAAA", "messages.0.content.0.source"), ("https://example.com/a.jpg", "messages.0.content.1.source")]
 
 
 @pytest.mark.parametrize("kw, needle", [

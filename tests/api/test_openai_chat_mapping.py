@@ -37,7 +37,8 @@ def test_roles_parts_and_tool_history_map_to_internal_messages() -> None:
     ]))[0]
     roles = [m.role for m in req.messages]
     assert roles == ["system", "user", "assistant", "tool", "assistant", "tool"]
-    assert req.messages[1].images() == ["https://example.com/a.png"]
+    assert [(p.image_url, p.where) for p in req.messages[1].images()] == [
+        ("https://example.com/a.png", "messages[1].content[1].image_url")]
     assert req.messages[1].text() == "look: "
     assert req.messages[2].tool_calls[0].name == "get_weather"
     assert json.loads(req.messages[2].tool_calls[0].arguments) == {"city": "Oslo"}

@@ -108,11 +108,12 @@ def choose_template(yaml_template: str | None, model_template: str | None, archi
     return DEFAULT_BUILTIN, "builtin:chatml"
 
 
-def template_messages(messages: list[Message]) -> list[dict[str, Any]]:
-    """Messages as chat templates expect them (HF conventions: ``tool_calls[].function.arguments`` is a dict)."""
+def template_messages(messages: list[Message], image_placeholder: str | None = None) -> list[dict[str, Any]]:
+    """Messages as chat templates expect them (HF conventions: ``tool_calls[].function.arguments`` is a dict);
+    images become ``image_placeholder`` inside the text, as llama.cpp's server passes them to a template."""
     out = []
     for m in messages:
-        d: dict[str, Any] = {"role": m.role, "content": m.text()}
+        d: dict[str, Any] = {"role": m.role, "content": m.text(image_placeholder)}
         if m.name:
             d["name"] = m.name
         if m.tool_call_id:
@@ -155,11 +156,12 @@ def render(
     add_generation_prompt: bool = True,
     tools: list[ToolSpec] | None = None,
     extra: dict[str, Any] | None = None,
+    image_placeholder: str | None = None,
 ) -> str:
     """Render ``messages`` with ``source``; a leading BOS is stripped (the tokenizer adds it)."""
     template = _compile(source)
     text = template.render(
-        messages=template_messages(messages),
+        messages=template_messages(messages, image_placeholder),
         bos_token=bos_token or "",
         eos_token=eos_token or "",
         add_generation_prompt=add_generation_prompt,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, overload
 
 if TYPE_CHECKING:
+    from localai.media import ImageSettings
     from localai.runtime.lifecycle import LifecycleSettings
 
 ENV_PREFIX = "LOCALAI_"
@@ -79,6 +80,31 @@ def add_lifecycle_flags(run: argparse.ArgumentParser) -> None:
                         "an error event and workers stop (env LOCALAI_SHUTDOWN_TIMEOUT; default 30s)")
     g.add_argument("--upload-limit", type=float, default=float(env("UPLOAD_LIMIT", "15") or 15),
                    help="largest request body in MiB; bigger ones get 413 (env LOCALAI_UPLOAD_LIMIT; default 15, 0 = no limit)")
+
+
+def add_image_flags(run: argparse.ArgumentParser) -> None:
+    """Limits on the images clients send in chat messages (see docs/vision.md)."""
+    g = run.add_argument_group("images in requests", "limits on images sent to vision models (see docs/vision.md)")
+    g.add_argument("--image-max-size", type=float, default=float(env("IMAGE_MAX_SIZE", "20") or 20),
+                   help="largest image in MiB, decoded or fetched (env LOCALAI_IMAGE_MAX_SIZE; default 20)")
+    g.add_argument("--image-max-pixels", type=int, default=int(env("IMAGE_MAX_PIXELS", "40000000") or 40_000_000),
+                   help="largest image in pixels, width x height, checked before decoding "
+                        "(env LOCALAI_IMAGE_MAX_PIXELS; default 40000000)")
+    g.add_argument("--image-max-count", type=int, default=int(env("IMAGE_MAX_COUNT", "16") or 16),
+                   help="most images in one request, unless the model takes fewer (env LOCALAI_IMAGE_MAX_COUNT; default 16)")
+    g.add_argument("--image-fetch-timeout", type=duration, default=duration(env("IMAGE_FETCH_TIMEOUT", "10s")),
+                   help="longest fetch of an image URL, redirects included (env LOCALAI_IMAGE_FETCH_TIMEOUT; default 10s)")
+    g.add_argument("--allow-private-urls", action="store_true", default=env_flag("ALLOW_PRIVATE_URLS"),
+                   help="fetch image URLs whose host is on loopback, link-local or a private network; off by default so "
+                        "clients cannot make the server reach internal services (env LOCALAI_ALLOW_PRIVATE_URLS)")
+
+
+def image_settings(args: argparse.Namespace) -> ImageSettings:
+    from localai.media import ImageSettings
+
+    return ImageSettings(max_bytes=int(max(0.0, args.image_max_size) * 2**20), max_pixels=max(1, args.image_max_pixels),
+                         max_images=max(0, args.image_max_count), fetch_timeout=max(0.1, args.image_fetch_timeout),
+                         allow_private=args.allow_private_urls)
 
 
 def lifecycle_settings(args: argparse.Namespace) -> LifecycleSettings:
@@ -178,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="require this API key (repeatable; env LOCALAI_API_KEY, comma-separated)")
     add_backend_args(run)
     add_lifecycle_flags(run)
+    add_image_flags(run)
     add_gallery_flags(run)
     run.add_argument("models", nargs="*", metavar="MODEL",
                      help="gallery models (NAME or GALLERY@NAME) or model config URLs to install before serving, "
@@ -451,7 +478,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                         shutdown_timeout=max(0.0, args.shutdown_timeout),
                         galleries=model_galleries, download_concurrency=args.download_concurrency,
                         generated_content_path=Path(args.generated_content_path) if args.generated_content_path else None,
-                        generated_max_age=max_age, generated_max_files=args.generated_content_max_files)
+                        generated_max_age=max_age, generated_max_files=args.generated_content_max_files,
+                        images=image_settings(args))
     logging.getLogger("localai").info("models folder %s, listening on http://%s:%d%s", args.models_path.resolve(), host, port,
                                       " (API key required)" if keys else "")
     app = create_app(settings)

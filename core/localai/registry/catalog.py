@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ class ModelEntry:
     file: str
     backend: Backend | None = None
     model_path: Path | None = None
+    mmproj_path: Path | None = None  # the YAML's ``mmproj:`` (a multimodal projector) inside the models folder
     options: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -38,7 +40,20 @@ class ModelEntry:
         caps = set(self.backend.capabilities) if self.backend else {"chat", "completion"}
         if self.config.embeddings:
             return {"embeddings"} | (caps & {"tokenize"})
+        if "vision" in caps and not self.takes_images():
+            caps.discard("vision")
         return caps - {"embeddings"}
+
+    def takes_images(self) -> bool:
+        """Whether this model accepts images, from its files before it loads: an ``mmproj:`` projector, or an HF
+        folder whose ``config.json`` has a ``vision_config`` (image-text-to-text models)."""
+        if self.config.mmproj:
+            return True
+        config = self.model_path / "config.json" if self.model_path is not None else None
+        try:
+            return config is not None and config.is_file() and "vision_config" in json.loads(config.read_text())
+        except (OSError, ValueError):
+            return False
 
 
 class Catalog:
@@ -98,7 +113,7 @@ class Catalog:
                 entry.problems.append(f"parameters.model: {exc}")
         if cfg.mmproj:
             try:
-                resolve_model_file(self.models_path, cfg.mmproj)
+                entry.mmproj_path = resolve_model_file(self.models_path, cfg.mmproj)
             except ValueError as exc:
                 entry.problems.append(f"mmproj: {exc}")
         try:

@@ -255,6 +255,7 @@ class Lifecycle:
                 "queued": self.runtime.waiting.get(name, 0),
                 "rss_bytes": rss_bytes(worker.pid),
                 "pinned": bool(entry and entry.config.pinned),
+                "vision": bool(worker.info and worker.info.vision),  # what the loaded model says it accepts
                 "keep_alive_seconds": None if ttl is None else ttl,
                 "loaded_since": _iso(worker.loaded_at),
                 "last_used": _iso(worker.last_used_wall),

@@ -21,6 +21,7 @@ from localai.bootstrap import bootstrap
 from localai.engine import Engine
 from localai.errors import APIError, QueueFull
 from localai.install.jobs import JobRegistry
+from localai.media import ImageSettings
 from localai.registry.plugins import PluginManager
 from localai.runtime.lifecycle import Lifecycle, LifecycleSettings
 from localai.runtime.models import ModelNotFound, ModelUnavailable, Runtime, ServerBusy
@@ -49,6 +50,7 @@ class Settings:
     generated_content_path: Path | None = None  # default: <data_path>/generated/images
     generated_max_age: float | None = 24 * 3600  # seconds a generated image is kept (None/0: forever)
     generated_max_files: int | None = 1000  # generated images kept at most (None/0: no limit)
+    images: ImageSettings = field(default_factory=ImageSettings)  # limits on images in chat requests
 
 
 class State:
@@ -63,7 +65,7 @@ class State:
         self.runtime = Runtime(self.catalog, metrics=self.metrics, lifecycle=settings.lifecycle)
         self.metrics.watch_runtime(self.runtime.workers)
         self.lifecycle: Lifecycle = self.runtime.lifecycle  # type: ignore[assignment]
-        self.engine = Engine(self.runtime)
+        self.engine = Engine(self.runtime, images=settings.images)
         self.jobs = JobRegistry()  # model and backend installs, LocalAI's /models/jobs shape
         self.draining = False  # set on SIGTERM (localai.server.shutdown): new requests get 503
         self.active_requests = 0  # HTTP requests in flight (localai.server.api.traffic)

@@ -4,7 +4,11 @@ environment's Python: ``python -m localai.testing.engine_side``)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
+import tarfile
+import tempfile
 from pathlib import Path
 
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
@@ -72,6 +76,46 @@ def gemma_ov_folder(python: str, hf: Path) -> Path:
     """Gemma 3 270M as an OpenVINO IR folder, exported once from :func:`gemma_hf_folder` by ``python`` (an
     ``openvino-transformers`` environment; minutes on 2 cores) and cached beside it, so a test loads IR directly."""
     return _converted(python, "save-ov", hf, hf.parent / "gemma-3-270m-ov", "openvino_model.xml")
+
+
+def gemma_vision(python: str) -> tuple[Path, Path]:
+    """A tiny Gemma 3 vision model for image tests: (HF folder, mmproj GGUF). The folder (for transformers) holds
+    the real 270M text weights behind a 2-layer SigLIP tower with fixed random weights (64 image tokens); the mmproj
+    GGUF (for llama.cpp, beside the unchanged 270M GGUF) is that tower converted by llama.cpp's own converter. Both
+    are written once by ``python`` (a transformers environment with Pillow) and cached beside the other models."""
+    hf = gemma_hf_folder(python)
+    folder = _converted(python, "build-vision", hf, hf.parent / "gemma-3-270m-vision-hf", "model.safetensors")
+    mmproj = hf.parent / "gemma-3-270m-vision-mmproj.gguf"
+    # Rewritten whenever the folder is (its format stamp is written last), so the two always match.
+    if not mmproj.is_file() or mmproj.stat().st_mtime < (folder / ".localai-hf-format").stat().st_mtime:
+        engine_side(python, "mmproj", str(folder), str(mmproj), str(llama_cpp_converter()))
+    return folder, mmproj
+
+
+LLAMA_CPP_VERSION = os.environ.get("LLAMA_CPP_VERSION", "0.3.36")  # as scripts/llama_cpp_build.sh
+
+
+def llama_cpp_converter(version: str = LLAMA_CPP_VERSION) -> Path:
+    """llama.cpp's ``convert_hf_to_gguf.py`` with its ``conversion/`` and ``gguf-py/`` (newer than PyPI's gguf),
+    from the llama-cpp-python sdist the llama_cpp plugin is built from: fetched once with pip (the only index
+    reachable) and cached under ~/.cache/localai, 2 MB of the 76 MB sdist."""
+    out = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "localai" / f"llama-cpp-converter-{version}"
+    if (out / "convert_hf_to_gguf.py").is_file():
+        return out
+    with tempfile.TemporaryDirectory() as work:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", work,
+                        f"llama-cpp-python=={version}"], check=True, capture_output=True, text=True)
+        prefix = f"llama_cpp_python-{version}/vendor/llama.cpp/"
+        tmp = Path(f"{out}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        with tarfile.open(Path(work) / f"llama_cpp_python-{version}.tar.gz") as tar:
+            members = [m for m in tar.getmembers() if m.name.startswith(prefix)
+                       and m.name[len(prefix):].startswith(("convert_hf_to_gguf.py", "conversion/", "gguf-py/"))]
+            for m in members:
+                m.name = m.name[len(prefix):]
+            tar.extractall(tmp, members=members, filter="data")
+    tmp.rename(out)
+    return out
 
 
 def minilm_folder() -> Path:

@@ -12,6 +12,8 @@ from typing import Any
 from localai.config import require_model_file
 from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ModelInfo
 
+from localai_llama_cpp.vision import prompt_usage
+
 log = logging.getLogger("localai_llama_cpp")
 
 DEFAULT_CONTEXT = 4096
@@ -38,6 +40,7 @@ class LlamaCppModel:
         self._vocab: Any = None  # the constraint engine's tokenizer description (constraint.VocabTokenizer)
         self._pieces: dict[int, bytes] = {}
         self._eog_memo: dict[int, bool] = {}
+        self.projector: Any = None  # localai_llama_cpp.vision.Projector when the YAML names an ``mmproj``
 
     @classmethod
     def load(cls, config: Any, model_path: str | None, options: dict[str, Any], backend: str) -> LlamaCppModel:
@@ -52,6 +55,15 @@ class LlamaCppModel:
         with batch_invariant_weights(not options.get("repack", False) and not config.embeddings):
             llm = llama_cpp.Llama(**kwargs)
         model = cls(llm, config, options, backend)
+        if config.mmproj and not config.embeddings:
+            from localai_llama_cpp.vision import Projector
+
+            try:
+                model.projector = Projector(llm, config.mmproj, kwargs["n_threads"], bool(kwargs.get("flash_attn")))
+            except BaseException:
+                llm.close()
+                raise
+            log.info("loaded the multimodal projector %s", config.mmproj)
         if not config.embeddings:
             model.scheduler()  # allocate the slots' KV now: a context that does not fit fails the load, not a request
             from localai_llama_cpp.constraint import VocabTokenizer
@@ -78,6 +90,8 @@ class LlamaCppModel:
             eos_token=self._token_text(self.llm.token_eos()),
             embedding_size=self.llm.n_embd(),
             supports_grammar=True,
+            vision=self.projector is not None,
+            image_placeholder=self.projector.marker if self.projector is not None else None,
             extra={"name": meta.get("general.name"), "file": os.path.basename(self.llm.model_path)},
         )
 
@@ -130,10 +144,21 @@ class LlamaCppModel:
             self._vocab = VocabTokenizer(self.llm)
         return request_matcher(self._vocab, request)
 
-    def prompt_tokens(self, request: GenerateRequest) -> list[int]:
+    def prompt_tokens(self, request: GenerateRequest) -> tuple[list[int], Any]:
+        """The prompt's token list and, with images, its :class:`~localai_llama_cpp.vision.Media` (else ``None``):
+        each image stands in the list as a run of its key (see :mod:`localai_llama_cpp.vision`)."""
         if isinstance(request.prompt, list):
-            return self.check_tokens(list(request.prompt))
-        return self.tokenize(request.prompt or "", request.add_special)
+            return self.check_tokens(list(request.prompt)), None
+        if request.images:
+            if self.projector is None:
+                raise ValueError(f"model {self.config.name!r} has no mmproj: it cannot take images")
+            return self.projector.tokenize(request.prompt or "", request.images, request.add_special)
+        return self.tokenize(request.prompt or "", request.add_special), None
+
+    def count_prompt_tokens(self, request: dict[str, Any]) -> int:
+        """Tokens the request's prompt takes, each image counted as the embeddings it decodes to."""
+        tokens, media = self.prompt_tokens(GenerateRequest.model_validate(request))
+        return prompt_usage(tokens, media)
 
     def piece(self, token: int) -> bytes:
         """The token's bytes, memoised: the scheduler thread asks once per generated token between two decodes,
@@ -160,7 +185,8 @@ class LlamaCppModel:
         from localai_llama_cpp.scheduler import Job, stream
 
         sched = self.scheduler()
-        tokens = self.prompt_tokens(request) or [self.llm.token_bos()]
+        tokens, media = self.prompt_tokens(request)
+        tokens = tokens or [self.llm.token_bos()]
         n_ctx = sched.n_ctx_slot
         if len(tokens) >= n_ctx:
             slots = f" ({sched.n_ctx_total} split over {len(sched.slots)} parallel slots)" if len(sched.slots) > 1 else ""
@@ -174,7 +200,7 @@ class LlamaCppModel:
         picker = greedy(request, self.llm.n_vocab())
         sampler = None if picker is not None else build_sampler(self.llm.n_vocab(), request)
         job = Job(request=request, prompt=tokens, sampler=sampler, cancelled=cancelled, max_tokens=max_tokens,
-                  matcher=matcher, greedy=picker)
+                  matcher=matcher, greedy=picker, media=media)
         try:
             sched.submit(job)
         except BaseException:
@@ -201,6 +227,8 @@ class LlamaCppModel:
             self._scheduler.close()
         if self._vocab is not None:
             self._vocab.close()  # its background walk reads the vocab that llm.close() frees
+        if self.projector is not None:
+            self.projector.close()
         try:
             self.llm.close()
         except Exception:  # noqa: BLE001

@@ -32,6 +32,7 @@ from localai.types import GenerateRequest, GenerationChunk, TokenLogprob, Usage
 from localai_llama_cpp.options import CACHE_RAM_MIB
 from localai_llama_cpp.prompt_cache import PromptCache, common_prefix
 from localai_llama_cpp.sampling import free_sampler, token_logprob
+from localai_llama_cpp.vision import prompt_usage
 
 log = logging.getLogger("localai_llama_cpp.scheduler")
 
@@ -63,10 +64,11 @@ class Job:
     lock: threading.Lock = field(default_factory=threading.Lock)  # orders delivery against attaching ``emit``
     ended: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    media: Any = None  # localai_llama_cpp.vision.Media: the prompt's images (negative keys in ``prompt``)
 
     def __post_init__(self) -> None:
         self.stops = StopMatcher(self.request.stop)
-        self.usage.prompt_tokens = len(self.prompt)
+        self.usage.prompt_tokens = prompt_usage(self.prompt, self.media)
 
     def gone(self) -> bool:
         return self.closed or self.cancelled()
@@ -238,10 +240,13 @@ class Scheduler:
                     slot.cache, n_past = [], 0
             elif len(slot.cache) - n_past >= len(slot.cache) // 2:
                 self.ram.save(self.ctx, slot.seq, slot.cache)  # most of this slot's KV is about to go
-        if self.cache_reuse > 0 and self.can_shift and n_past < len(prompt):
+        if self.cache_reuse > 0 and self.can_shift and n_past < len(prompt) and job.media is None \
+                and min(slot.cache, default=0) >= 0:  # image KV is never shifted into place
             n_past = self._reuse_chunks(slot, prompt, n_past)
         # Decode at least two tokens: the logits then come from the same kernels whatever was cached.
         n_past = max(0, min(n_past, len(prompt) - 2))
+        while 0 < n_past < len(prompt) and prompt[n_past] < 0 and prompt[n_past - 1] == prompt[n_past]:
+            n_past -= 1  # never start inside an image: it is evaluated whole
         if not llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, n_past, -1):
             llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
             n_past = 0
@@ -300,7 +305,10 @@ class Scheduler:
         for slot in self.slots:
             if slot.job is None or not slot.todo or budget < 2:
                 continue
-            take = self._chunk(len(slot.todo), min(budget, PROMPT_CHUNK))
+            if slot.todo[0] < 0:
+                budget -= self._image(slot)
+                continue
+            take = self._chunk(text_run(slot.todo), min(budget, PROMPT_CHUNK))  # text up to the next image
             pos = len(slot.cache)
             for i in range(take):
                 self._put(i, slot.todo[i], pos + i, slot.seq, i == take - 1 and take == len(slot.todo))
@@ -310,6 +318,17 @@ class Scheduler:
             slot.todo = slot.todo[take:]
             if not slot.todo:
                 self._sample(slot, take - 1)
+
+    def _image(self, slot: Slot) -> int:
+        """Evaluate the image at the head of the slot's prompt into its sequence; the embeddings it decoded."""
+        job = slot.job
+        key = slot.todo[0]
+        n_pos = job.media.n_pos[key]  # type: ignore[union-attr]
+        pos = len(slot.cache)
+        self.model.projector.evaluate(self.ctx, job.media.chunks[key], pos, slot.seq, self.n_batch)  # type: ignore[union-attr]
+        slot.cache.extend(slot.todo[:n_pos])
+        slot.todo = slot.todo[n_pos:]
+        return int(job.media.n_tokens[key])  # type: ignore[union-attr]
 
     @staticmethod
     def _chunk(remaining: int, limit: int) -> int:
@@ -339,8 +358,8 @@ class Scheduler:
         n_keep = min(len(slot.job.prompt) if slot.job else 0, self.n_ctx_slot // 2)
         n_past = len(slot.cache)
         n_discard = (n_past - n_keep) // 2
-        if n_discard <= 0:
-            return False
+        if n_discard <= 0 or min(slot.cache[n_keep:n_keep + n_discard], default=0) < 0:
+            return False  # an image's embeddings cannot be cut in half
         llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, n_keep, n_keep + n_discard)
         llama_cpp.llama_memory_seq_add(self.mem, slot.seq, n_keep + n_discard, n_past, -n_discard)
         slot.cache = slot.cache[:n_keep] + slot.cache[n_keep + n_discard:]
@@ -440,6 +459,14 @@ class Scheduler:
         with self.cond:
             self.inflight -= 1
             self.cond.notify_all()
+
+
+def text_run(tokens: list[int]) -> int:
+    """How many text tokens lead ``tokens`` before an image's key (negative)."""
+    for i, t in enumerate(tokens):
+        if t < 0:
+            return i
+    return len(tokens)
 
 
 @contextmanager

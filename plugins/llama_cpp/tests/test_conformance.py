@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from localai.testing import GGUF_NAME, BackendConformance, default_gguf
+from localai.testing import GGUF_NAME, BackendConformance, backend_python, default_gguf
+from localai.testing.models import gemma_vision
 
 
 @pytest.mark.engine
@@ -16,10 +17,23 @@ class TestLlamaCppConformance(BackendConformance):
     # weights (repacked kernels, llama.cpp's single-slot default, round batch rows differently).
     model = {"context_size": 512, "threads": 1, "options": ["repack:false"], "parameters": {"model": GGUF_NAME}}
     embeddings_model = {"context_size": 256, "threads": 1, "embeddings": True, "parameters": {"model": GGUF_NAME}}
-    capabilities = ("chat", "completion", "embeddings", "tokenize", "grammar")
+    capabilities = ("chat", "completion", "embeddings", "tokenize", "grammar", "vision")
     normalized_embeddings = True
     engine_modules = ("llama_cpp",)
+    # The tiny Gemma 3 vision model (localai.testing.models.gemma_vision): the real 270M GGUF plus an mmproj of a
+    # random 2-layer SigLIP tower; four slots, so the concurrent image checks run batched. Flash attention off: with
+    # it, a prompt finished from a cached prefix gets other logits than the same prompt decoded cold (issue 34),
+    # which the "image B after image A equals B cold" check would take for a cache keyed wrongly.
+    vision_model = {"context_size": 2048, "threads": 1, "flash_attention": "off",
+                    "options": ["repack:false", "parallel:4"], "mmproj": "mmproj.gguf", "parameters": {"model": GGUF_NAME}}
+    image_tokens = 66  # 64 embeddings plus <start_of_image> and <end_of_image>, which mtmd wraps them in
 
     @classmethod
     def model_files(cls) -> dict[str, Path]:
-        return {GGUF_NAME: default_gguf()}
+        files = {GGUF_NAME: default_gguf()}
+        python, reason = backend_python("transformers")  # the test model is built with transformers
+        if python:
+            files["mmproj.gguf"] = gemma_vision(python)[1]
+        else:
+            cls.vision_missing = f"the vision test model is built in a transformers environment: {reason}"
+        return files

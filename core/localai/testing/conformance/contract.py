@@ -96,8 +96,15 @@ CONTRACT: dict[str, Item] = {
         "PNGs of request.width x request.height, image i seeded with request.seed + i; set ModelInfo.image (its size "
         "limits) in info()"),
     "vision": Item(
-        "a vision model accepts image input",
-        "report ModelInfo.vision=True and read request.messages' image parts in generate()"),
+        "a vision model answers by the image it gets: the same image the same greedy answer, another image another, "
+        "streamed or not, alone or concurrent, whatever was cached before",
+        "report ModelInfo.vision=True; the core hands you checked image bytes (ContentPart.image, ImageData). If the "
+        "core renders your prompt (renders_chat=False), set ModelInfo.image_placeholder and feed request.images in "
+        "the order their placeholders stand in request.prompt; key any prompt cache on the image content (sha256)"),
+    "vision-usage": Item(
+        "usage counts an image's prompt tokens exactly",
+        "count each image as the tokens it decodes to (embeddings plus the begin/end tokens around them) in "
+        "usage.prompt_tokens, and set `image_tokens` on the test class to that number"),
     "concurrency": Item(
         "8 concurrent requests all complete, each with the text it gets alone",
         "generate() is called from several threads at once: serialise inside the model (a lock or a queue) "

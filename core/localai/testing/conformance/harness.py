@@ -101,3 +101,22 @@ class WorkerHarness:
             self.thread.join(5)
         self.stop_seconds = time.monotonic() - start
         return self.worker.proc.returncode if self.worker.proc else None
+
+
+def in_threads(count: int, call: Callable[[int], Any], timeout: float) -> list[Any]:
+    """``call(i)`` for each i in ``range(count)``, all at once in threads, to check that concurrent requests get
+    the same answers: the results in order, the exception in place of the result where a call raised."""
+    results: list[Any] = [None] * count
+
+    def one(i: int) -> None:
+        try:
+            results[i] = call(i)
+        except BaseException as exc:  # noqa: BLE001
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return results

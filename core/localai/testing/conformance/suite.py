@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,7 +33,8 @@ import httpx
 import pytest
 
 from localai.testing.conformance.contract import check, contract, fail
-from localai.testing.conformance.harness import WorkerHarness, catalog, write_model_yaml
+from localai.testing.conformance.harness import WorkerHarness, catalog, in_threads, write_model_yaml
+from localai.testing.conformance.vision import VISION, VISION_COLD, VisionChecks
 from localai.types import Constraint, GenerateRequest, GenerationChunk, SamplingParams
 
 KNOWN_CAPABILITIES = ("completion", "chat", "embeddings", "tokenize", "grammar", "vision", "image")
@@ -101,26 +102,7 @@ def _mid_stop(full: str) -> str | None:
     return None
 
 
-def _in_threads(count: int, call: Callable[[int], Any], timeout: float) -> list[Any]:
-    """``call(i)`` for each i in ``range(count)``, all at once in threads, to check that concurrent requests get
-    the same answers: the results in order, the exception in place of the result where a call raised."""
-    results: list[Any] = [None] * count
-
-    def one(i: int) -> None:
-        try:
-            results[i] = call(i)
-        except BaseException as exc:  # noqa: BLE001
-            results[i] = exc
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout)
-    return results
-
-
-class BackendConformance:
+class BackendConformance(VisionChecks):
     """Base class of a backend's conformance tests; set the class attributes below in a subclass."""
 
     backend: ClassVar[str] = ""
@@ -168,6 +150,9 @@ class BackendConformance:
         write_model_yaml(folder, BADOPT, cls.backend, {**cls.model, "options": [*cls.model.get("options", []), f"{BAD_OPTION}:1"]})
         if "embeddings" in cls.capabilities:
             write_model_yaml(folder, EMBED, cls.backend, cls.embeddings_model or {**cls.model, "embeddings": True})
+        if "vision" in cls.capabilities:
+            for name in (VISION, VISION_COLD):
+                write_model_yaml(folder, name, cls.backend, cls.vision_model or cls.model)
         params = dict(cls.model.get("parameters") or {})
         if params.get("model"):
             write_model_yaml(folder, MISSING, cls.backend, {**cls.model, "parameters": {**params, "model": "missing-conformance-file.bin"}})
@@ -379,8 +364,9 @@ class BackendConformance:
         check(info.supports_grammar == ("grammar" in self.capabilities), "load",
               f"ModelInfo.supports_grammar is {info.supports_grammar} but 'grammar' "
               f"{'is' if 'grammar' in self.capabilities else 'is not'} a capability")
-        check(info.vision == ("vision" in self.capabilities), "load",
-              f"ModelInfo.vision is {info.vision} but 'vision' {'is' if 'vision' in self.capabilities else 'is not'} a capability")
+        if "vision" not in self.capabilities or self.vision_model is None:  # else the vision model claims it
+            check(info.vision == ("vision" in self.capabilities), "load", f"ModelInfo.vision is {info.vision} but "
+                  f"'vision' {'is' if 'vision' in self.capabilities else 'is not'} a capability")
 
     def test_image_generation(self, worker: WorkerHarness) -> None:
         self.needs("image")
@@ -506,7 +492,7 @@ class BackendConformance:
 
     def test_concurrent_requests_in_the_worker(self, worker: WorkerHarness, greedy_chunks: list[GenerationChunk]) -> None:
         expected = _text(greedy_chunks)
-        results = _in_threads(4, lambda i: _text(worker.generate(self.greedy())), self.timeout)
+        results = in_threads(4, lambda i: _text(worker.generate(self.greedy())), self.timeout)
         check(all(r == expected for r in results), "concurrency", f"expected {expected!r} from each, got {results!r}")
 
     def test_tokenize_round_trip(self, worker: WorkerHarness) -> None:
@@ -624,7 +610,7 @@ class BackendConformance:
         prompts = [self.prompt, "Paris is the capital of", "def fibonacci(n):", "Once upon a time"]
         with contract("concurrency"):
             expected = {p: self.complete(client, prompt=p).choices[0].text for p in prompts[1:]} | {self.prompt: http_greedy.choices[0].text}
-        results = _in_threads(8, lambda i: self.complete(client, prompt=prompts[i % 4]).choices[0].text, self.timeout)
+        results = in_threads(8, lambda i: self.complete(client, prompt=prompts[i % 4]).choices[0].text, self.timeout)
         wrong = {i: r for i, r in enumerate(results) if r != expected[prompts[i % 4]]}
         check(not wrong, "concurrency", f"requests {sorted(wrong)} got {list(wrong.values())!r}, expected {expected!r}")
 
@@ -639,13 +625,17 @@ class BackendConformance:
         check(text.strip(), "chat", "the chat answer is empty")
         check(streamed == text, "stream", f"streamed chat {streamed!r}, not streamed {text!r}")
 
-    def test_http_vision(self, client: Any) -> None:
-        self.needs("vision")
+    def test_http_text_model_refuses_images(self, client: Any) -> None:
+        import openai
+
+        if "vision" in self.capabilities:
+            pytest.skip("the backend declares vision: the vision checks run instead")
+        self.needs("chat")
         content = [{"type": "text", "text": "What color is this image?"}, {"type": "image_url", "image_url": {"url": RED_PIXEL}}]
-        with contract("vision"):
-            r = client.chat.completions.create(model=MAIN, messages=[{"role": "user", "content": content}],
-                                               max_tokens=self.max_tokens, temperature=0)
-        check((r.choices[0].message.content or "").strip(), "vision", "the answer to an image question is empty")
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(model=MAIN, messages=[{"role": "user", "content": content}], max_tokens=2)
+        check(info.value.code == "vision_not_supported", "errors",
+              f"an image sent to a model without vision answered {info.value.status_code} {info.value.code}")
 
     def test_http_images(self, client: Any, server: Any) -> None:
         import base64

@@ -35,10 +35,10 @@ class ImageBlock(_Block):
     type: Literal["image"]
     source: Annotated[Base64Source | URLSource, Field(discriminator="type")]
 
-    def part(self) -> ContentPart:
+    def part(self, where: str) -> ContentPart:
         s = self.source
         url = f"data:{s.media_type};base64,{s.data}" if isinstance(s, Base64Source) else s.url
-        return ContentPart(type="image", image_url=url)
+        return ContentPart(type="image", image_url=url, where=f"{where}.source")
 
 
 class ToolUseBlock(_Block):
@@ -87,7 +87,7 @@ def parse_block(raw: dict[str, Any], where: str) -> Any:
         raise invalid(f"{where}{'.' + loc if loc else ''}: {first['msg']}", param=where) from None
 
 
-def tool_result_message(block: ToolResultBlock) -> Message:
+def tool_result_message(block: ToolResultBlock, where: str) -> Message:
     """A tool message; images stay as parts (so a model without vision refuses them clearly)."""
     content = block.content
     images: list[ContentPart]
@@ -97,22 +97,23 @@ def tool_result_message(block: ToolResultBlock) -> Message:
         text, images = content, []
     else:
         text = "\n".join(b.text for b in content if isinstance(b, TextBlock))
-        images = [b.part() for b in content if isinstance(b, ImageBlock)]
+        images = [b.part(f"{where}.content.{k}") for k, b in enumerate(content) if isinstance(b, ImageBlock)]
     if block.is_error:
         text = f"Error: {text}"
     body: str | list[ContentPart] = [ContentPart(type="text", text=text), *images] if images else text
     return Message(role="tool", tool_call_id=block.tool_use_id, content=body)
 
 
-def user_messages(blocks: list[Any]) -> list[Message]:
-    """Tool results become tool messages (Anthropic puts them first); the rest one user message."""
-    out = [tool_result_message(b) for b in blocks if isinstance(b, ToolResultBlock)]
+def user_messages(blocks: list[Any], where: str) -> list[Message]:
+    """Tool results become tool messages (Anthropic puts them first); the rest one user message. ``where`` is the
+    message's path (``messages.3``): errors about a block name ``messages.3.content.<i>``."""
+    out = [tool_result_message(b, f"{where}.content.{i}") for i, b in enumerate(blocks) if isinstance(b, ToolResultBlock)]
     parts: list[ContentPart] = []
-    for b in blocks:
+    for i, b in enumerate(blocks):
         if isinstance(b, TextBlock):
             parts.append(ContentPart(type="text", text=b.text))
         elif isinstance(b, ImageBlock):
-            parts.append(b.part())
+            parts.append(b.part(f"{where}.content.{i}"))
     if parts or not out:
         out.append(Message(role="user", content=parts))
     return out
@@ -138,4 +139,4 @@ def to_messages(role: str, content: str | list[dict[str, Any]], where: str) -> l
     bad = [b.type for b in blocks if isinstance(b, (ToolUseBlock, ThinkingBlock, RedactedThinkingBlock))]
     if bad:
         raise invalid(f"{where}: user messages cannot contain {bad[0]} blocks", param=where)
-    return user_messages(blocks)
+    return user_messages(blocks, where)

@@ -20,7 +20,9 @@ def model_object(entry: ModelEntry) -> dict[str, Any]:
             created = int(os.path.getmtime(entry.model_path))
         except OSError:
             created = 0
-    return {"id": entry.name, "object": "model", "created": created, "owned_by": entry.backend.name if entry.backend else "localai"}
+    # capabilities (an extension, as Ollama's /api/show has it): what the model serves, "vision" when it takes images
+    return {"id": entry.name, "object": "model", "created": created, "owned_by": entry.backend.name if entry.backend else "localai",
+            "capabilities": sorted(entry.usecases() - {"grammar", "tokenize"})}
 
 
 @router.get("/models")

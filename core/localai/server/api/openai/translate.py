@@ -57,7 +57,7 @@ def _parts(content: str | list[dict[str, Any]] | None, where: str, images: bool)
             if not isinstance(url, str) or not url.startswith(("data:", "http://", "https://")):
                 raise invalid(f"{where}.content[{j}].image_url.url must be a data: URL or an http(s) URL",
                               param=f"{where}.content[{j}].image_url")
-            parts.append(ContentPart(type="image", image_url=url))
+            parts.append(ContentPart(type="image", image_url=url, where=f"{where}.content[{j}].image_url"))
         else:
             raise invalid(f"{where}.content[{j}]: content part type {kind!r} is not supported here",
                           param=f"{where}.content[{j}].type")

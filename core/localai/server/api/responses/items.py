@@ -155,11 +155,11 @@ async def normalize(raw: str | list[dict[str, Any]], lookup: ItemLookup) -> list
     return out
 
 
-def _parts(content: list[dict[str, Any]]) -> str | list[ContentPart]:
+def _parts(content: list[dict[str, Any]], where: str) -> str | list[ContentPart]:
     parts: list[ContentPart] = []
-    for p in content:
+    for j, p in enumerate(content):
         if p.get("type") == "input_image":
-            parts.append(ContentPart(type="image", image_url=p.get("image_url")))
+            parts.append(ContentPart(type="image", image_url=p.get("image_url"), where=f"{where}.content[{j}]"))
         else:
             parts.append(ContentPart(type="text", text=p.get("text") or p.get("refusal") or ""))
     if all(p.type == "text" for p in parts):
@@ -167,8 +167,9 @@ def _parts(content: list[dict[str, Any]]) -> str | list[ContentPart]:
     return parts
 
 
-def to_messages(instructions: str | None, items: list[Item]) -> list[Message]:
-    """The chat the model sees: instructions as a system message, then every item in order.
+def to_messages(instructions: str | None, items: list[Item], first_input: int = 0) -> list[Message]:
+    """The chat the model sees: instructions as a system message, then every item in order (``items`` from
+    ``first_input`` on are the request's ``input``, which errors name; earlier ones are stored context).
 
     Consecutive function calls join the assistant turn before them (parallel calls); a reasoning
     item becomes the ``reasoning`` of the assistant turn that follows it.
@@ -176,11 +177,12 @@ def to_messages(instructions: str | None, items: list[Item]) -> list[Message]:
     messages: list[Message] = [Message(role="system", content=instructions)] if instructions else []
     names: dict[str, str] = {}
     reasoning: str | None = None
-    for item in items:
+    for k, item in enumerate(items):
         kind = item["type"]
         if kind == "message":
             role: Literal["system", "user", "assistant"] = "system" if item["role"] in ("system", "developer") else item["role"]
-            msg = Message(role=role, content=_parts(item["content"]))
+            where = f"input[{k - first_input}]" if k >= first_input else f"stored item {item.get('id')}"
+            msg = Message(role=role, content=_parts(item["content"], where))
             if role == "assistant":
                 msg.reasoning, reasoning = reasoning, None
             messages.append(msg)

@@ -98,7 +98,7 @@ async def create(body: CreateBody, request: Request, engine: EngineDep) -> Any:
     context = await _context(svc, body)
     new_items = await items.normalize(body.input, svc.store.item)
     conversation = [*context, *new_items]
-    greq = translate.generate_request(body, body.model or "", items.to_messages(body.instructions, conversation))
+    greq = translate.generate_request(body, body.model or "", items.to_messages(body.instructions, conversation, len(context)))
     gen = await engine.open(greq, "chat")  # errors here still get their HTTP status
     stream = gen.events
 
