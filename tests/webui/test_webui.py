@@ -10,6 +10,7 @@ folder whose path is printed.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -224,6 +225,69 @@ def test_chat_streams_stops_and_survives_a_reload(page: Any, server: ServerProce
     page.click("#conversations .delete")
     assert page.locator("#conversations .open").count() == 0
     assert json.loads(page.evaluate("localStorage.getItem('localai.conversations')")) == []
+
+
+@pytest.fixture(scope="module")
+def vision_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The default model, plus the tiny Gemma 3 vision test model (the same GGUF with an mmproj)."""
+    from localai.testing import engine_python_or_skip
+    from localai.testing.models import gemma_vision
+
+    mmproj = gemma_vision(engine_python_or_skip("transformers"))[1]
+    folder = write_models(tmp_path_factory.mktemp("webui-vision"), {**MODELS, "vision.yaml": f"""
+name: gemma-vision
+backend: llama-cpp
+context_size: 2048
+mmproj: mmproj.gguf
+parameters:
+  model: {GGUF_NAME}
+  temperature: 0
+"""})
+    (folder / "mmproj.gguf").symlink_to(mmproj)
+    with ServerProcess(folder, data_path=folder.parent / "webui-vision-data") as srv:
+        yield srv
+
+
+def test_chat_sends_attached_and_pasted_images(page: Any, vision_server: ServerProcess, tmp_path: Path,
+                                               shots: Path) -> None:
+    from localai.testing.conformance.vision import RED, SMALL_BLUE
+
+    png = tmp_path / "red.png"
+    png.write_bytes(base64.b64decode(RED.split(",", 1)[1]))
+    open_chat(page, vision_server.url)
+    page.select_option("#chat-model", MODEL)
+    assert page.is_disabled("#attach")  # the text-only model takes no images: the button says so
+    assert "does not take images" in (page.get_attribute("#attach", "title") or "")
+    page.select_option("#chat-model", "gemma-vision")
+    assert page.is_enabled("#attach")
+    chat_settings(page, max_tokens=4)
+
+    page.set_input_files("#attach-input", str(png))  # what "Attach an image" opens
+    page.wait_for_selector("#attachments img")
+    page.evaluate("""b64 => {  // a screenshot pasted into the message box
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const data = new DataTransfer();
+        data.items.add(new File([bytes], 'pasted.png', { type: 'image/png' }));
+        document.querySelector('#prompt').dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true }));
+    }""", SMALL_BLUE.split(",", 1)[1])
+    page.wait_for_function("() => document.querySelectorAll('#attachments img').length === 2")
+    page.click("#attachments button[aria-label='Remove image 2']")
+    assert page.locator("#attachments img").count() == 1
+    page.screenshot(path=str(shots / "chat-image-attached.png"))
+
+    send(page, "Describe this image.")
+    done = wait_answer_done(page, 1)
+    assert page.locator(".msg.user img[alt='Attached image 1']").count() == 1
+    assert page.locator("#attachments img").count() == 0  # sent with the message, not kept for the next one
+    stats = done.locator(".stats").inner_text()
+    prompt = int(re.search(r"prompt (\d+) tokens", stats).group(1))  # type: ignore[union-attr]
+    text_only = httpx.post(vision_server.url + "/v1/chat/completions", timeout=120, json={
+        "model": "gemma-vision", "max_tokens": 1, "messages": [{"role": "user", "content": "Describe this image."}]}).json()
+    assert prompt == text_only["usage"]["prompt_tokens"] + 66  # the image's 64 embeddings and its two markers
+    page.screenshot(path=str(shots / "chat-image.png"))
+
+    page.reload()  # the image is part of the stored conversation
+    page.wait_for_selector(".msg.user img[alt='Attached image 1']")
 
 
 def test_api_errors_read_as_sentences(page: Any, server: ServerProcess) -> None:

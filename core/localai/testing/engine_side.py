@@ -141,6 +141,41 @@ def build_vision(hf_text: str, out: str) -> None:
     tmp.rename(out)
 
 
+VLLM_IMAGE_TOKEN = "<unused0>"  # id 6: an unused token inside the 262144-row vocabulary
+
+
+def build_vision_vllm(hf_text: str, out: str) -> None:
+    """The :func:`build_vision` model (same weights) for vLLM, whose Gemma 3 vision class needs torchvision, which
+    vLLM's CPU build cannot import: it serves the model through its Transformers modeling backend
+    (``model_impl: transformers``) instead, which embeds every prompt id, image tokens included, so the image soft
+    token here is ``<unused0>`` (id 6, inside the vocabulary) rather than ``<image_soft_token>`` (262144, one past
+    it). Run it as ``python -c`` (see :func:`localai.testing.models.gemma_vision_vllm`)."""
+    from transformers import AutoTokenizer, Gemma3ImageProcessorPil, Gemma3Processor
+
+    base = out + ".base"
+    build_vision(hf_text, base)
+    tokens = {**VISION_TOKENS, "image_token": VLLM_IMAGE_TOKEN}
+    tokenizer = AutoTokenizer.from_pretrained(hf_text, extra_special_tokens=tokens)
+    ids = tokenizer.convert_tokens_to_ids(list(tokens.values()))
+    assert ids == [255999, 256000, 6] and len(tokenizer) == 262144, (ids, len(tokenizer))
+    tmp = Path(out + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for name in ("config.json", "generation_config.json", "model.safetensors"):
+        shutil.copy(Path(base) / name, tmp / name)
+    config = json.loads((tmp / "config.json").read_text())
+    config["image_token_index"] = ids[2]
+    (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    image_processor = Gemma3ImageProcessorPil(size={"height": 224, "width": 224}, image_mean=[0.5] * 3,
+                                              image_std=[0.5] * 3, do_pan_and_scan=False)
+    tokenizer.chat_template = GEMMA3_CHAT_TEMPLATE
+    Gemma3Processor(image_processor, tokenizer, chat_template=GEMMA3_CHAT_TEMPLATE,
+                    image_seq_length=64).save_pretrained(tmp)
+    shutil.rmtree(base)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
 def mmproj(hf_vision: str, out: str, llama_cpp: str) -> None:
     """The vision tower and projector of a :func:`build_vision` folder as an mmproj GGUF, written by llama.cpp's
     own ``convert_hf_to_gguf.py --mmproj`` (from the llama.cpp source tree ``llama_cpp``, with its newer ``gguf-py``

@@ -78,6 +78,9 @@ class IkLlamaModel:
     @classmethod
     def load(cls, config: Any, model_path: str | None, options: dict[str, Any], backend: str) -> IkLlamaModel:
         model_path = require_model_file(config, model_path)
+        if config.mmproj:
+            raise ValueError(f"model {config.name!r}: the ik_llama.cpp wheel binds no multimodal library (clip/mtmd), so "
+                             "mmproj (images) is not supported on ik-llama-cpp; use backend: llama-cpp for vision")
         capi.init_backend()
         mparams = C.llama_model_default_params()
         mparams.use_mmap = True if config.mmap is None else bool(config.mmap)

@@ -58,7 +58,7 @@ class CausalLM(TransformersModel):
         from localai_transformers.sampling import model_defaults
 
         self.shipped = model_defaults(getattr(model, "generation_config", None))
-        mc = model.config
+        mc = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
         self.n_vocab = int(getattr(mc, "vocab_size", None) or len(tokenizer))
         self.context = int(config.context_size or getattr(mc, "max_position_embeddings", None) or 4096)
         # transformers 5 renamed the forward's ``past_key_values`` to ``cache``; speak whichever this version has.
@@ -102,11 +102,11 @@ class CausalLM(TransformersModel):
 
     def info(self) -> ModelInfo:
         base = super().info()
-        mc = self.model.config
+        mc = self.model.config.get_text_config() if hasattr(self.model.config, "get_text_config") else self.model.config
         return base.model_copy(update={
             # HF's model_type, as llama.cpp names architectures (gemma3_text -> gemma3) so the core's
             # built-in templates and tool parsers by architecture apply
-            "architecture": (getattr(mc, "model_type", None) or "").removesuffix("_text") or None,
+            "architecture": (getattr(self.model.config, "model_type", None) or "").removesuffix("_text") or None,
             "context_size": self.context,
             "chat_template": self.chat_template,
             "embedding_size": getattr(mc, "hidden_size", None),
@@ -127,12 +127,19 @@ class CausalLM(TransformersModel):
             raise ValueError("the prompt is empty")
         return ids
 
+    def prompt_inputs(self, request: GenerateRequest) -> tuple[list[int], dict[str, Any]]:
+        """The prompt's token ids and any other inputs its first forward pass takes (a vision model's pixels)."""
+        return self.prompt_ids(request), {}
+
+    def count_prompt_tokens(self, request: dict[str, Any]) -> int:
+        return len(self.prompt_inputs(GenerateRequest.model_validate(request))[0])
+
     def generate(self, request: GenerateRequest, cancelled: Callable[[], bool]) -> Iterator[GenerationChunk]:
         """Validate everything (errors raise before the request is accepted), queue it, then stream its chunks."""
         from localai_transformers.constraints import compile_constraint
         from localai_transformers.sampling import Sampler
 
-        ids = self.prompt_ids(request)
+        ids, first = self.prompt_inputs(request)
         if len(ids) >= self.context:
             raise ValueError(f"the prompt is {len(ids)} tokens, which does not fit the context size of {self.context}")
         room = self.context - len(ids)
@@ -143,13 +150,13 @@ class CausalLM(TransformersModel):
         sampler = Sampler(request, self.n_vocab, self.tensor_device, self.shipped)
         enforcer = compile_constraint(request.constraint, self.tokenizer, self.n_vocab, self.eos)
         self.queue.admit()
-        return Admitted(self.queue, self._decode(request, ids, limit, sampler, enforcer, cancelled))
+        return Admitted(self.queue, self._decode(request, ids, limit, sampler, enforcer, cancelled, first))
 
     def _piece(self, token: int) -> str:
         return self.tokenizer.decode([token], skip_special_tokens=False)
 
     def _decode(self, request: GenerateRequest, ids: list[int], limit: int, sampler: Any, enforcer: Any,
-                cancelled: Callable[[], bool]) -> Iterator[GenerationChunk]:
+                cancelled: Callable[[], bool], first: dict[str, Any] | None = None) -> Iterator[GenerationChunk]:
         from localai_transformers.sampling import token_logprob
 
         usage = Usage(prompt_tokens=len(ids))
@@ -173,7 +180,7 @@ class CausalLM(TransformersModel):
                         break
                     mask = torch.ones((1, history.shape[0]), dtype=torch.long, device=self.tensor_device)
                     out = self.model(input_ids=step_input, attention_mask=mask, use_cache=True,
-                                     **{self.cache_arg: past}, **self.keep_last)
+                                     **{self.cache_arg: past}, **self.keep_last, **(first if past is None else {}))
                     past = getattr(out, self.cache_arg)
                     raw = out.logits[0, -1].float()
                     logits = sampler.process(raw.clone(), history)

@@ -10,6 +10,7 @@ from typing import Any
 from localai_transformers.options import (
     AUTOMODEL,
     CAUSAL,
+    IMAGE_TEXT,
     OPENVINO_TYPES,
     SENTENCE,
     extra,
@@ -28,6 +29,19 @@ from localai_transformers.source import (
 log = logging.getLogger("localai_transformers")
 
 
+def has_vision(source: Any) -> bool:
+    """An HF folder whose config has a ``vision_config``: an image-text-to-text model, served with its processor."""
+    import json
+
+    config = Path(source.path, "config.json")
+    if source.gguf_file or not config.is_file():
+        return False
+    try:
+        return "vision_config" in json.loads(config.read_text())
+    except (OSError, ValueError):
+        return False
+
+
 def load(config: Any, model_path: str | None, options: dict[str, Any], backend: str) -> Any:
     """The model object serving ``config``'s type: causal LM, sentence-transformers, pooled AutoModel or OpenVINO."""
     source = resolve_source(config, model_path)
@@ -35,7 +49,7 @@ def load(config: Any, model_path: str | None, options: dict[str, Any], backend: 
     kind = model_type(config)
     if kind is None:
         kind = (SENTENCE if not source.gguf_file and Path(source.path, "modules.json").is_file() else AUTOMODEL) \
-            if config.embeddings else CAUSAL
+            if config.embeddings else IMAGE_TEXT if has_vision(source) else CAUSAL
     if kind in OPENVINO_TYPES:
         from localai_transformers.openvino import load_openvino
 
@@ -58,6 +72,10 @@ def load(config: Any, model_path: str | None, options: dict[str, Any], backend: 
             from localai_transformers.embeddings import PooledEmbedder
 
             return PooledEmbedder.load(kind, source, config, options, backend, device, dtype, trust)
+        if kind == IMAGE_TEXT:
+            from localai_transformers.vision import ImageTextToText
+
+            return ImageTextToText.load(kind, source, config, options, backend, device, dtype, trust, quant)
         from localai_transformers.causal import CausalLM
 
         return CausalLM.load(kind, source, config, options, backend, device, dtype, trust, quant)

@@ -16,13 +16,15 @@ from localai.options import OptionSpec, parse_option_list
 
 # ``type:`` values with their own loader; anything else is looked up on ``transformers`` at load.
 CAUSAL = "AutoModelForCausalLM"
+IMAGE_TEXT = "AutoModelForImageTextToText"  # vision: the model's processor takes the images
 SENTENCE = "SentenceTransformer"
 AUTOMODEL = "AutoModel"
 OV_CAUSAL = "OVModelForCausalLM"
 OV_FEATURES = "OVModelForFeatureExtraction"
 OPENVINO_TYPES = (OV_CAUSAL, OV_FEATURES)
-TYPE_SPELLINGS = {normalise(t): t for t in (CAUSAL, SENTENCE, AUTOMODEL, OV_CAUSAL, OV_FEATURES)} | {
-    "sentencetransformers": SENTENCE, "sentence-transformers": SENTENCE,
+TYPE_SPELLINGS = {normalise(t): t for t in (CAUSAL, IMAGE_TEXT, SENTENCE, AUTOMODEL, OV_CAUSAL, OV_FEATURES)} | {
+    "sentencetransformers": SENTENCE, "sentence-transformers": SENTENCE, "image-text-to-text": IMAGE_TEXT,
+    "automodelforvision2seq": IMAGE_TEXT,  # transformers 4's name for it
 }
 # Backend spellings that mean "this backend with type SentenceTransformer" (LocalAI's names).
 SENTENCE_BACKENDS = ("sentencetransformers", "sentence-transformers", "huggingface-embeddings")

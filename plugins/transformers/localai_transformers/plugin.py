@@ -33,7 +33,7 @@ def register_backends(register: Callable[..., None]) -> None:
     register(
         BACKEND,
         aliases=("huggingface-transformers", *SENTENCE_BACKENDS),
-        capabilities=("chat", "completion", "embeddings", "tokenize", "grammar"),
+        capabilities=("chat", "completion", "embeddings", "tokenize", "grammar", "vision"),  # vision: image-text-to-text
         description="Hugging Face transformers: causal LMs (HF folders, GGUF dequantized, hub ids), "
                     "sentence-transformers and pooled embeddings, OpenVINO",
         check=check,

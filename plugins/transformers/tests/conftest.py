@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from localai.testing import ServerProcess, default_gguf
 from localai.testing.fixtures import engine_python_fixture, gemma_hf, minilm, st_encode  # noqa: F401 - shared fixtures
+from localai.testing.models import gemma_vision
 
 ENV = "LOCALAI_PYTHON_TRANSFORMERS"
 
@@ -28,11 +29,12 @@ def link(folder: Path, name: str, target: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def models_folder(tmp_path_factory: pytest.TempPathFactory, gemma_hf: Path, minilm: Path) -> Path:
+def models_folder(tmp_path_factory: pytest.TempPathFactory, gemma_hf: Path, minilm: Path, engine_python: str) -> Path:
     folder = tmp_path_factory.mktemp("transformers-models")
     link(folder, "gemma-hf", gemma_hf)
     link(folder, "minilm", minilm)
     link(folder, "gemma.gguf", default_gguf())
+    link(folder, "gemma-vision-hf", gemma_vision(engine_python)[0])
     return folder
 
 
@@ -53,6 +55,9 @@ def server(models_folder: Path, engine_python: str) -> Iterator[ServerProcess]:
         "minilm-pooled.yaml": "name: minilm-pooled\nbackend: transformers\ntype: AutoModel\nembeddings: true\n"
                               "parameters:\n  model: minilm\n",
         "bad-type.yaml": "name: bad-type\nbackend: transformers\ntype: NoSuchModelClass\nparameters:\n  model: gemma-hf\n",
+        "vision-typed.yaml": "name: vision-typed\nbackend: transformers\ntype: AutoModelForImageTextToText\ncontext_size: 1024\n"
+                             "parameters:\n  model: gemma-vision-hf\n  temperature: 0\n",
+        "vision-gguf.yaml": "name: vision-gguf\nbackend: transformers\ntype: image-text-to-text\nparameters:\n  model: gemma.gguf\n",
         "bad-gpu.yaml": "name: bad-gpu\nbackend: transformers\nmain_gpu: cuda.3\nparameters:\n  model: gemma-hf\n",
         "bad-quant.yaml": "name: bad-quant\nbackend: transformers\nquantization: bnb_4bit\nparameters:\n  model: gemma-hf\n",
         "ov-on-plain.yaml": "name: ov-on-plain\nbackend: transformers\ntype: OVModelForCausalLM\nparameters:\n  model: gemma-hf\n",

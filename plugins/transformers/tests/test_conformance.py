@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from localai.testing import BackendConformance, engine_python_or_skip, gemma_hf_folder, minilm_folder
+from localai.testing.models import gemma_vision
 
 
 @pytest.mark.engine
@@ -19,7 +20,11 @@ class TestTransformersConformance(BackendConformance):
     aliases = ("sentencetransformers", "huggingface-embeddings")
     model = {"context_size": 512, "parameters": {"model": "gemma-hf"}}
     embeddings_model = {"type": "SentenceTransformer", "embeddings": True, "parameters": {"model": "minilm"}}
-    capabilities = ("chat", "completion", "embeddings", "tokenize", "grammar")
+    capabilities = ("chat", "completion", "embeddings", "tokenize", "grammar", "vision")
+    # The tiny Gemma 3 vision model (localai.testing.models.gemma_vision) as an HF folder: its processor resizes the
+    # images; found as image-text-to-text by its config's vision_config, so no type: is needed.
+    vision_model = {"context_size": 1024, "parameters": {"model": "gemma-vision-hf"}}
+    image_tokens = 67  # the processor's image sequence: "\n\n<start_of_image>" + 64 soft tokens + "<end_of_image>\n\n"
     normalized_embeddings = True
     engine_modules = ("torch", "transformers", "sentence_transformers")
     env = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -27,4 +32,5 @@ class TestTransformersConformance(BackendConformance):
 
     @classmethod
     def model_files(cls) -> dict[str, Path]:
-        return {"gemma-hf": gemma_hf_folder(engine_python_or_skip("transformers")), "minilm": minilm_folder()}
+        python = engine_python_or_skip("transformers")
+        return {"gemma-hf": gemma_hf_folder(python), "minilm": minilm_folder(), "gemma-vision-hf": gemma_vision(python)[0]}

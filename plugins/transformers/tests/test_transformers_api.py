@@ -221,6 +221,7 @@ def test_embedding_model_refuses_chat(server: ServerProcess) -> None:
     ("bad-quant", ["quantization", "bnb_4bit", "CUDA"]),
     ("missing", ["no-such-folder/sub/model", "does not exist"]),
     ("hub", ["google/gemma-3-270m", "not in the models folder", "hub"]),
+    ("vision-gguf", ["AutoModelForImageTextToText", "not a .gguf file", "llama-cpp"]),
     # An OV* type on the plain (CPU) flavour names the flavour to install, the command a user runs, not pip.
     ("ov-on-plain", ["OVModelForCausalLM", "localai backends install openvino-transformers"]),
 ])
@@ -232,3 +233,17 @@ def test_unservable_models_are_refused_clearly(server: ServerProcess, model: str
         assert word in err.value.message
     assert model != "ov-on-plain" or "pip install" not in err.value.message
     assert httpx.get(server.url + "/healthz").status_code == 200  # the server lives on
+
+
+def test_a_typed_image_text_to_text_model_takes_images_through_its_processor(server: ServerProcess) -> None:
+    """``type: AutoModelForImageTextToText`` names the kind (the conformance class finds it by its config); the
+    processor expands the image into its 64 soft tokens and resizes any size."""
+    from localai.testing.conformance.vision import NOISE_2, RED, chat
+
+    client = oai(server)
+    with_image = client.chat.completions.create(model="vision-typed", messages=chat(RED), max_tokens=4, temperature=0)
+    tall = client.chat.completions.create(model="vision-typed", messages=chat(NOISE_2), max_tokens=4, temperature=0)
+    text = client.chat.completions.create(model="vision-typed", messages=chat(None), max_tokens=4, temperature=0)
+    assert with_image.usage.prompt_tokens == tall.usage.prompt_tokens == text.usage.prompt_tokens + 67
+    listed = {m.id: (m.model_extra or {}).get("capabilities") for m in client.models.list().data}
+    assert "vision" in listed["vision-typed"] and "vision" not in listed["gemma"]

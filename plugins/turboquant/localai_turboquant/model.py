@@ -27,6 +27,10 @@ class TurboQuantModel(LlamaCppModel):
     @classmethod
     def load(cls, config: Any, model_path: str | None, options: dict[str, Any], backend: str) -> LlamaCppModel:
         lib_path = options.get("lib_path")
+        if config.mmproj and lib_path:
+            # llama-cpp-python's libmtmd is built against its own libllama, not the fork's: mixing them misreads structs
+            raise ValueError(f"model {config.name!r}: mmproj (images) is not supported with turboquant's own library "
+                             "(lib_path) yet; use backend: llama-cpp for vision")
         turbo = is_turbo(config.cache_type_k) or is_turbo(config.cache_type_v)
         if turbo:
             check_fork(lib_path)

@@ -88,7 +88,8 @@ class VisionChecks:
         self.needs_vision()
         with contract("vision"):
             r = self.ask(client, RED)
-        check((r.choices[0].message.content or "").strip(), "vision", "the answer to an image question is empty")
+        check(r.choices[0].finish_reason in ("stop", "length") and r.usage.completion_tokens > 0, "vision",
+              f"an image question ended {r.choices[0].finish_reason!r} after {r.usage.completion_tokens} tokens")
 
     def test_vision_usage_counts_the_image(self, client: Any) -> None:
         self.needs_vision()
@@ -141,13 +142,21 @@ class VisionChecks:
         self.needs_vision()
         # The long text comes first and the image last, so a prompt cache finds the whole text in the slot that
         # served image A and must stop reusing exactly where the images differ.
+        # Image B is the first candidate whose answer differs from A's (on the model that never saw A): with equal
+        # answers the check could not tell a cache lending A's KV to B.
+        def answer(model: str, url: str) -> str | None:
+            return self.ask(client, None, model, messages=chat(url, LONG_QUESTION, image_last=True)).choices[0].message.content
+
         with contract("vision"):
-            cold = self.ask(client, None, VISION_COLD, messages=chat(NOISE_3, LONG_QUESTION, image_last=True))
-            other = self.ask(client, None, messages=chat(RED, LONG_QUESTION, image_last=True))
-            warm = self.ask(client, None, messages=chat(NOISE_3, LONG_QUESTION, image_last=True))
-        cold, other, warm = (r.choices[0].message.content for r in (cold, other, warm))
-        check(other != cold, "vision", f"the red and the noise image gave one answer {cold!r} after this text: the "
-                                       "check cannot tell whether the cache lent one image's KV to the other")
+            colds = {}
+            for url in (NOISE_3, NOISE, NOISE_2, SMALL_BLUE):
+                colds[url] = answer(VISION_COLD, url)
+            other = answer(VISION, RED)
+            b = next((url for url, text in colds.items() if text != other), None)
+            check(b is not None, "vision", f"every test image gave the red image's answer {other!r} after this text: "
+                                           "the check cannot tell whether the cache lent one image's KV to another")
+            warm = answer(VISION, b)  # type: ignore[arg-type]
+        cold = colds[b]  # type: ignore[index]
         check(warm == cold, "vision", f"image B after image A with the same text gave {warm!r}; B cold gave {cold!r}: "
                                       "the prompt cache reused A's KV (key the cache on image content)")
 

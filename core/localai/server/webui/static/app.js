@@ -323,6 +323,8 @@
     let controller = null;
     let renderPending = false;
     let streamingNode = null;
+    let attached = [];  // data URLs of images for the next message
+    let models = [];  // the chat models offered, with their use cases ("vision" when they take images)
 
     const newId = () => Date.now().toString(36) + Math.random().toString(36).slice(2, 8);
     const current = () => conversations.find((c) => c.id === currentId);
@@ -408,6 +410,9 @@
       const head = el('div', { class: 'msg-head' }, el('span', { class: 'who', text: isUser ? 'You' : 'Assistant' }),
         m.content ? Markdown.copyButton(() => m.content, 'Copy message') : null);
       const node = el('article', { class: 'msg ' + (isUser ? 'user' : 'assistant'), 'aria-label': (isUser ? 'You' : 'Assistant') + ', message ' + (index + 1), 'data-index': index }, head);
+      if (m.images && m.images.length) {
+        node.appendChild(el('div', { class: 'images' }, m.images.map((src, i) => el('img', { src, alt: 'Attached image ' + (i + 1) }))));
+      }
       if (m.reasoning) {
         node.appendChild(el('details', { class: 'reasoning' }, el('summary', { text: 'Reasoning (' + m.reasoning.length + ' characters)' }),
           el('div', { class: 'reasoning-body' }, Markdown.render(m.reasoning))));
@@ -485,12 +490,15 @@
       if (!model) { toast('No chat model to send to: configure one in the models folder.'); return; }
       const conv = ensureConversation();
       conv.system = $('#system-prompt').value;
-      const history = conv.messages.filter((m) => !m.error || m.content).map((m) => ({ role: m.role, content: m.content }))
+      const history = conv.messages.filter((m) => !m.error || m.content).map((m) => ({ role: m.role, content: apiContent(m.content, m.images) }))
         .filter((m) => m.content);
       const messages = [];
       if (conv.system.trim()) messages.push({ role: 'system', content: conv.system });
-      messages.push(...history, { role: 'user', content: text });
-      conv.messages.push({ role: 'user', content: text });
+      const images = attached;
+      attached = [];
+      renderAttachments();
+      messages.push(...history, { role: 'user', content: apiContent(text, images) });
+      conv.messages.push(images.length ? { role: 'user', content: text, images } : { role: 'user', content: text });
       const reply = { role: 'assistant', content: '', reasoning: '', toolCalls: [], model };
       conv.messages.push(reply);
       if (conv.title === 'New chat') conv.title = text.replace(/\s+/g, ' ').trim().slice(0, 60) || 'New chat';
@@ -568,6 +576,42 @@
       }
     }
 
+    /** A message's content for the API: its text, or text and image_url parts when it carries images. */
+    function apiContent(text, images) {
+      if (!images || !images.length) return text;
+      return [{ type: 'text', text }, ...images.map((url) => ({ type: 'image_url', image_url: { url } }))];
+    }
+
+    function takesImages() {
+      const m = models.find((x) => x.id === $('#chat-model').value);
+      return !m || !m.usecases.length || m.usecases.includes('vision');
+    }
+
+    function renderAttachments() {
+      const ul = $('#attachments');
+      ul.textContent = '';
+      ul.hidden = !attached.length;
+      attached.forEach((url, i) => ul.appendChild(el('li', {},
+        el('img', { src: url, alt: 'Image ' + (i + 1) + ' to send' }),
+        el('button', { type: 'button', class: 'ghost', text: '✕', 'aria-label': 'Remove image ' + (i + 1),
+                       onclick: () => { attached.splice(i, 1); renderAttachments(); } }))));
+      const attach = $('#attach');
+      attach.disabled = !takesImages();
+      attach.title = attach.disabled ? 'This model does not take images (it has no vision: an mmproj or an image-text-to-text model)'
+        : 'Attach an image (or paste one into the message)';
+    }
+
+    function addImages(files) {
+      for (const file of files) {
+        if (!file.type.startsWith('image/')) continue;
+        if (!takesImages()) { toast('Model ' + $('#chat-model').value + ' does not take images.'); return; }
+        const reader = new FileReader();
+        reader.onload = () => { attached.push(reader.result); renderAttachments(); };
+        reader.onerror = () => toast('Could not read ' + file.name + '.');
+        reader.readAsDataURL(file);
+      }
+    }
+
     function closeSidebar() {
       $('#chat-sidebar').classList.remove('open');
       $('#toggle-sidebar').setAttribute('aria-expanded', 'false');
@@ -576,8 +620,10 @@
     async function loadModels() {
       const select = $('#chat-model');
       const note = $('#chat-model-note');
-      const { models, error } = await listModels();
-      const usable = models.filter((m) => m.usable && (!m.usecases.length || m.usecases.includes('chat')));
+      const listed = await listModels();
+      const error = listed.error;
+      const usable = listed.models.filter((m) => m.usable && (!m.usecases.length || m.usecases.includes('chat')));
+      models = usable;
       select.textContent = '';
       for (const m of usable) select.appendChild(el('option', { value: m.id, text: m.id + (m.backend ? ' (' + m.backend + ')' : '') }));
       const remembered = store.get(MODEL, null);
@@ -586,6 +632,7 @@
       else if (!usable.length) showNote(note, 'No chat model is configured on this server. Add a model YAML to the models folder (see the Models page).', true);
       else showNote(note, '');
       $('#send').disabled = !usable.length;
+      renderAttachments();
     }
 
     function init() {
@@ -601,7 +648,13 @@
       });
       const conv = current();
       $('#system-prompt').value = (conv && conv.system) || '';
-      $('#chat-model').addEventListener('change', () => store.set(MODEL, $('#chat-model').value));
+      $('#chat-model').addEventListener('change', () => { store.set(MODEL, $('#chat-model').value); renderAttachments(); });
+      $('#attach').addEventListener('click', () => $('#attach-input').click());
+      $('#attach-input').addEventListener('change', (e) => { addImages(e.target.files); e.target.value = ''; });
+      $('#prompt').addEventListener('paste', (e) => {
+        const files = [...(e.clipboardData ? e.clipboardData.files : [])].filter((f) => f.type.startsWith('image/'));
+        if (files.length) { e.preventDefault(); addImages(files); }
+      });
       $('#new-chat').addEventListener('click', newChat);
       $('#toggle-settings').addEventListener('click', (e) => {
         const panel = $('#chat-settings');
@@ -616,7 +669,7 @@
       $('#chat-form').addEventListener('submit', (e) => {
         e.preventDefault();
         const text = $('#prompt').value;
-        if (!text.trim() || controller) return;
+        if ((!text.trim() && !attached.length) || controller) return;
         $('#prompt').value = '';
         send(text);
       });
