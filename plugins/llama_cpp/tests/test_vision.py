@@ -302,3 +302,30 @@ def test_a_gallery_entry_with_mmproj_installs_both_files_and_serves_images(oa: o
     assert (folder / "gv" / "gemma.gguf").is_file() and (folder / "gv" / "mmproj-f32.gguf").is_file()
     answer = ask(oa, [image(RED), TEXT], model="gemma-vision-gallery")
     assert answer.usage.prompt_tokens == ask(oa, [TEXT], model="gemma-vision-gallery").usage.prompt_tokens + 66
+
+
+def test_images_keep_constraints_tools_stop_strings_and_cancellation(oa: openai.OpenAI, server: ServerProcess) -> None:
+    schema = {"type": "object", "properties": {"colour": {"type": "string", "enum": ["red", "green", "blue"]}},
+              "required": ["colour"], "additionalProperties": False}
+    r = oa.chat.completions.create(model=MODEL, max_tokens=40, temperature=0, messages=chat(RED),
+                                   response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": schema, "strict": True}})
+    assert json.loads(r.choices[0].message.content or "")["colour"] in ("red", "green", "blue")
+    tools: Any = [{"type": "function", "function": {"name": "name_colour", "parameters": schema}}]
+    r = oa.chat.completions.create(model=MODEL, max_tokens=40, temperature=0, messages=chat(RED), tools=tools,
+                                   tool_choice={"type": "function", "function": {"name": "name_colour"}})
+    call = (r.choices[0].message.tool_calls or [])[0]
+    assert call.function.name == "name_colour" and json.loads(call.function.arguments)["colour"] in ("red", "green", "blue")
+    full = ask(oa, [image(RED), TEXT]).choices[0].message.content or ""
+    stop = full.strip()[:3]
+    r = oa.chat.completions.create(model=MODEL, max_tokens=8, temperature=0, messages=chat(RED), stop=[stop])
+    assert r.choices[0].finish_reason == "stop" and stop not in (r.choices[0].message.content or "")
+    # A stream with an image, abandoned after its first chunk: the server logs the cancellation and serves on.
+    with httpx.stream("POST", server.url + "/v1/chat/completions", timeout=60, json={
+            "model": MODEL, "max_tokens": 500, "stream": True, "messages": chat(SMALL_BLUE),
+            "logit_bias": {"1": -100, "106": -100}}) as s:
+        next(line for line in s.iter_lines() if line.startswith("data: {"))
+    deadline = time.monotonic() + 30
+    while "cancelled before its end" not in server.log():
+        assert time.monotonic() < deadline, server.log()[-2000:]
+        time.sleep(0.2)
+    assert ask(oa, [image(RED), TEXT]).choices[0].message.content == full
