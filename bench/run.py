@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,6 +184,17 @@ def descendants(pid: int) -> list[int]:
         return []
 
 
+def run_clients(client: Callable[[int], None], clients: int) -> float:
+    """``client(i)`` for each of ``clients`` at once, in threads; the wall-clock seconds until all are done."""
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
 def bench_http(url: str, model: str, clients: int, tokens: int, rounds: int, pid: int | None = None) -> Result:
     """``clients`` threads streaming ``rounds`` requests each; with ``pid``, also the CPU time that process and
     each of its children (localai's model workers) spent during the run."""
@@ -209,13 +221,7 @@ def bench_http(url: str, model: str, clients: int, tokens: int, rounds: int, pid
                 res.tokens += n
                 res.ttft.append(first)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    res.wall = time.perf_counter() - start
+    res.wall = run_clients(client, clients)
     for name, p in procs.items():
         try:
             res.cpu[name] = cpu_seconds(p) - before[name]
@@ -273,14 +279,15 @@ def llama_server_binary() -> str | None:
 
 
 def start_llama_server(binary: str, model: str, threads: int, slots: int, log: Path,
-                       http_threads: int) -> tuple[subprocess.Popen, str]:
-    """llama-server with its own defaults, the same slots, context per slot and threads as localai's target."""
+                       http_threads: int, extra: list[str] | None = None) -> tuple[subprocess.Popen, str]:
+    """llama-server with its own defaults, the same slots, context per slot and threads as localai's target
+    (``extra``: more of its flags, e.g. ``--mmproj``)."""
     port = free_port()
     env = {**os.environ, "LD_LIBRARY_PATH": str(Path(binary).parent)}
     # --threads-http: its default (slots + 2 HTTP threads) drops queued connections under more clients than that,
     # which would count against it here; ours takes any number of connections.
     proc = subprocess.Popen([binary, "-m", model, "-np", str(slots), "-c", str(2048 * slots), "-t", str(threads),
-                             "--threads-http", str(http_threads), "--host", "127.0.0.1", "--port", str(port)],
+                             "--threads-http", str(http_threads), "--host", "127.0.0.1", "--port", str(port), *(extra or [])],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

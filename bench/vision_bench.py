@@ -25,14 +25,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from localai.testing import GGUF_NAME, ServerProcess, backend_python, default_gguf, free_port, write_models  # noqa: E402
+from localai.testing import GGUF_NAME, ServerProcess, backend_python, default_gguf, write_models  # noqa: E402
 from localai.testing.models import gemma_vision  # noqa: E402
-from run import EOG_BIAS, Result, llama_server_binary  # noqa: E402
+from run import EOG_BIAS, Result, llama_server_binary, run_clients, start_llama_server  # noqa: E402
 
 QUESTION = ("Look at this picture carefully and tell me, in a few plain sentences, what you see in it, which colours "
             "stand out, and what it could be used for.")
@@ -75,7 +74,7 @@ def run(url: str, model: str, clients: int, rounds: int, tokens: int) -> tuple[R
     res, prompt = Result(), [0]
     lock = threading.Lock()
 
-    def client() -> None:
+    def client(_: int) -> None:
         for _ in range(rounds):
             try:
                 n, first, p = one(url, model, tokens)
@@ -88,38 +87,8 @@ def run(url: str, model: str, clients: int, rounds: int, tokens: int) -> tuple[R
                 res.ttft.append(first)
                 prompt[0] = p
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    res.wall = time.perf_counter() - start
+    res.wall = run_clients(client, clients)
     return res, prompt[0]
-
-
-def start_llama_server(binary: str, gguf: Path, mmproj: Path, threads: int, slots: int, log: Path) -> tuple[Any, str]:
-    import subprocess
-
-    port = free_port()
-    env = {**os.environ, "LD_LIBRARY_PATH": str(Path(binary).parent)}
-    # The 270M GGUF has no chat template: llama.cpp's built-in gemma one (legacy templating), as ours uses its own.
-    proc = subprocess.Popen([binary, "-m", str(gguf), "--mmproj", str(mmproj), "-np", str(slots), "-c", str(2048 * slots),
-                             "-t", str(threads), "--no-jinja", "--chat-template", "gemma", "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama-server exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("llama-server did not start")
 
 
 def main() -> None:
@@ -145,7 +114,9 @@ def main() -> None:
     (models / "mmproj.gguf").symlink_to(mmproj)
     with ServerProcess(models) as srv:
         for n, clients in ((1, 1), (4, 4)):
-            proc, url = start_llama_server(binary, default_gguf(), mmproj, args.threads, n, work / f"llama-server-{n}.log")
+            # The 270M GGUF has no chat template: llama.cpp's built-in gemma one (legacy templating), as ours uses its own.
+            proc, url = start_llama_server(binary, str(default_gguf()), args.threads, n, work / f"llama-server-{n}.log",
+                                           clients + 4, ["--mmproj", str(mmproj), "--no-jinja", "--chat-template", "gemma"])
             try:
                 pairs = []
                 for _ in range(args.paired):
