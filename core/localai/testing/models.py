@@ -92,6 +92,22 @@ def gemma_vision(python: str) -> tuple[Path, Path]:
     return folder, mmproj
 
 
+def gemma_vision_vllm(python: str) -> Path:
+    """The :func:`gemma_vision` model for vLLM (same weights, image soft token inside the vocabulary: vLLM serves it
+    with its Transformers modeling backend, see ``engine_side.build_vision_vllm``), written once by ``python`` (the
+    vLLM environment: transformers with Pillow, no torchvision needed) and cached beside the other models."""
+    hf = gemma_hf_folder(python)
+    folder = hf.parent / "gemma-3-270m-vision-vllm-hf"
+    stamp = folder / ".localai-hf-format"
+    if not (folder / "model.safetensors").is_file() or not stamp.is_file() or stamp.read_text().strip() != HF_FORMAT:
+        code = "import sys; from localai.testing.engine_side import build_vision_vllm; build_vision_vllm(*sys.argv[1:])"
+        out = subprocess.run([python, "-c", code, str(hf), str(folder)], capture_output=True, text=True, timeout=900)
+        if out.returncode != 0:
+            raise RuntimeError(f"localai.testing.engine_side build_vision_vllm failed on {python}:\n{out.stderr[-4000:]}")
+        stamp.write_text(HF_FORMAT)
+    return folder
+
+
 LLAMA_CPP_VERSION = os.environ.get("LLAMA_CPP_VERSION", "0.3.36")  # as scripts/llama_cpp_build.sh
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
+import io
+import json
 import logging
 import os
 import queue
@@ -19,13 +22,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ModelInfo, TokenLogprob, Usage
+from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ImageData, ModelInfo, TokenLogprob, Usage
 
 from localai_vllm.options import check_names
 
 log = logging.getLogger("localai_vllm")
 
 POLL = 0.05  # seconds between cancellation checks while a request waits for its next output
+IMAGES_PER_PROMPT = 4  # vLLM's limit_mm_per_prompt for images unless engine_args set one (it profiles memory for this many)
 
 
 def _available_gib() -> float:
@@ -95,6 +99,40 @@ def structured_output(c: Any) -> dict[str, Any]:
     raise NotImplementedError(f"vLLM cannot enforce a {c.type} constraint without its body")
 
 
+def _vision_args(args: dict[str, Any], folder: str) -> None:
+    """Defaults for a multimodal HF folder: ``limit_mm_per_prompt`` of ``IMAGES_PER_PROMPT`` images, and vLLM's
+    Transformers modeling backend (``model_impl: transformers``) where vLLM's own class for the architecture cannot
+    be imported. On CPU builds that is the usual case: vLLM's Gemma 3, LLaVA, Qwen-VL, ... modules import
+    transformers' torchvision image processors, and vLLM's CPU torch has no torchvision beside it; the Transformers
+    backend runs the model's HF code with vLLM's attention and its HF processor (the PIL one without torchvision)."""
+    try:
+        architectures = json.loads((Path(folder) / "config.json").read_text()).get("architectures") or []
+        from vllm.model_executor.models.registry import _MULTIMODAL_MODELS
+    except (OSError, ValueError, ImportError):
+        return
+    known = [a for a in architectures if a in _MULTIMODAL_MODELS]
+    if not known:
+        return
+    args.setdefault("limit_mm_per_prompt", {"image": IMAGES_PER_PROMPT})
+    if "model_impl" in args:
+        return
+    module = _MULTIMODAL_MODELS[known[0]][0]
+    try:
+        importlib.import_module(f"vllm.model_executor.models.{module}")
+    except ImportError as exc:
+        args["model_impl"] = "transformers"
+        log.warning("vLLM's %s class cannot be imported here (%s): serving it with vLLM's Transformers modeling "
+                    "backend (model_impl: transformers; set engine_args.model_impl to choose)", known[0], exc)
+
+
+def pil(image: ImageData) -> Any:
+    """The image as an RGB PIL image, EXIF rotation applied (what HF image processors expect)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(image.raw())) as img:
+        return ImageOps.exif_transpose(img).convert("RGB")
+
+
 class VLLMModel:
     def __init__(self, engine: Any, loop: asyncio.AbstractEventLoop, thread: threading.Thread, config: Any,
                  args: dict[str, Any]) -> None:
@@ -106,6 +144,7 @@ class VLLMModel:
         self.tokenizer = engine.get_tokenizer()
         self.max_model_len = int(engine.model_config.max_model_len)
         self.pooling = bool(config.embeddings)
+        self.placeholder, self.max_images = self._vision()
 
     # -- loading ---------------------------------------------------------------------------------------
 
@@ -137,6 +176,8 @@ class VLLMModel:
                 args["dtype"] = cpu_dtype()
         if config.embeddings:
             args.setdefault("runner", "pooling")
+        elif local:
+            _vision_args(args, model_path)  # type: ignore[arg-type]
         args["model"] = model_path if local else name
         log.info("starting vLLM engine for %s with %s", args["model"], {k: v for k, v in args.items() if k != "model"})
         loop = asyncio.new_event_loop()
@@ -158,6 +199,27 @@ class VLLMModel:
             raise
         return cls(engine, loop, thread, config, args)
 
+    def _vision(self) -> tuple[str | None, int | None]:
+        """The text that stands for an image in a prompt (the HF processor's: Gemma 3's ``<start_of_image>``, which
+        it expands into the image's tokens, LLaVA's ``<image>``, ...) and vLLM's image limit per prompt, for a
+        model that takes images; (None, None) for one that does not."""
+        mm = getattr(self.engine.model_config, "multimodal_config", None)
+        processor = getattr(getattr(self.engine, "renderer", None), "mm_processor", None)
+        if self.pooling or mm is None or processor is None:
+            return None, None
+        try:
+            if "image" not in processor.info.get_supported_mm_limits():
+                return None, None
+            limit = int(mm.get_limit_per_prompt("image"))
+            hf = processor.info.get_hf_processor()
+        except Exception as exc:  # noqa: BLE001 - a model whose processor vLLM cannot describe serves text only
+            log.warning("serving %s without images: %s", self.config.name, exc)
+            return None, None
+        placeholder = getattr(hf, "boi_token", None) or getattr(hf, "image_token", None)
+        if not placeholder or limit <= 0:
+            return None, None
+        return placeholder, limit
+
     def _run(self, coro: Any, timeout: float | None = None) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
@@ -169,6 +231,7 @@ class VLLMModel:
             chat_template=getattr(tok, "chat_template", None), bos_token=getattr(tok, "bos_token", None),
             eos_token=getattr(tok, "eos_token", None), supports_grammar=not self.pooling,
             embedding_size=getattr(hf_config, "hidden_size", None) if self.pooling else None,
+            vision=self.placeholder is not None, image_placeholder=self.placeholder, max_images=self.max_images,
             extra={"engine_args": {k: v for k, v in self.args.items() if isinstance(v, (str, int, float, bool))}},
         )
 
@@ -204,21 +267,49 @@ class VLLMModel:
                 kw[theirs] = value
         return SamplingParams(**kw)
 
-    def generate(self, request: GenerateRequest, cancelled: Callable[[], bool]) -> Iterator[GenerationChunk]:
-        if self.pooling:
-            raise NotImplementedError("this model is loaded for embeddings (embeddings: true); it does not generate")
+    def _prompt(self, request: GenerateRequest) -> tuple[Any, int]:
+        """What goes to ``add_request`` and its length in tokens. With images, vLLM's renderer runs the model's
+        processor on the prompt's ids and the images: each placeholder becomes the image's tokens, so the length
+        is the expanded prompt's (what the engine computes over and usage counts)."""
         prompt = request.prompt
         ids = list(prompt) if isinstance(prompt, list) else self.tokenize(prompt or "", request.add_special)
-        if len(ids) >= self.max_model_len:
-            raise ValueError(f"the prompt is {len(ids)} tokens; this model's context (max_model_len) is {self.max_model_len}")
         vocab = len(self.tokenizer)
         if any(not 0 <= t < vocab for t in ids):
             raise ValueError(f"prompt token ids must be in 0..{vocab - 1}")
-        params = self._sampling(request, len(ids))
+        if not request.images:
+            engine_input: Any = {"prompt_token_ids": ids}
+        else:
+            if self.placeholder is None:
+                raise ValueError(f"model {self.config.name!r} does not take images")
+            if isinstance(prompt, list):
+                raise ValueError("a prompt of token ids cannot carry images")
+            found = (prompt or "").count(self.placeholder)
+            if found != len(request.images):
+                raise ValueError(f"the prompt has {found} image placeholders for {len(request.images)} images "
+                                 "(the chat template dropped or repeated an image)")
+            if self.max_images is not None and len(request.images) > self.max_images:
+                raise ValueError(f"{len(request.images)} images; this model takes at most {self.max_images} per request "
+                                 "(engine_args.limit_mm_per_prompt)")
+            parsed = {"prompt_token_ids": ids, "multi_modal_data": {"image": [pil(i) for i in request.images]}}
+            (engine_input,) = self._run(self.engine.renderer.render_cmpl_async([parsed]))
+            ids = engine_input["prompt_token_ids"]
+        if len(ids) >= self.max_model_len:
+            raise ValueError(f"the prompt is {len(ids)} tokens; this model's context (max_model_len) is {self.max_model_len}")
+        return engine_input, len(ids)
+
+    def count_prompt_tokens(self, request: dict[str, Any]) -> int:
+        """The prompt's tokens, each image counted as the tokens it expands to."""
+        return self._prompt(GenerateRequest.model_validate(request))[1]
+
+    def generate(self, request: GenerateRequest, cancelled: Callable[[], bool]) -> Iterator[GenerationChunk]:
+        if self.pooling:
+            raise NotImplementedError("this model is loaded for embeddings (embeddings: true); it does not generate")
+        engine_input, prompt_len = self._prompt(request)
+        params = self._sampling(request, prompt_len)
         rid = uuid.uuid4().hex
         # Added now: vLLM validates the request (structured output, lengths) here, before the worker accepts it.
-        collector = self._run(self.engine.add_request(rid, {"prompt_token_ids": ids}, params))
-        return self._stream(rid, collector, len(ids), request.logprobs, cancelled)
+        collector = self._run(self.engine.add_request(rid, engine_input, params))
+        return self._stream(rid, collector, prompt_len, request.logprobs, cancelled)
 
     def _stream(self, rid: str, collector: Any, prompt_len: int, top: int | None,
                 cancelled: Callable[[], bool]) -> Iterator[GenerationChunk]:
@@ -259,6 +350,8 @@ class VLLMModel:
                         done = True
                         raise out
                     cached = int(getattr(out, "num_cached_tokens", 0) or 0)
+                    if getattr(out, "prompt_token_ids", None):  # the expanded prompt, images as their tokens
+                        prompt_len = len(out.prompt_token_ids)
                     c = out.outputs[0]
                     text.append(c.text)
                     tokens += len(c.token_ids)

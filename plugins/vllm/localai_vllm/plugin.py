@@ -26,7 +26,7 @@ def register_backends(register: Callable[..., None]) -> None:
     register(
         BACKEND,
         aliases=("vllm-cpu",),
-        capabilities=("chat", "completion", "embeddings", "tokenize", "grammar"),
+        capabilities=("chat", "completion", "embeddings", "tokenize", "grammar", "vision"),
         description="vLLM's engine: continuous batching, prefix caching, structured output, HF model folders",
         check=check,
         options=OPTIONS,

@@ -16,6 +16,7 @@ import jsonschema
 import openai
 import pytest
 from localai.testing import ServerProcess
+from localai.testing.conformance.vision import NOISE, NOISE_2, NOISE_3, QUESTION, RED, SMALL_BLUE, chat
 
 PROMPT = "The three primary colors are"
 LIMIT = {"type": "object", "properties": {"query": {"type": "string", "maxLength": 20},
@@ -162,3 +163,78 @@ def test_vllm_yaml_fields_are_read_not_warned_about(vllm_server: ServerProcess) 
     assert "unknown key 'mystery_knob'" in log  # typo.yaml's: the warning itself works
     for key in ("enforce_eager", "engine_args"):
         assert f"unknown key '{key}'" not in log
+
+
+# -- images: the tiny Gemma 3 vision model (gvis) --------------------------------------------------------------------
+
+IMAGE_TOKENS = 68  # "\n\n" <start_of_image> + 64 soft tokens + <end_of_image> "\n\n": vLLM expands the placeholder
+# token in the ids, so the "\n\n" tokens stand alone (the transformers backend expands the text: its "\n\n" joins the
+# turn's "\n", 67)
+
+
+def ask_image(client: openai.OpenAI, url: str | None, **kw: object) -> openai.types.chat.ChatCompletion:
+    return client.chat.completions.create(model="gvis", messages=chat(url), max_tokens=8, temperature=0, **kw)  # type: ignore[arg-type,return-value]
+
+
+def test_vision_images_reach_the_model_and_are_counted(client: openai.OpenAI, vllm_server: ServerProcess) -> None:
+    red, again = ask_image(client, RED, logprobs=True), ask_image(client, RED, logprobs=True)
+    noise = ask_image(client, NOISE, logprobs=True)
+    text = red.choices[0].message.content
+    assert text and again.choices[0].message.content == text
+
+    def lps(r: openai.types.chat.ChatCompletion) -> list[float]:
+        return [t.logprob for t in (r.choices[0].logprobs.content or [])]  # type: ignore[union-attr]
+
+    assert lps(red) == lps(again)
+    assert (noise.choices[0].message.content, lps(noise)) != (text, lps(red))
+    without = ask_image(client, None)
+    assert red.usage.prompt_tokens - without.usage.prompt_tokens == IMAGE_TOKENS  # type: ignore[union-attr]
+    assert noise.usage.prompt_tokens == red.usage.prompt_tokens  # type: ignore[union-attr] # resized to 224x224
+    counted = anthropic.Anthropic(base_url=vllm_server.url, api_key="x", _strict_response_validation=True).messages.count_tokens(
+        model="gvis", messages=[{"role": "user", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": RED.split(",", 1)[1]}},
+            {"type": "text", "text": QUESTION}]}])
+    assert counted.input_tokens == red.usage.prompt_tokens  # type: ignore[union-attr]
+    assert "serving it with vLLM's Transformers modeling backend" in vllm_server.log(None)
+
+
+def test_vision_stream_equals_plain_and_apis_agree(client: openai.OpenAI, vllm_server: ServerProcess) -> None:
+    plain = ask_image(client, NOISE).choices[0].message.content
+    streamed = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model="gvis", messages=chat(NOISE), max_tokens=8, temperature=0, stream=True) if c.choices)  # type: ignore[arg-type]
+    assert plain and streamed == plain
+    expected = ask_image(client, RED).choices[0].message.content
+    msg = anthropic.Anthropic(base_url=vllm_server.url, api_key="x", _strict_response_validation=True).messages.create(
+        model="gvis", max_tokens=8, extra_body={"temperature": 0}, messages=[{"role": "user", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": RED.split(",", 1)[1]}},
+            {"type": "text", "text": QUESTION}]}])
+    assert "".join(b.text for b in msg.content if b.type == "text") == expected
+    resp = client.responses.create(model="gvis", max_output_tokens=8, temperature=0, store=False, input=[
+        {"role": "user", "content": [{"type": "input_image", "image_url": RED, "detail": "auto"},
+                                     {"type": "input_text", "text": QUESTION}]}])
+    assert resp.output_text == expected
+
+
+def test_vision_concurrent_images_get_their_solo_answers(client: openai.OpenAI) -> None:
+    urls = [RED, NOISE, SMALL_BLUE, NOISE_2]
+    solo = [ask_image(client, url).choices[0].message.content for url in urls]
+    assert len(set(solo)) > 1, solo
+    got: dict[int, str | None] = {}
+
+    def run(i: int) -> None:
+        got[i] = ask_image(client, urls[i]).choices[0].message.content
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [got.get(i) for i in range(4)] == solo
+
+
+def test_vision_two_images_in_one_prompt(client: openai.OpenAI) -> None:
+    one = client.chat.completions.create(model="gvis", max_tokens=4, temperature=0, messages=chat(NOISE_3))
+    two = client.chat.completions.create(model="gvis", max_tokens=4, temperature=0, messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": NOISE_3}}, {"type": "image_url", "image_url": {"url": RED}},
+        {"type": "text", "text": QUESTION}]}])
+    assert two.usage.prompt_tokens - one.usage.prompt_tokens == IMAGE_TOKENS  # type: ignore[union-attr]
