@@ -10,15 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from localai.events import (
-    Event,
-    Finish,
-    ReasoningDelta,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-)
+from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
 from localai.server.api import sse
 from localai.server.api.anthropic.render import message_id, stop_reason, tool_use_id, usage
 from localai.server.api.errors import error_body, for_protocol, to_api_error

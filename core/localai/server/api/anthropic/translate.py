@@ -11,14 +11,7 @@ from localai.server.api.anthropic.models import (
     ToolChoiceNone,
     ToolChoiceTool,
 )
-from localai.types import (
-    GenerateRequest,
-    Message,
-    ResponseFormat,
-    SamplingParams,
-    ToolChoice,
-    ToolSpec,
-)
+from localai.types import GenerateRequest, Message, ResponseFormat, SamplingParams, ToolChoice, ToolSpec
 
 
 def system_message(body: CountTokensBody) -> Message | None:

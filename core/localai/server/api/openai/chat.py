@@ -11,27 +11,12 @@ from pydantic import Field
 
 from localai.engine import Result
 from localai.errors import invalid
-from localai.events import (
-    Event,
-    Finish,
-    ReasoningDelta,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-)
+from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
 from localai.server.api import sse
 from localai.server.api.deps import EngineDep
 from localai.server.api.errors import error_body, to_api_error
 from localai.server.api.openai import translate
-from localai.server.api.openai.common import (
-    SamplingFields,
-    add_usage,
-    merge,
-    new_id,
-    now,
-    usage_dict,
-)
+from localai.server.api.openai.common import SamplingFields, add_usage, merge, new_id, now, usage_dict
 from localai.server.api.openai.logprobs import chat_logprobs
 from localai.types import GenerateRequest, Usage
 

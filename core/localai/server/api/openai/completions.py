@@ -15,14 +15,7 @@ from localai.events import Event, Finish, TextDelta
 from localai.server.api import sse
 from localai.server.api.deps import EngineDep
 from localai.server.api.errors import error_body, to_api_error
-from localai.server.api.openai.common import (
-    SamplingFields,
-    add_usage,
-    merge,
-    new_id,
-    now,
-    usage_dict,
-)
+from localai.server.api.openai.common import SamplingFields, add_usage, merge, new_id, now, usage_dict
 from localai.server.api.openai.logprobs import legacy_logprobs
 from localai.types import GenerateRequest, Usage
 

@@ -12,15 +12,7 @@ import time
 from typing import Any
 
 from localai.errors import APIError
-from localai.events import (
-    Event,
-    Finish,
-    ReasoningDelta,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-)
+from localai.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, ToolCallEnd, ToolCallStart
 from localai.server.api.responses import resource
 from localai.server.api.responses.items import new_id
 from localai.types import TokenLogprob

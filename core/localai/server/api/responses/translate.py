@@ -9,14 +9,7 @@ from localai.server.api.responses.models import (
     SpecificFunctionParam,
     TextFormatJsonSchema,
 )
-from localai.types import (
-    GenerateRequest,
-    Message,
-    ResponseFormat,
-    SamplingParams,
-    ToolChoice,
-    ToolSpec,
-)
+from localai.types import GenerateRequest, Message, ResponseFormat, SamplingParams, ToolChoice, ToolSpec
 
 
 def tools(body: CreateBody) -> list[ToolSpec] | None:
