@@ -31,6 +31,15 @@ class ImageData(BaseModel):
 
         return base64.b64decode(self.data)
 
+    def rgb(self) -> Any:
+        """The image as an RGB PIL image, EXIF rotation applied: what every engine's image preprocessing takes."""
+        import io
+
+        from PIL import Image, ImageOps
+
+        with Image.open(io.BytesIO(self.raw())) as img:
+            return ImageOps.exif_transpose(img).convert("RGB")
+
 
 class ContentPart(BaseModel):
     """One part of a message: text, or an image. The API adapters set ``image_url`` (a data URL or an http(s)

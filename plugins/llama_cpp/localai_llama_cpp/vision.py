@@ -10,7 +10,6 @@ cache never take one image's KV for another's, and an image is a run of equal ke
 from __future__ import annotations
 
 import ctypes
-import io
 import secrets
 import weakref
 from dataclasses import dataclass, field
@@ -113,10 +112,7 @@ class Projector:
 
     def _bitmap(self, image: ImageData) -> Any:
         """Decoded with Pillow (any format the API accepts; EXIF rotation applied) into an RGB bitmap."""
-        from PIL import Image, ImageOps
-
-        with Image.open(io.BytesIO(image.raw())) as img:
-            rgb = ImageOps.exif_transpose(img).convert("RGB")
+        rgb = image.rgb()
         raw = rgb.tobytes()
         buf = (ctypes.c_uint8 * len(raw)).from_buffer_copy(raw)
         bitmap = self.mtmd.mtmd_bitmap_init(rgb.width, rgb.height, buf)

@@ -5,10 +5,9 @@ Worker-side only."""
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
-from localai.types import GenerateRequest, ImageData, ModelInfo
+from localai.types import GenerateRequest, ModelInfo
 
 from localai_transformers.causal import CausalLM
 from localai_transformers.source import Source, model_class
@@ -60,7 +59,7 @@ class ImageTextToText(CausalLM):
         if found != len(request.images):
             raise ValueError(f"the prompt has {found} image placeholders for {len(request.images)} images "
                              "(the chat template dropped or repeated an image)")
-        encoded = self.processor(text=[request.prompt or ""], images=[[pil(i) for i in request.images]],
+        encoded = self.processor(text=[request.prompt or ""], images=[[i.rgb() for i in request.images]],
                                  return_tensors="pt", add_special_tokens=request.add_special)
         ids = [int(t) for t in encoded["input_ids"][0]]
         dtype = getattr(self.model, "dtype", None)
@@ -68,10 +67,3 @@ class ImageTextToText(CausalLM):
                  for k, v in encoded.items() if k not in ("input_ids", "attention_mask")}
         return ids, first
 
-
-def pil(image: ImageData) -> Any:
-    """The image as an RGB PIL image, EXIF rotation applied (what processors expect)."""
-    from PIL import Image, ImageOps
-
-    with Image.open(io.BytesIO(image.raw())) as img:
-        return ImageOps.exif_transpose(img).convert("RGB")

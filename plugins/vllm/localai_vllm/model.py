@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib
-import io
 import json
 import logging
 import os
@@ -22,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ImageData, ModelInfo, TokenLogprob, Usage
+from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, ModelInfo, TokenLogprob, Usage
 
 from localai_vllm.options import check_names
 
@@ -123,14 +122,6 @@ def _vision_args(args: dict[str, Any], folder: str) -> None:
         args["model_impl"] = "transformers"
         log.warning("vLLM's %s class cannot be imported here (%s): serving it with vLLM's Transformers modeling "
                     "backend (model_impl: transformers; set engine_args.model_impl to choose)", known[0], exc)
-
-
-def pil(image: ImageData) -> Any:
-    """The image as an RGB PIL image, EXIF rotation applied (what HF image processors expect)."""
-    from PIL import Image, ImageOps
-
-    with Image.open(io.BytesIO(image.raw())) as img:
-        return ImageOps.exif_transpose(img).convert("RGB")
 
 
 class VLLMModel:
@@ -290,7 +281,7 @@ class VLLMModel:
             if self.max_images is not None and len(request.images) > self.max_images:
                 raise ValueError(f"{len(request.images)} images; this model takes at most {self.max_images} per request "
                                  "(engine_args.limit_mm_per_prompt)")
-            parsed = {"prompt_token_ids": ids, "multi_modal_data": {"image": [pil(i) for i in request.images]}}
+            parsed = {"prompt_token_ids": ids, "multi_modal_data": {"image": [i.rgb() for i in request.images]}}
             (engine_input,) = self._run(self.engine.renderer.render_cmpl_async([parsed]))
             ids = engine_input["prompt_token_ids"]
         if len(ids) >= self.max_model_len:
