@@ -51,6 +51,25 @@ def proc_stats(pid: int) -> dict[str, int]:
     }
 
 
+def settled(pid: int, warm: dict[str, int], limit: float = 20.0) -> tuple[dict[str, int], float]:
+    """The API process's figures once pooled threads have gone idle, and how long that took.
+
+    Thread pools (anyio's, which serves sync endpoints, retires a thread after 10 s idle) grow with the
+    peak concurrency, not with the request count, so a count taken right after the last request can
+    exceed the warm-up's by a pooled thread that is about to go. A leak never goes: poll until the counts
+    are back at the warm-up's, or ``limit`` seconds have passed and report what is left.
+    """
+    started = time.monotonic()
+    while True:
+        now = proc_stats(pid)
+        back = (now["threads"] <= warm["threads"] and now["worker_threads"] <= warm["worker_threads"]
+                and now["fds"] <= warm["fds"] + 2)
+        waited = time.monotonic() - started
+        if back or waited >= limit:
+            return now, round(waited, 1)
+        time.sleep(0.5)
+
+
 def one(client: httpx.Client, model: str, i: int) -> str:
     """Request number ``i``: one of six kinds; every tenth request, when streamed, hangs up after the first event."""
     kind = i % 6
@@ -114,9 +133,8 @@ def run(url: str, pid: int, requests: int, clients: int, model: str, warmup: int
     for t in threads:
         t.join()
     elapsed = time.monotonic() - started
-    time.sleep(1.0)  # let cancelled generations wind down in the workers
-    end = proc_stats(pid)
-    warm = snapshots.get("after_warmup", end)
+    warm = snapshots.get("after_warmup") or proc_stats(pid)
+    end, settle = settled(pid, warm)
     new_tmp = sorted(set(os.listdir(tmp)) - tmp_before)
     return {
         "requests": requests,
@@ -126,6 +144,7 @@ def run(url: str, pid: int, requests: int, clients: int, model: str, warmup: int
         "outcomes": dict(outcomes),
         "after_warmup": warm,
         "end": end,
+        "settle_seconds": settle,
         "rss_growth_pct": round(100.0 * (end["rss_kib"] - warm["rss_kib"]) / warm["rss_kib"], 2),
         "new_temp_files": new_tmp,
     }
