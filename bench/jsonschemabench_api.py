@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/jsonschemabench_api.py [--limit 200] [--skip 0] [--max-tokens 256] [--url http://...]
     .venv/bin/python bench/jsonschemabench_api.py --backend transformers      # or vllm (an installed environment)
-    .venv/bin/python bench/jsonschemabench_api.py --backend ik-llama-cpp      # or turboquant
+    .venv/bin/python bench/jsonschemabench_api.py --backend ik-llama-cpp      # or turboquant (its installed environment)
 
 Starts ``localai run`` with the default model (unless ``--url``) on ``--backend`` (llama-cpp, ik-llama-cpp and
 turboquant: the GGUF; transformers and vllm: the HF folder written from it, in their backend environment) and
@@ -28,7 +28,7 @@ import jsonschema
 from localai.constraints.diagnose import cut_at
 from localai.testing import GGUF_NAME, ServerProcess, backend_python, default_gguf, gemma_hf_folder, write_models
 
-GGUF_BACKENDS = ("llama-cpp", "ik-llama-cpp", "turboquant")  # served from the GGUF in the server's environment
+GGUF_BACKENDS = ("llama-cpp", "ik-llama-cpp", "turboquant")  # served from the GGUF (turboquant: in its environment)
 SAMPLE = Path(__file__).resolve().parent.parent / "tests" / "data" / "jsonschemabench" / "sample.jsonl"
 
 

@@ -279,14 +279,15 @@ def llama_server_binary() -> str | None:
 
 
 def start_llama_server(binary: str, model: str, threads: int, slots: int, log: Path,
-                       http_threads: int, extra: list[str] | None = None) -> tuple[subprocess.Popen, str]:
+                       http_threads: int, extra: list[str] | None = None,
+                       context: int | None = None) -> tuple[subprocess.Popen, str]:
     """llama-server with its own defaults, the same slots, context per slot and threads as localai's target
-    (``extra``: more of its flags, e.g. ``--mmproj``)."""
+    (``extra``: more of its flags, e.g. ``--mmproj``; ``context``: the whole context, default 2048 per slot)."""
     port = free_port()
     env = {**os.environ, "LD_LIBRARY_PATH": str(Path(binary).parent)}
     # --threads-http: its default (slots + 2 HTTP threads) drops queued connections under more clients than that,
     # which would count against it here; ours takes any number of connections.
-    proc = subprocess.Popen([binary, "-m", model, "-np", str(slots), "-c", str(2048 * slots), "-t", str(threads),
+    proc = subprocess.Popen([binary, "-m", model, "-np", str(slots), "-c", str(context or 2048 * slots), "-t", str(threads),
                              "--threads-http", str(http_threads), "--host", "127.0.0.1", "--port", str(port), *(extra or [])],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"

@@ -26,37 +26,53 @@ bash scripts/setup.sh || exit 1
 export LOCALAI_TEST_STRICT=${LOCALAI_TEST_STRICT:-1}
 
 # Heavier backends live in their own virtual environments, installed the way users install them
-# (`localai backends install`), into a backends folder cached between runs under ~/.cache/localai/backends-<key>;
-# the key hashes each listed backend's plugin sources, this checkout's path, the backend gallery, the core's dependencies and pip's
-# configuration, so a change to any of them rebuilds the environments. The tests get LOCALAI_BACKENDS_PATH.
+# (`localai backends install`), each cached under ~/.cache/localai/backend-envs/<name>-<key>; the key hashes the
+# backend's plugin sources (turboquant: with llama_cpp's, which its environment installs), this checkout's path, the
+# backend gallery, the core's dependencies and pip's configuration, so a change to any of them rebuilds that
+# environment and no other. The tests get LOCALAI_BACKENDS_PATH: a folder of links to the current environments.
 # openvino-transformers is installed by its own name, as the README tells users to, so its tests walk the flavour
 # answering to `transformers` (in a backends folder of its own: here `transformers` is the CPU flavour).
-TEST_BACKENDS=${LOCALAI_TEST_BACKENDS-diffusers transformers openvino-transformers vllm}
+# turboquant builds the llama-cpp-turboquant fork (cached by source and flags), from the vendored archive when
+# ../shared/vendor has it (LOCALAI_TURBOQUANT_SOURCE), else from the pinned upstream URL.
+TEST_BACKENDS=${LOCALAI_TEST_BACKENDS-diffusers transformers openvino-transformers vllm turboquant}
+VENDORED_TURBOQUANT=$(ls ../shared/vendor/llama-cpp-turboquant-*.tar.gz 2>/dev/null | head -1)
+if [ -n "$VENDORED_TURBOQUANT" ] && [ -z "${LOCALAI_TURBOQUANT_SOURCE:-}" ]; then
+  export LOCALAI_TURBOQUANT_SOURCE=$(cd "$(dirname "$VENDORED_TURBOQUANT")" && pwd)/$(basename "$VENDORED_TURBOQUANT")
+fi
+env_key() {  # the cache key of one backend's environment
+  local plugins=${1#openvino-}
+  [ "$1" = turboquant ] && plugins="turboquant llama_cpp"
+  { for p in $plugins; do
+      find "plugins/$p" -type f -not -path '*/build/*' -not -path '*/__pycache__/*' -not -path '*.egg-info/*' \
+        -not -path '*/tests/*' -print0 2>/dev/null | sort -z | xargs -0r sha256sum; done
+    # Each environment has the core installed editable from this checkout: another checkout needs its own.
+    pwd
+    sha256sum core/localai/install/backends/index.yaml pyproject.toml
+    echo "$1|${LOCALAI_FORCE_META_BACKEND_CAPABILITY:-}"; .venv/bin/python -VV
+    .venv/bin/python -m pip config list 2>/dev/null; } | sha256sum | cut -c1-16
+}
 install_test_backends() {
-  local key dir name
-  # Keyed over every test backend, installed or not, so the default run and --all share one folder.
-  key=$( { for name in $(printf '%s\n' diffusers transformers vllm $TEST_BACKENDS | sed 's/^openvino-//' | sort -u); do
-             find "plugins/$name" -type f -not -path '*/build/*' -not -path '*/__pycache__/*' -not -path '*.egg-info/*' \
-               -not -path '*/tests/*' -print0 2>/dev/null | sort -z | xargs -0r sha256sum; done
-           # Each environment has the core installed editable from this checkout: another checkout needs its own.
-           pwd
-           sha256sum core/localai/install/backends/index.yaml pyproject.toml
-           echo "${LOCALAI_FORCE_META_BACKEND_CAPABILITY:-}"; .venv/bin/python -VV
-           .venv/bin/python -m pip config list 2>/dev/null; } | sha256sum | cut -c1-16)
-  dir=${XDG_CACHE_HOME:-$HOME/.cache}/localai/backends-$key
-  mkdir -p "$dir"
+  local envs name key links
+  envs=${XDG_CACHE_HOME:-$HOME/.cache}/localai/backend-envs
+  # One links folder per checkout, rebuilt each run: benches and single test files can reuse it afterwards.
+  links=${XDG_CACHE_HOME:-$HOME/.cache}/localai/test-backends-$(pwd | sha256sum | cut -c1-12)
+  rm -rf "$links" && mkdir -p "$links" "$envs"
   for name in $TEST_BACKENDS; do
-    if [ -f "$dir/$name/metadata.json" ]; then
-      echo "[test] backend $name: cached in $dir/$name" >&2
+    key=$(env_key "$name")
+    if [ -f "$envs/$name-$key/$name/metadata.json" ]; then
+      echo "[test] backend $name: cached in $envs/$name-$key" >&2
     else
-      echo "[test] installing backend $name into $dir" >&2
-      .venv/bin/localai backends install "$name" --backends-path "$dir" --force || return 1
+      echo "[test] installing backend $name into $envs/$name-$key" >&2
+      rm -rf "$envs/$name-$key"
+      .venv/bin/localai backends install "$name" --backends-path "$envs/$name-$key" --force || return 1
     fi
+    touch "$envs/$name-$key"
+    ln -s "$envs/$name-$key/$name" "$links/$name"
   done
-  # Drop other keys' environments (GBs of torch) once unused for a day; other checkouts may still use recent ones.
-  touch "$dir"
-  find "$(dirname "$dir")" -maxdepth 1 -name 'backends-*' ! -name "backends-$key" -mmin +1440 -exec rm -rf {} + 2>/dev/null
-  export LOCALAI_BACKENDS_PATH=$dir
+  # Drop environments (GBs of torch) unused for a day; other checkouts may still use recent ones.
+  find "$envs" -mindepth 1 -maxdepth 1 -mmin +1440 -exec rm -rf {} + 2>/dev/null
+  echo "[test] LOCALAI_BACKENDS_PATH=$links" >&2
+  export LOCALAI_BACKENDS_PATH=$links
 }
 install_test_backends || { echo "[test] installing test backends failed" >&2; exit 1; }
 

@@ -221,6 +221,26 @@ def test_in_repo_plugins_install_from_the_checkout(monkeypatch: pytest.MonkeyPat
     assert {"llama-cpp", "ik-llama-cpp", "turboquant", "transformers", "vllm", "diffusers"} <= names
 
 
+@pytest.mark.parametrize("capability,entry,cmake", [("default", "cpu-turboquant", []), ("nvidia", "cuda-turboquant", ["-DGGML_CUDA=ON"]),
+                                                     ("metal", "metal-turboquant", ["-DGGML_METAL=ON"])])
+def test_turboquant_flavours_build_the_pinned_fork(monkeypatch: pytest.MonkeyPatch, capability: str, entry: str,
+                                                    cmake: list[str]) -> None:
+    """A build step with the fork's pinned source and the bindings' pinned sdist; llama_cpp installed beside it."""
+    monkeypatch.setenv("LOCALAI_FORCE_META_BACKEND_CAPABILITY", capability)
+    monkeypatch.delenv("LOCALAI_BACKEND_GALLERIES", raising=False)
+    root = gallery.checkout_root()
+    assert root is not None
+    src = installer.resolve_spec("llama-cpp-turboquant")  # the meta backend's alias
+    assert src["gallery_entry"] == entry and src["default_name"] == "turboquant"
+    assert str(root / "plugins" / "llama_cpp") in src["requirements"]  # the checkout's copy, not an index's
+    step = src["build"]
+    assert step["runner"] == str(root / "plugins" / "llama_cpp") and step["module"] == "localai_llama_cpp.build"
+    spec = step["spec"]
+    assert spec["cmake_args"] == cmake and spec["bindings"]["requirement"] == "llama-cpp-python==0.3.22"
+    assert spec["engine"]["commit"].startswith("69d8e4b") and len(spec["engine"]["sha256"]) == 64
+    assert spec["engine"]["env"] == "LOCALAI_TURBOQUANT_SOURCE"
+
+
 def test_extra_gallery_overrides_and_resolves_relative_uris(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     index = tmp_path / "index.yaml"
     index.write_text("""

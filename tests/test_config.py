@@ -151,3 +151,17 @@ def test_passthrough_spec_keeps_engine_flags_and_still_refuses_unknown_names() -
         parse_option_list(["bogus:1"], specs)
     with pytest.raises(ValueError, match="unknown option '--x'"):
         parse_option_list(["--x"], [OptionSpec("a", "int", "")])
+
+
+def test_an_option_the_engine_cannot_honour_here_is_refused_never_ignored() -> None:
+    """``supported`` set (the reason it has no effect here): given in the YAML or by its env var, it is refused;
+    left out, its default does not trip it."""
+    from localai.options import OptionSpec, parse_option_list
+
+    specs = [OptionSpec("grpc_servers", "str", "RPC", env="X_RPC", supported="this build has no RPC backend"),
+             OptionSpec("n_batch", "int", "batch", default=512)]
+    assert parse_option_list([], specs, {}) == {"n_batch": 512}
+    with pytest.raises(ValueError, match="option 'grpc_servers' is not supported: this build has no RPC backend"):
+        parse_option_list(["grpc_servers:h:1"], specs)
+    with pytest.raises(ValueError, match=r"from \$X_RPC is not supported"):
+        parse_option_list([], specs, {"X_RPC": "h:1"})

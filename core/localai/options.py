@@ -137,6 +137,8 @@ def parse_option_list(entries: list[str], specs: list[OptionSpec], environ: dict
             known = ", ".join(sorted(s.name for s in specs))
             raise ValueError(f"unknown option {name!r} (known options: {known})")
         spec = found
+        if spec.supported is not None:  # documented, but no effect on this engine here: refused, never ignored
+            raise ValueError(f"option {name!r} is not supported: {spec.supported}")
         try:
             result[spec.name] = spec.parse(raw)
         except ValueError as exc:
@@ -146,6 +148,8 @@ def parse_option_list(entries: list[str], specs: list[OptionSpec], environ: dict
         if spec.name in result:
             continue
         if spec.env and environ and environ.get(spec.env, "") != "":
+            if spec.supported is not None:
+                raise ValueError(f"option {spec.name!r} from ${spec.env} is not supported: {spec.supported}")
             try:
                 result[spec.name] = spec.parse(environ[spec.env])
             except ValueError as exc:

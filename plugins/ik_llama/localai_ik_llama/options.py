@@ -47,10 +47,7 @@ OPTIONS: list[OptionSpec] = [
 
 
 def check_supported(options: dict[str, Any]) -> None:
-    """Refuse options that are documented but have no effect on this engine."""
-    for spec in OPTIONS:
-        if spec.supported and spec.name in options:
-            raise ValueError(f"option {spec.name!r} is not supported by ik-llama-cpp: {spec.supported}")
+    """Ranges the option types cannot express (options marked unsupported are refused by the core's parser)."""
     for name in ("n_batch", "n_ubatch", "repeat_last_n"):
         value = options.get(name)
         if value is not None and value < (0 if name == "repeat_last_n" else 1):

@@ -42,7 +42,7 @@ def test_options_and_aliases(entry: str, key: str, value: object) -> None:
 @pytest.mark.parametrize("entry", ["parallel:4", "n_parallel:2", "grpc_servers:h:1", "context_shift", "cache_ram:100",
                                    "cache_reuse:256", "sps:0.5"])
 def test_llama_cpp_only_options_are_refused_with_the_reason(entry: str) -> None:
-    with pytest.raises(ValueError, match="not supported by ik-llama-cpp: .+"):
+    with pytest.raises(ValueError, match="is not supported: .+"):
         parse([entry])
 
 

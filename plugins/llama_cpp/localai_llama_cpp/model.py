@@ -216,11 +216,15 @@ class LlamaCppModel:
         if not self.config.embeddings:
             raise NotImplementedError(f"model {self.config.name!r} was not loaded for embeddings; set embeddings: true in its YAML")
         texts = [x if isinstance(x, str) else self.detokenize(list(x)) for x in inputs]
+        vectors, count = [], 0
         with self.lock:
-            vectors, count = self.llm.embed(texts, normalize=True, return_count=True)
-        if texts and vectors and not isinstance(vectors[0], list):
-            vectors = [vectors]
-        return EmbeddingResult(vectors=[[float(x) for x in v] for v in vectors], prompt_tokens=int(count))
+            # One text per call: the context has one sequence (n_seq_max 1), so 0.3.36 decodes them one by one
+            # anyway, and older bindings (turboquant's 0.3.22) would pack several into one batch and fail.
+            for text in texts:
+                vector, n = self.llm.embed(text, normalize=True, return_count=True)
+                vectors.append(vector)
+                count += int(n)
+        return EmbeddingResult(vectors=[[float(x) for x in v] for v in vectors], prompt_tokens=count)
 
     def close(self) -> None:
         if self._scheduler is not None:

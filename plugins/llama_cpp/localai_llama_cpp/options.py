@@ -15,6 +15,7 @@ from localai.options import OptionSpec, parse_option_list
 # KV cache types llama.cpp accepts for cache_type_k / cache_type_v (its server's allow-list).
 CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 UNQUANTIZED = ("f32", "f16", "bf16")
+FORK_TYPES = ("turbo2", "turbo3", "turbo4")  # the llama-cpp-turboquant fork's (backend: turboquant)
 FLASH_ATTENTION = {"on": True, "true": True, "yes": True, "enabled": True, "1": True,
                    "off": False, "false": False, "no": False, "disabled": False, "0": False, "auto": None}
 
@@ -114,6 +115,10 @@ def validate_config(config: Any, options: dict[str, Any], cache_types: tuple[str
     k, v = cache_types_of(config)
     for field, value in (("cache_type_k", k), ("cache_type_v", v)):
         if value and value not in cache_types:
+            if value.removesuffix("_0") in FORK_TYPES:
+                raise ValueError(f"{field} {value} is a KV cache type of the llama-cpp-turboquant fork, which stock "
+                                 "llama.cpp does not have: use backend: turboquant (installed with `localai backends "
+                                 "install turboquant`, which builds the fork)")
             raise ValueError(f"{field} {value!r} is not supported; use one of {', '.join(cache_types)}")
     fa = flash_attention_setting(getattr(config, "flash_attention", None))
     if v and v not in UNQUANTIZED and fa is False:

@@ -1,5 +1,5 @@
 """The turboquant backend, declared: names, capabilities, option table and parser here, loading in :func:`load`.
-Its model is a :class:`LlamaCppModel`, whose methods the core calls for generation, embeddings and tokens."""
+Its model is a :class:`LlamaCppModel` on the fork's build (``localai backends install turboquant`` makes it)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from localai import hookimpl
-from localai_llama_cpp.plugin import check
 
+from localai_turboquant.engine import check
 from localai_turboquant.options import OPTIONS, parse
 
 BACKEND = "turboquant"
@@ -21,8 +21,8 @@ def register_backends(register: Callable[..., None]) -> None:
         aliases=("llama-cpp-turboquant", "turbo-quant"),
         capabilities=("chat", "completion", "embeddings", "tokenize", "grammar"),
         formats=("gguf",),
-        description="GGUF models on a llama.cpp build from the llama-cpp-turboquant fork (turbo2/turbo3/turbo4 "
-                    "KV cache); without the fork's library, stock llama.cpp with the standard cache types",
+        description="GGUF models on llama.cpp built from the llama-cpp-turboquant fork: its turbo2/turbo3/turbo4 "
+                    "KV cache types besides the standard ones",
         check=check,
         options=OPTIONS,
         parse=parse,
@@ -31,12 +31,9 @@ def register_backends(register: Callable[..., None]) -> None:
 
 
 def load(config: Any, model_path: str | None, options: dict[str, Any]) -> Any:
-    """Worker side: the fork's library and the RPC servers before llama_cpp loads, then the model."""
+    """Worker side: the RPC servers before llama_cpp loads, then the model."""
     from localai_llama_cpp.ggml import add_rpc_servers
 
-    from localai_turboquant.library import use_library
-
-    use_library(options.get("lib_path"))  # before llama_cpp loads (the model module imports it)
     add_rpc_servers(options.get("grpc_servers") or [])
     from localai_turboquant.model import TurboQuantModel
 

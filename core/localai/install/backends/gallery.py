@@ -205,29 +205,36 @@ def checkout_root() -> Path | None:
     return root if (root / "plugins").is_dir() and (root / "core" / "localai").is_dir() else None
 
 
-def requirements(entry: Entry) -> tuple[list[str], str]:
-    """What pip installs for a concrete entry, and the plugin spec itself (a path or a requirement).
-
-    ``source`` (an in-repo plugin folder) wins when running from a checkout that has it; else ``uri``: a path
-    (``./x``, ``../x``, ``/x``, ``file://``) relative to the index's folder, or a pip requirement.
-    """
-    uri = str(entry.data.get("uri") or "")
-    source = entry.data.get("source")
+def _plugin_spec(entry: Entry, uri: str, source: Any) -> str:
+    """``source`` (an in-repo plugin folder) when running from a checkout that has it; else ``uri``: a path
+    (``./x``, ``../x``, ``/x``, ``file://``) relative to the index's folder, or a pip requirement."""
     root = checkout_root()
     if source and root is not None and (root / "plugins" / str(source) / "pyproject.toml").is_file():
-        spec = str(root / "plugins" / str(source))
-    elif uri.startswith(("./", "../", "/", "file://", "~")):
+        return str(root / "plugins" / str(source))
+    if uri.startswith(("./", "../", "/", "file://", "~")):
         raw = uri[7:] if uri.startswith("file://") else uri
         if entry.base is None and not Path(raw).expanduser().is_absolute():
             raise GalleryError(f"gallery entry {entry.name!r}: relative uri {uri!r} in an index fetched by URL")
-        spec = str(((entry.base or Path.cwd()) / Path(raw).expanduser()).resolve())
-    elif uri:
-        spec = uri
-    else:
-        raise GalleryError(f"gallery entry {entry.name!r} has no uri")
+        return str(((entry.base or Path.cwd()) / Path(raw).expanduser()).resolve())
+    if uri:
+        return uri
+    raise GalleryError(f"gallery entry {entry.name!r} has no uri")
+
+
+def requirements(entry: Entry) -> tuple[list[str], str]:
+    """What pip installs for a concrete entry, and the plugin spec itself (a path or a requirement).
+
+    ``also``: sibling plugins the plugin depends on (``{uri, source}``, resolved like the plugin itself), so a
+    checkout installs its own copy of them rather than looking for them on an index.
+    """
+    spec = _plugin_spec(entry, str(entry.data.get("uri") or ""), entry.data.get("source"))
     extra = entry.data.get("requirements") or []
     if not isinstance(extra, list) or not all(isinstance(r, str) for r in extra):
         raise GalleryError(f"gallery entry {entry.name!r}: requirements must be a list of pip requirement strings")
+    also = entry.data.get("also") or []
+    if not isinstance(also, list) or not all(isinstance(a, dict) and a.get("uri") for a in also):
+        raise GalleryError(f"gallery entry {entry.name!r}: also must be a list of {{uri, source}} mappings")
+    extra = [*extra, *(_plugin_spec(entry, str(a["uri"]), a.get("source")) for a in also)]
     extras = entry.data.get("extras") or []
     if not isinstance(extras, list) or not all(isinstance(x, str) and x.replace("-", "").replace("_", "").isalnum()
                                                 for x in extras):
@@ -236,6 +243,23 @@ def requirements(entry: Entry) -> tuple[list[str], str]:
         cut = len(spec) if Path(spec).is_absolute() else next((i for i, ch in enumerate(spec) if ch in "=<>~!@ ;"), len(spec))
         spec = f"{spec[:cut]}[{','.join(extras)}]{spec[cut:]}"
     return list(extra), spec
+
+
+def build_step(entry: Entry) -> dict[str, Any] | None:
+    """The entry's ``build:`` section (an engine compiled at install), with its runner resolved to a pip spec.
+
+    ``runner``: ``{uri, source, module}``, the plugin whose ``python -m MODULE --spec JSON`` builds the engine in
+    the new environment and prints ``{"wheel": PATH}``; the rest of the section is passed to it as the spec.
+    """
+    section = entry.data.get("build")
+    if section is None:
+        return None
+    runner = section.get("runner") if isinstance(section, dict) else None
+    if not isinstance(runner, dict) or not runner.get("uri") or not str(runner.get("module") or "").replace(".", "").replace("_", "").isalnum():
+        raise GalleryError(f"gallery entry {entry.name!r}: build needs a runner {{uri, source, module}}")
+    spec = {k: v for k, v in section.items() if k != "runner"}
+    return {"runner": _plugin_spec(entry, str(runner["uri"]), runner.get("source")), "module": str(runner["module"]),
+            "spec": spec}
 
 
 def available(backends_path: Path | str, galleries: Any = (), *, system_backends: Any = ()) -> list[dict[str, Any]]:

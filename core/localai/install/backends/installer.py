@@ -117,7 +117,7 @@ def resolve_spec(spec: str, galleries: Any = (), capability: str | None = None) 
         fallback = [target.name] if entry.meta else [n for m in gal.metas_for(target, gals) for n in (m.name, *m.aliases)]
         return {"kind": "gallery", "spec": spec, "fallback_names": fallback, "plugin": plugin, "requirements": extra, "distribution": dist,
                 "default_name": entry.name, "uri": str(target.data.get("uri") or plugin), "gallery": entry.gallery,
-                "remove": [str(r) for r in target.data.get("remove") or []],
+                "remove": [str(r) for r in target.data.get("remove") or []], "build": gal.build_step(target),
                 "gallery_entry": target.name, "meta_backend": entry.name if entry.meta else None, "capability": key,
                 "gallery_index": None if entry.index == str(gal.SHIPPED) else entry.index,
                 "aliases": entry.aliases, "description": target.data.get("description") or entry.data.get("description", "")}
@@ -145,10 +145,12 @@ def _prune_stale(root: Path) -> None:
 
 
 class _Pip:
-    """One pip run with its output turned into progress steps, cancellable between lines."""
+    """One pip run (or an engine build) with its output turned into progress steps, cancellable between lines."""
 
-    def __init__(self, cmd: list[str], progress: Progress, cancelled: Callable[[], bool] | None) -> None:
+    def __init__(self, cmd: list[str], progress: Progress, cancelled: Callable[[], bool] | None,
+                 what: str = "pip could not install it") -> None:
         self.cmd = cmd
+        self.what = what
         self.progress = progress
         self.cancelled = cancelled
         self.lines: list[str] = []
@@ -168,6 +170,8 @@ class _Pip:
         elif line.startswith("Installing collected packages:"):
             n = len(line.split(":", 1)[1].split(","))
             self.progress(f"installing {n} packages", 0.75)
+        elif line.startswith("[build] "):
+            self.progress(line[8:].strip(), None)
         elif line.startswith("Successfully installed"):
             self.progress(f"installed {len(line.split()) - 2} packages"
                           + (f" ({self.downloaded:.1f} MB downloaded)" if self.downloaded else ""), 0.85)
@@ -205,7 +209,7 @@ class _Pip:
                 proc.wait()
             raise
         if proc.returncode != 0:
-            raise InstallError("pip could not install it:\n" + self.relevant())
+            raise InstallError(f"{self.what}:\n" + self.relevant())
 
     def relevant(self) -> str:
         """pip's error lines with a little context, not its whole log."""
@@ -232,6 +236,23 @@ def _probe(python: Path) -> dict[str, Any]:
         return json.loads(r.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise InstallError(f"the environment's probe printed no result:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}") from None
+
+
+def _build_engine(step: dict[str, Any], pip: list[str], python: Path, report: Progress,
+                  cancelled: Callable[[], bool] | None) -> list[str]:
+    """An engine compiled at install (the gallery entry's ``build:``): the runner plugin goes in first, without its
+    dependencies, and builds (or finds cached) the wheel, which then joins the environment's one pip resolve."""
+    report(f"installing the build runner {step['runner']}", 0.06)
+    _Pip([*pip, "install", "--disable-pip-version-check", "--no-input", "--no-deps", step["runner"]], report, cancelled).run()
+    runner = _Pip([str(python), "-m", step["module"], "--spec", json.dumps(step["spec"]), "--pip", json.dumps(pip)], report, cancelled,
+                  what=f"building the engine failed ({step['module']})")
+    runner.run()
+    try:
+        wheel = json.loads(runner.lines[-1])["wheel"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise InstallError(f"the engine build printed no wheel:\n{runner.relevant()}") from None
+    report(f"engine built: {Path(wheel).name}", 0.1)
+    return [wheel]
 
 
 def install(spec: str, *, backends_path: Path | str, name: str | None = None, aliases: Iterable[str] = (),
@@ -264,9 +285,10 @@ def install(spec: str, *, backends_path: Path | str, name: str | None = None, al
         if cancelled is not None and cancelled():
             raise Cancelled("install cancelled")
         core = core_requirement()
-        reqs = [*core, *src["requirements"], src["plugin"]]
-        report(f"resolving {' '.join(reqs)}", 0.1)
         pip = [sys.executable, "-m", "pip", "--python", str(python)] if pip_here else [str(python), "-m", "pip"]
+        built = _build_engine(src["build"], pip, python, report, cancelled) if src.get("build") else []
+        reqs = [*core, *src["requirements"], src["plugin"], *built]
+        report(f"resolving {' '.join(reqs)}", 0.1)
         _Pip([*pip, "install", "--disable-pip-version-check", "--no-input", *reqs], report, cancelled).run()
         if src.get("remove"):
             # Packages the engine drags in that do not import beside this torch (PyPI's torchvision against the
@@ -300,7 +322,7 @@ def install(spec: str, *, backends_path: Path | str, name: str | None = None, al
             "localai_version": probe["localai_version"],
             "core": " ".join(core),
             "source": {k: src.get(k) for k in ("kind", "spec", "plugin", "requirements", "gallery", "gallery_index",
-                                               "gallery_entry", "meta_backend", "capability")},
+                                               "gallery_entry", "meta_backend", "capability", "build")},
             "backends": mine,
             # Names it answers to while no other installed backend claims them (see registration.link_fallbacks).
             "fallback_names": [n for n in dict.fromkeys(map(validate_name, src.get("fallback_names") or []))
