@@ -4,13 +4,14 @@ Both built from the same llama-cpp-turboquant source with the same CPU flags (ou
 turboquant``, theirs by ``bench/build_llama_server.sh ARCHIVE``). Run from the repository root::
 
     LOCALAI_BACKENDS_PATH=~/.cache/localai/test-backends-<checkout hash> .venv/bin/python bench/turboquant_bench.py \\
-        --source ../shared/vendor/llama-cpp-turboquant-69d8e4b.tar.gz --depths 4096 32768
+        --source ../shared/vendor/llama-cpp-turboquant-69d8e4b.tar.gz --depths 4096 --memory-depths 32768
 
 For each context depth and cache type (f16, q8_0, turbo4, turbo3, turbo2; keys and values alike, flash attention
 on, one slot, the same threads): a prompt of ``depth`` tokens, then ``--tokens`` streamed tokens with the end tokens
 banned, greedy, ``--rounds`` times (the prompt is cached after the first). Reported: decode tokens/s (tokens after
 the first over the time after the first), its ratio to llama-server's (median of rounds), and the KV buffer
-llama.cpp reports allocating on each side (``KV buffer size``, MiB).
+llama.cpp reports allocating on each side (``KV buffer size``, MiB). ``--memory-depths``: contexts measured for
+their KV buffers only (a 32k prompt through the fork's scalar CPU turbo kernels takes hours on 2 cores).
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ def kv_mib(log: str) -> float | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", required=True, help="the llama-cpp-turboquant source archive the fork's server is built from")
-    ap.add_argument("--depths", type=int, nargs="+", default=[4096, 32768])
+    ap.add_argument("--depths", type=int, nargs="*", default=[4096])
+    ap.add_argument("--memory-depths", type=int, nargs="*", default=[32768],
+                    help="contexts measured for KV memory only (a one-token request loads ours; no long prompt)")
     ap.add_argument("--types", nargs="+", default=list(TYPES))
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=3)
@@ -90,7 +93,8 @@ def main() -> None:
     model = str(default_gguf())
     work = Path(tempfile.mkdtemp(prefix="turboquant-bench-"))
     print(f"{'depth':>6} {'type':>7} {'ours tok/s':>10} {'fork tok/s':>10} {'ratio':>6} {'KV MiB ours':>11} {'KV MiB fork':>11}")
-    for depth in args.depths:
+    for depth in [*args.depths, *args.memory_depths]:
+        memory_only = depth not in args.depths
         context = depth + args.tokens + 64
         for cache_type in args.types:
             log = work / f"fork-{depth}-{cache_type}.log"
@@ -102,18 +106,19 @@ def main() -> None:
                                             f"flash_attention: on\ncache_type_k: {cache_type}\ncache_type_v: {cache_type}\n"
                                             f"options: ['fit_params:false']\nparameters:\n  model: {GGUF_NAME}\n"})
             try:
-                prompt = filler(url, depth)
+                prompt = "Hello" if memory_only else filler(url, depth)
                 with ServerProcess(folder, env={"LOCALAI_ENGINE_VERBOSE": "1"}) as ours:
                     mine, theirs = [], []
-                    for _ in range(args.rounds):  # alternating: the same machine state for both
-                        theirs.append(decode_rate(url, "m", prompt, args.tokens))
-                        mine.append(decode_rate(ours.url, "m", prompt, args.tokens))
+                    for _ in range(1 if memory_only else args.rounds):  # alternating: the same machine state for both
+                        theirs.append(decode_rate(url, "m", prompt, 2 if memory_only else args.tokens))
+                        mine.append(decode_rate(ours.url, "m", prompt, 2 if memory_only else args.tokens))
                     our_kv = kv_mib(ours.log(None))
             finally:
                 proc.terminate()
                 proc.wait()
             a, b = statistics.median(mine), statistics.median(theirs)
-            print(f"{depth:>6} {cache_type:>7} {a:>10.1f} {b:>10.1f} {a / b:>6.2f} {our_kv or float('nan'):>11.1f} "
+            speed = f"{'-':>10} {'-':>10} {'-':>6}" if memory_only else f"{a:>10.1f} {b:>10.1f} {a / b:>6.2f}"
+            print(f"{depth:>6} {cache_type:>7} {speed} {our_kv or float('nan'):>11.1f} "
                   f"{kv_mib(log.read_text(errors='replace')) or float('nan'):>11.1f}", flush=True)
 
 
