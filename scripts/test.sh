@@ -69,8 +69,10 @@ install_test_backends() {
     touch "$envs/$name-$key"
     ln -s "$envs/$name-$key/$name" "$links/$name"
   done
-  # Drop environments (GBs of torch) unused for a day; other checkouts may still use recent ones.
-  find "$envs" -mindepth 1 -maxdepth 1 -mmin +1440 -exec rm -rf {} + 2>/dev/null
+  # Environments are GBs of torch: drop those unused for three hours (other checkouts may still use recent ones),
+  # and the folders of the layout before per-backend environments, which nothing uses now.
+  find "$envs" -mindepth 1 -maxdepth 1 -mmin +180 -exec rm -rf {} + 2>/dev/null
+  find "$(dirname "$envs")" -mindepth 1 -maxdepth 1 -name 'backends-*' -exec rm -rf {} + 2>/dev/null
   echo "[test] LOCALAI_BACKENDS_PATH=$links" >&2
   export LOCALAI_BACKENDS_PATH=$links
 }

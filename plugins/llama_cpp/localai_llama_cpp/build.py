@@ -90,8 +90,17 @@ def tree_sha256(folder: Path, skip: Iterable[str] = NOT_BUILT) -> str:
     return digest.hexdigest()
 
 
-def _download(url: str, dest: Path) -> None:
+def _download(url: str, dest: Path, offline_hint: str = "") -> None:
     say(f"downloading {url}")
+    try:
+        _fetch(url, dest)
+    except OSError as exc:  # URLError, timeouts, refused connections: say what to do without the network
+        reason = getattr(exc, "reason", None) or exc
+        raise SystemExit(f"could not download the engine source {url} ({reason})"
+                         + (f"; without network access, {offline_hint}" if offline_hint else "")) from None
+
+
+def _fetch(url: str, dest: Path) -> None:
     with urllib.request.urlopen(url, timeout=60) as resp, open(dest, "wb") as out:  # noqa: S310 - gallery-pinned URL
         total = int(resp.headers.get("Content-Length") or 0)
         got, shown = 0, -1
@@ -119,7 +128,8 @@ def _top_folder(extracted: Path) -> Path:
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else extracted
 
 
-def fetch_source(location: str, sha256: str | None, tree: str | None, work: Path) -> tuple[Path, str]:
+def fetch_source(location: str, sha256: str | None, tree: str | None, work: Path,
+                 offline_hint: str = "") -> tuple[Path, str]:
     """The engine's source tree from an archive (path or URL) or a folder, and what identifies it for the cache.
 
     An archive must match the pinned ``sha256``, or, repacked or recompressed, the pinned ``tree`` hash of the
@@ -131,7 +141,7 @@ def fetch_source(location: str, sha256: str | None, tree: str | None, work: Path
         return folder, "tree:" + tree_sha256(folder)
     if re.match(r"^https?://", location):
         archive = work / "source.tar.gz"
-        _download(location, archive)
+        _download(location, archive, offline_hint)
     else:
         archive = Path(location[7:] if location.startswith("file://") else location).expanduser()
         if not archive.is_file():
@@ -265,7 +275,8 @@ def build(spec: dict[str, Any], wheelhouse_root: Path | None = None) -> Path:
     location = os.environ.get(engine.get("env") or "", "") or engine["url"]
     with tempfile.TemporaryDirectory(prefix="localai-build-") as tmp:
         work = Path(tmp)
-        source, identity = fetch_source(location, engine.get("sha256"), engine.get("tree_sha256"), work)
+        hint = (f"give the source archive (or a source folder) with {engine['env']}=PATH" if engine.get("env") else "")
+        source, identity = fetch_source(location, engine.get("sha256"), engine.get("tree_sha256"), work, hint)
         key = hashlib.sha256("|".join([bindings["requirement"], bindings["sha256"], identity, flags,
                                        platform.machine(), sys.platform]).encode()).hexdigest()[:16]
         name = re.sub(r"[^A-Za-z0-9_.-]", "-", engine.get("name") or "engine")

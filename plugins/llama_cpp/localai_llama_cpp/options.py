@@ -55,6 +55,10 @@ OPTIONS: list[OptionSpec] = [
                "not fitted: gpu_layers decides it)", default=True, aliases=("fit",)),
     OptionSpec("fit_params_target", "int", "memory margin in MiB kept free when fitting", default=1024, aliases=("fit_target",)),
     OptionSpec("fit_params_min_ctx", "int", "smallest context size fitting may choose", default=4096, aliases=("fit_ctx",)),
+    OptionSpec("swa_full", "bool", "a full-size KV cache for sliding-window attention layers (Gemma 2/3, ...): "
+               "every cached prompt prefix stays reusable, for several times the KV memory; off (llama-server's "
+               "default) keeps only the window, and a prefix whose window cells are gone is evaluated again",
+               default=True),
     OptionSpec("n_cache_reuse", "int", "reuse cached KV chunks of at least this many tokens by shifting (0 = off)",
                default=0, aliases=("cache_reuse",)),
     OptionSpec("slot_prompt_similarity", "float", "how similar a prompt must be to a slot's cached prompt to reuse "
@@ -88,6 +92,11 @@ def parse(entries: list[str], config: Any, environ: dict[str, str] | None = None
     """``options:`` -> settings, env vars filling what the YAML leaves out, then the config checks."""
     parsed = parse_option_list(entries, specs or OPTIONS, dict(os.environ) if environ is None else environ)
     check_ranges(parsed)
+    if parsed.get("swa_full") is False:
+        # Both move cells of a sequence around, which a window-sized SWA cache may no longer hold.
+        for name, on in (("context_shift", parsed.get("context_shift")), ("n_cache_reuse", parsed.get("n_cache_reuse"))):
+            if on:
+                raise ValueError(f"option {name!r} needs swa_full on (a window-sized SWA cache cannot shift cells)")
     validate_config(config, parsed, cache_types)
     return parsed
 

@@ -55,6 +55,7 @@ def llama_kwargs(config: Any, model_path: str, options: dict[str, Any]) -> dict[
         "use_mlock": bool(config.mmlock),
         "n_batch": int(options.get("n_batch") or 512),
         "embedding": bool(config.embeddings),
+        "swa_full": bool(options.get("swa_full", True)),
         "verbose": os.environ.get("LOCALAI_ENGINE_VERBOSE", "") in ("1", "true"),
     }
     if config.main_gpu not in (None, ""):

@@ -128,6 +128,10 @@ class Scheduler:
         ram = options.get("cache_ram")
         self.ram = PromptCache(CACHE_RAM_MIB if ram is None else int(ram))
         self.can_shift = bool(llama_cpp.llama_memory_can_shift(self.mem))
+        # A window-sized SWA cache (swa_full off) drops cells older than the window: a prefix is reusable only
+        # while the window before its end is still held (llama-server's check).
+        n_swa = int(llama_cpp.llama_model_n_swa(model.llm._model.model))
+        self.swa_window = 0 if options.get("swa_full", True) or n_swa <= 0 else n_swa
         self.waiting: deque[Job] = deque()
         self.inflight = 0
         self.cond = threading.Condition()
@@ -247,6 +251,9 @@ class Scheduler:
         n_past = max(0, min(n_past, len(prompt) - 2))
         while 0 < n_past < len(prompt) and prompt[n_past] < 0 and prompt[n_past - 1] == prompt[n_past]:
             n_past -= 1  # never start inside an image: it is evaluated whole
+        if self.swa_window and n_past > 0 and \
+                llama_cpp.llama_memory_seq_pos_min(self.mem, slot.seq) > max(0, n_past - self.swa_window):
+            n_past = 0  # the window's cells before n_past are gone: evaluate the prompt again
         if not llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, n_past, -1):
             llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
             n_past = 0

@@ -5,6 +5,7 @@ Runs in the server process: no engine import.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from localai.options import OptionSpec
@@ -19,7 +20,8 @@ OPTIONS: list[OptionSpec] = [
     OptionSpec("lib_path", "str", "gone: the fork's llama.cpp comes with the backend's environment",
                aliases=("turboquant_lib", "llama_cpp_lib_path"),
                supported=f"the fork's library comes with the backend's environment now: {INSTALL}"),
-    *llama_options.OPTIONS,
+    # The point of this backend is KV memory: the SWA layers keep only their window, as llama-server does.
+    *(dataclasses.replace(o, default=False) if o.name == "swa_full" else o for o in llama_options.OPTIONS),
 ]
 
 

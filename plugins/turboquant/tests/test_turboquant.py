@@ -220,6 +220,13 @@ def test_a_build_whose_type_ids_disagree_is_refused_at_load(monkeypatch: pytest.
         engine.type_id("turbo3")
 
 
+def test_an_unreachable_source_url_says_how_to_build_offline(tmp_path: Path) -> None:
+    """The pinned upstream URL when there is no network (here: a refused loopback port) gives the offline route."""
+    with pytest.raises(SystemExit, match="could not download the engine source .*LOCALAI_TURBOQUANT_SOURCE=PATH"):
+        build.fetch_source("http://127.0.0.1:9/fork.tar.gz", "0" * 64, None, tmp_path,
+                           "give the source archive (or a source folder) with LOCALAI_TURBOQUANT_SOURCE=PATH")
+
+
 def test_the_builds_cpu_flags_keep_amx_off_and_skip_native() -> None:
     flags = build.cmake_flags(["-DGGML_CUDA=ON"]).split()
     assert "-DGGML_NATIVE=OFF" in flags and "-DGGML_AMX_INT8=OFF" in flags and "-DGGML_AMX_TILE=OFF" in flags
