@@ -27,6 +27,7 @@ CASES = [
     ("cache_ram:-1", "cache_ram", -1),
     ("cache_ram:2048", "cache_ram", 2048),
     ("repack:true", "repack", True),
+    ("swa_full:false", "swa_full", False),
     ("parallel:4", "parallel", 4),
     ("n_parallel:2", "parallel", 2),
     ("grpc_servers:host1:50052,host2:50052", "grpc_servers", ["host1:50052", "host2:50052"]),
@@ -77,7 +78,7 @@ def test_defaults() -> None:
     got = parsed([])
     assert got == {"use_jinja": True, "context_shift": False, "cache_ram": 0, "repack": False, "parallel": 1, "fit_params": True,
                    "fit_params_target": 1024, "fit_params_min_ctx": 4096, "n_cache_reuse": 0,
-                   "slot_prompt_similarity": 0.1, "n_batch": 512, "queue_size": 64}
+                   "slot_prompt_similarity": 0.1, "n_batch": 512, "queue_size": 64, "swa_full": True}
 
 
 def test_env_applies_when_yaml_is_silent() -> None:
