@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 MARKER = "_localai_build.json"  # written into the llama_cpp package: what this build is, read at load time
-# Folders of a llama.cpp source archive that no build reads (tests' vocabularies, docs, the web UI bundle).
 # Structs whose bindings are known not to match llama.h and that nothing calls: reported, not fatal.
 UNUSED = {"llama_opt_params": "the training API's parameters (llama-cpp-python binds one field fewer); neither "
                               "llama-cpp-python's Llama nor localai calls llama_opt_*"}
+# Folders of a llama.cpp source archive that no build reads (tests' vocabularies, docs, the web UI bundle).
 NOT_BUILT = ("models", "docs", "examples", "benches", "media", "tools/server/public", ".github", ".devops")
 
 
@@ -84,7 +84,7 @@ def tree_sha256(folder: Path, skip: Iterable[str] = NOT_BUILT) -> str:
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
         rel = path.relative_to(folder).as_posix()
-        if (rel + "/").startswith(skipped) or any(rel.startswith(s) for s in skipped):
+        if (rel + "/").startswith(skipped):  # inside a skipped folder (or a file named like one)
             continue
         digest.update(rel.encode() + b"\0" + bytes.fromhex(file_sha256(path)) + b"\n")
     return digest.hexdigest()

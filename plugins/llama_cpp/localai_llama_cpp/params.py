@@ -65,9 +65,8 @@ def llama_kwargs(config: Any, model_path: str, options: dict[str, Any]) -> dict[
     if config.parameters.seed is not None:
         kwargs["seed"] = config.parameters.seed
     ids = options.get("cache_type_ids") or {}  # a fork's types, resolved and checked by its plugin
-    if type_k:
-        kwargs["type_k"] = ids.get(type_k) if type_k in ids else ggml.type_id(type_k)
-    if type_v:
-        kwargs["type_v"] = ids.get(type_v) if type_v in ids else ggml.type_id(type_v)
+    for key, name in (("type_k", type_k), ("type_v", type_v)):
+        if name:
+            kwargs[key] = ids[name] if name in ids else ggml.type_id(name)
     kwargs["flash_attn"] = flash_attention(config, type_v)
     return kwargs
