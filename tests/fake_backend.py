@@ -18,18 +18,20 @@ from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, Mod
 
 
 class FakeModel:
-    def __init__(self, name: str, delay: float) -> None:
+    def __init__(self, name: str, delay: float, image_placeholder: str | None = None) -> None:
         self.name = name
         self.delay = delay
+        self.image_placeholder = image_placeholder  # a YAML's fake_image_placeholder: the model "takes images"
 
     def info(self) -> ModelInfo:
-        return ModelInfo(backend="fake", architecture="fake", context_size=128, supports_grammar=False)
+        return ModelInfo(backend="fake", architecture="fake", context_size=128, supports_grammar=False,
+                         vision=self.image_placeholder is not None, image_placeholder=self.image_placeholder)
 
 
 @hookimpl
 def register_backends(register: Callable[..., None]) -> None:
     register("fake", aliases=("fake_backend", "Fake.Echo"), capabilities=("chat", "completion", "embeddings", "tokenize"),
-             formats=("fake",), description="echo backend for tests", yaml_fields=("fake_knob", "fake_engine_failure"))
+             formats=("fake",), description="echo backend for tests", yaml_fields=("fake_knob", "fake_engine_failure", "fake_image_placeholder"))
 
 
 @hookimpl
@@ -54,7 +56,7 @@ def load_model(backend: str, config: Any, model_path: str | None, options: dict[
         code = f"import sys; sys.stderr.write('Traceback (most recent call last):\\n  File x\\nValueError: {failure}\\n')"
         subprocess.run([sys.executable, "-c", code], check=False)
         raise RuntimeError("engine core initialization failed; see the root cause above")
-    return FakeModel(config.name, float(options.get("delay", 0.0)))
+    return FakeModel(config.name, float(options.get("delay", 0.0)), (config.model_extra or {}).get("fake_image_placeholder"))
 
 
 @hookimpl

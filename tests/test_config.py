@@ -165,3 +165,24 @@ def test_an_option_the_engine_cannot_honour_here_is_refused_never_ignored() -> N
         parse_option_list(["grpc_servers:h:1"], specs)
     with pytest.raises(ValueError, match=r"from \$X_RPC is not supported"):
         parse_option_list([], specs, {"X_RPC": "h:1"})
+
+
+@pytest.mark.parametrize(("entries", "environ", "message"), [
+    (["n:0"], {}, r"option 'n': expected at least 1, got '0'"),
+    (["share:1.5"], {}, r"option 'share': expected between 0 and 1, got '1.5'"),
+    (["share:-0.1"], {}, r"option 'share': expected between 0 and 1"),
+    ([], {"X_N": "0"}, r"option 'n' from \$X_N: expected at least 1"),
+    (["cap:11"], {}, r"option 'cap': expected at most 10"),
+])
+def test_an_option_outside_its_bounds_is_refused_wherever_it_comes_from(entries: list[str], environ: dict[str, str],
+                                                                         message: str) -> None:
+    """One bounds rule for every backend's numbers, from the YAML or the environment, kept through the metadata
+    a backend environment writes (the server parses an installed backend's options from that JSON)."""
+    from localai.options import OptionSpec, parse_option_list
+
+    specs = [OptionSpec("n", "int", "count", default=1, env="X_N", minimum=1),
+             OptionSpec("share", "float", "fraction", minimum=0, maximum=1), OptionSpec("cap", "int", "cap", maximum=10)]
+    assert parse_option_list(["n:1", "share:1", "share:0", "cap:10"], specs, {}) == {"n": 1, "share": 0.0, "cap": 10}
+    for table in (specs, [OptionSpec.from_dict(s.to_dict()) for s in specs]):
+        with pytest.raises(ValueError, match=message):
+            parse_option_list(entries, table, environ)

@@ -183,6 +183,10 @@ class Engine:
                     if not info.image_placeholder:
                         raise invalid(f"model {entry.name!r} (backend {info.backend}) claims vision but names no image "
                                       "placeholder for its rendered prompt", param="messages", code="vision_not_supported")
+                    found = update["prompt"].count(info.image_placeholder)
+                    if found != len(images):  # the backend pairs placeholders with images in order: never guess
+                        raise invalid(f"the chat template of model {entry.name!r} rendered {found} image placeholders for "
+                                      f"{len(images)} images (it dropped or repeated an image)", param="messages")
                     update["images"] = images
             parser = plan.parser
         else:

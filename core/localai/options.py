@@ -74,6 +74,7 @@ class OptionSpec:
 
     ``supported`` is ``None`` when the engine honours it, else why it cannot here.
     ``env`` names an environment variable that applies when the YAML does not set it.
+    ``minimum``/``maximum`` bound a number (inclusive), checked wherever the value comes from.
     """
 
     name: str
@@ -84,11 +85,14 @@ class OptionSpec:
     env: str | None = None
     supported: str | None = None
     choices: tuple[str, ...] = field(default=())
+    minimum: float | None = None
+    maximum: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, for a backend environment's ``metadata.json`` (the server parses options from it)."""
         return {"name": self.name, "type": self.type, "help": self.help, "default": self.default,
-                "aliases": list(self.aliases), "env": self.env, "supported": self.supported, "choices": list(self.choices)}
+                "aliases": list(self.aliases), "env": self.env, "supported": self.supported, "choices": list(self.choices),
+                "minimum": self.minimum, "maximum": self.maximum}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OptionSpec:
@@ -96,7 +100,7 @@ class OptionSpec:
             raise ValueError(f"option {data.get('name')!r} has unknown type {data.get('type')!r}")
         return cls(name=data["name"], type=data["type"], help=data.get("help", ""), default=data.get("default"),
                    aliases=tuple(data.get("aliases") or ()), env=data.get("env"), supported=data.get("supported"),
-                   choices=tuple(data.get("choices") or ()))
+                   choices=tuple(data.get("choices") or ()), minimum=data.get("minimum"), maximum=data.get("maximum"))
 
     def parse(self, raw: str | None) -> Any:
         if raw is None:
@@ -106,6 +110,11 @@ class OptionSpec:
         value = PARSERS[self.type](raw)
         if self.choices and value not in self.choices:
             raise ValueError(f"expected one of {', '.join(self.choices)}, got {raw!r}")
+        low, high = self.minimum, self.maximum
+        if (low is not None and value < low) or (high is not None and value > high):
+            expected = (f"between {low:g} and {high:g}" if low is not None and high is not None
+                        else f"at least {low:g}" if low is not None else f"at most {high:g}")
+            raise ValueError(f"expected {expected}, got {raw!r}")
         return value
 
 

@@ -152,3 +152,14 @@ def test_missing_arguments_are_an_empty_object():
 def test_text_after_a_call_is_text():
     got = run(parsers.HermesParser().configure(WEATHER), ['<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>\nDone.'])
     assert got.calls == [ADD] and got.text == "Done."
+
+
+@pytest.mark.parametrize("args_only", [False, True])
+def test_a_closing_bracket_that_matches_no_opener_ends_the_scan_with_an_error(args_only: bool) -> None:
+    """Both scanner modes track nesting one way: a ``}`` closing a ``[`` is not JSON, never a finished call."""
+    from localai.tools.scanner import CallScanner
+
+    text = '{"a": [1}' if args_only else '{"name": "f", "arguments": {"a": [1}}'
+    actions, used = CallScanner(args_only=args_only).feed(text)
+    assert actions[-1].kind == "error" and used == text.index("}") + 1
+    assert not any(a.kind == "end" for a in actions)

@@ -73,6 +73,20 @@ class CallScanner:
             self.in_str = False
         return True
 
+    def _nest(self, c: str) -> bool | None:
+        """Track JSON nesting outside strings: True when ``c`` closed a container, None for a closer that matches
+        no opener (not JSON: the text is no tool call), else False."""
+        if c == '"':
+            self.in_str = True
+        elif c in "{[":
+            self.stack.append(c)
+        elif c in "}]":
+            if not self.stack or {"}": "{", "]": "["}[c] != self.stack[-1]:
+                return None
+            self.stack.pop()
+            return True
+        return False
+
     # -- the machine ---------------------------------------------------------------------------
 
     def feed(self, text: str) -> tuple[list[Action], int]:
@@ -180,16 +194,11 @@ class CallScanner:
             if kind == "string" and not self.in_str:
                 self._value_done(out)
             return True
-        if c == '"':
-            self.in_str = True
-        elif c in "{[":
-            self.stack.append(c)
-        elif c in "}]":
-            if not self.stack or {"}": "{", "]": "["}[c] != self.stack[-1]:
-                return False
-            self.stack.pop()
-            if len(self.stack) == self.call_depth:
-                self._value_done(out)
+        closed = self._nest(c)
+        if closed is None:
+            return False
+        if closed and len(self.stack) == self.call_depth:
+            self._value_done(out)
         return True
 
     def _step_args_only(self, c: str, out: list[Action]) -> bool:
@@ -208,17 +217,14 @@ class CallScanner:
         self._arg_piece(c, out)
         if self._string(c):
             return True
-        if c == '"':
-            self.in_str = True
-        elif c in "{[":
-            self.stack.append(c)
-        elif c in "}]":
-            self.stack.pop()
-            if not self.stack:
-                self.current.args = "".join(self.value)
-                out.append(Action("end", len(self.calls) - 1, self.current.args))
-                self.state = "done"
-                out.append(Action("done"))
+        closed = self._nest(c)
+        if closed is None:
+            return False
+        if closed and not self.stack:
+            self.current.args = "".join(self.value)
+            out.append(Action("end", len(self.calls) - 1, self.current.args))
+            self.state = "done"
+            out.append(Action("done"))
         return True
 
     # -- call bookkeeping ----------------------------------------------------------------------

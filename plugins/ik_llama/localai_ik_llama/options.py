@@ -27,12 +27,13 @@ _NO_RPC = "this ik_llama.cpp build has no RPC backend"
 
 OPTIONS: list[OptionSpec] = [
     OptionSpec("use_jinja", "bool", "render chats with the GGUF's own Jinja chat template", default=True, aliases=("jinja",)),
-    OptionSpec("n_batch", "int", "prompt tokens evaluated per decode call", default=512, aliases=("batch",)),
-    OptionSpec("n_ubatch", "int", "physical micro-batch size of one decode (default: n_batch)", aliases=("ubatch",)),
+    OptionSpec("n_batch", "int", "prompt tokens evaluated per decode call", default=512, aliases=("batch",), minimum=1),
+    OptionSpec("n_ubatch", "int", "physical micro-batch size of one decode (default: n_batch)", aliases=("ubatch",),
+               minimum=1),
     OptionSpec("prompt_cache", "bool", "keep the last prompt's KV cache and only evaluate the new suffix of the next one",
                default=True),
     OptionSpec("repeat_last_n", "int", "how many recent tokens repetition, presence and frequency penalties look at",
-               default=64, aliases=("penalty_last_n",)),
+               default=64, aliases=("penalty_last_n",), minimum=0),
     OptionSpec("parallel", "int", "sequences decoded together", aliases=("n_parallel",), supported=_NO_BATCHING),
     OptionSpec("grpc_servers", "list", "offload layers to llama.cpp RPC workers", aliases=("rpc_servers",), supported=_NO_RPC),
     OptionSpec("context_shift", "bool", "drop the oldest tokens when the context fills",
@@ -44,14 +45,6 @@ OPTIONS: list[OptionSpec] = [
     OptionSpec("slot_prompt_similarity", "float", "prompt similarity needed to reuse a slot", aliases=("sps",),
                supported=_NO_BATCHING),
 ]
-
-
-def check_supported(options: dict[str, Any]) -> None:
-    """Ranges the option types cannot express (options marked unsupported are refused by the core's parser)."""
-    for name in ("n_batch", "n_ubatch", "repeat_last_n"):
-        value = options.get(name)
-        if value is not None and value < (0 if name == "repeat_last_n" else 1):
-            raise ValueError(f"option {name!r} must be {'>= 0' if name == 'repeat_last_n' else 'at least 1'}, got {value}")
 
 
 def flash_attention(value: Any) -> bool | None:

@@ -12,7 +12,7 @@ from localai.options import parse_option_list
 
 from localai_ik_llama.cpu import missing_avx2
 from localai_ik_llama.grammar import converter_available
-from localai_ik_llama.options import OPTIONS, check_supported, validate_config
+from localai_ik_llama.options import OPTIONS, validate_config
 
 BACKEND = "ik-llama-cpp"
 
@@ -47,7 +47,6 @@ def register_backends(register: Callable[..., None]) -> None:
 
 def parse(options: list[str], config: Any) -> dict[str, Any]:
     parsed = parse_option_list(options, OPTIONS)
-    check_supported(parsed)
     validate_config(config)
     return parsed
 

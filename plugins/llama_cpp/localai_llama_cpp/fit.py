@@ -20,8 +20,7 @@ MIB = 1024 * 1024
 TYPE_BYTES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "q4_1": 20 / 32,
               "iq4_nl": 18 / 32, "q5_0": 22 / 32, "q5_1": 24 / 32,
               # the llama-cpp-turboquant fork's (ggml-common.h: 128-element blocks)
-              "turbo2": 34 / 128, "turbo3": 50 / 128, "turbo4": 68 / 128,
-              "turbo2_0": 34 / 128, "turbo3_0": 50 / 128, "turbo4_0": 68 / 128}
+              "turbo2": 34 / 128, "turbo3": 50 / 128, "turbo4": 68 / 128}
 UNKNOWN_TYPE_BYTES = 2.0  # a type not listed here: f16's size keeps the estimate safe
 COMPUTE_RESERVE = 256 * MIB  # compute buffers and runtime, beyond weights and KV cache
 

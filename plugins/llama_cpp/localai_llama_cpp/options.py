@@ -41,57 +41,40 @@ OPTIONS: list[OptionSpec] = [
     OptionSpec("context_shift", "bool", "when the context fills, drop the oldest tokens (keeping the prompt's start) "
                "and continue; off: stop with finish reason length", default=False),
     OptionSpec("cache_ram", "int", "MiB cap of a host-RAM prompt cache shared by requests (-1 unlimited, 0 off)",
-               default=CACHE_RAM_MIB),
+               default=CACHE_RAM_MIB, minimum=-1),
     OptionSpec("repack", "bool", "CPU-repacked weight layouts (llama.cpp's default; off here): greedy text then depends "
                "on the prompt cache and on batch neighbours, for no measurable speed on this machine", default=False,
                env="LLAMACPP_REPACK"),
     OptionSpec("parallel", "int", "sequences decoded together in one context (continuous batching)", default=1,
-               aliases=("n_parallel",), env="LLAMACPP_PARALLEL"),
+               aliases=("n_parallel",), env="LLAMACPP_PARALLEL", minimum=1),
     OptionSpec("grpc_servers", "hostports", "offload layers to llama.cpp RPC workers (comma-separated host:port, "
                "started with `localai worker llama-cpp-rpc`); all layers go to them unless gpu_layers says otherwise",
                aliases=("rpc_servers",), env="LLAMACPP_GRPC_SERVERS", supported=rpc_support()),
     OptionSpec("fit_params", "bool", "shrink the context size so weights and KV cache fit the free host RAM, "
                "keeping fit_params_target MiB spare and at least fit_params_min_ctx tokens (layer offload is "
                "not fitted: gpu_layers decides it)", default=True, aliases=("fit",)),
-    OptionSpec("fit_params_target", "int", "memory margin in MiB kept free when fitting", default=1024, aliases=("fit_target",)),
-    OptionSpec("fit_params_min_ctx", "int", "smallest context size fitting may choose", default=4096, aliases=("fit_ctx",)),
+    OptionSpec("fit_params_target", "int", "memory margin in MiB kept free when fitting", default=1024, aliases=("fit_target",),
+               minimum=0),
+    OptionSpec("fit_params_min_ctx", "int", "smallest context size fitting may choose", default=4096, aliases=("fit_ctx",),
+               minimum=1),
     OptionSpec("swa_full", "bool", "a full-size KV cache for sliding-window attention layers (Gemma 2/3, ...): "
                "every cached prompt prefix stays reusable, for several times the KV memory; off (llama-server's "
                "default) keeps only the window, and a prefix whose window cells are gone is evaluated again",
                default=True),
     OptionSpec("n_cache_reuse", "int", "reuse cached KV chunks of at least this many tokens by shifting (0 = off)",
-               default=0, aliases=("cache_reuse",)),
+               default=0, aliases=("cache_reuse",), minimum=0),
     OptionSpec("slot_prompt_similarity", "float", "how similar a prompt must be to a slot's cached prompt to reuse "
-               "that slot (0 disables)", default=0.1, aliases=("sps",)),
-    OptionSpec("n_batch", "int", "prompt tokens evaluated per decode call", default=512, aliases=("batch",)),
+               "that slot (0 disables)", default=0.1, aliases=("sps",), minimum=0, maximum=1),
+    OptionSpec("n_batch", "int", "prompt tokens evaluated per decode call", default=512, aliases=("batch",), minimum=1),
     OptionSpec("queue_size", "int", "requests that may wait for a free slot; beyond it the API answers 429 "
-               "(Anthropic: 529) with Retry-After", default=64, aliases=("max_queue",), env="LLAMACPP_QUEUE_SIZE"),
+               "(Anthropic: 529) with Retry-After", default=64, aliases=("max_queue",), env="LLAMACPP_QUEUE_SIZE",
+               minimum=0),
 ]
-
-# Checks on parsed values the type alone cannot express: name -> (predicate, what is expected).
-RANGES: dict[str, tuple[Any, str]] = {
-    "cache_ram": (lambda v: v >= -1, "-1 (unlimited), 0 (off) or a size in MiB"),
-    "parallel": (lambda v: v >= 1, "at least 1"),
-    "fit_params_target": (lambda v: v >= 0, "a margin in MiB, 0 or more"),
-    "fit_params_min_ctx": (lambda v: v >= 1, "at least 1"),
-    "n_cache_reuse": (lambda v: v >= 0, "0 (off) or a chunk size in tokens"),
-    "slot_prompt_similarity": (lambda v: 0.0 <= v <= 1.0, "a fraction between 0 and 1"),
-    "n_batch": (lambda v: v >= 1, "at least 1"),
-    "queue_size": (lambda v: v >= 0, "0 (no waiting) or more"),
-}
-
-
-def check_ranges(parsed: dict[str, Any]) -> None:
-    for name, (ok, expected) in RANGES.items():
-        if name in parsed and not ok(parsed[name]):
-            raise ValueError(f"option {name!r}: expected {expected}, got {parsed[name]!r}")
-
 
 def parse(entries: list[str], config: Any, environ: dict[str, str] | None = None,
           specs: list[OptionSpec] | None = None, cache_types: tuple[str, ...] = CACHE_TYPES) -> dict[str, Any]:
     """``options:`` -> settings, env vars filling what the YAML leaves out, then the config checks."""
     parsed = parse_option_list(entries, specs or OPTIONS, dict(os.environ) if environ is None else environ)
-    check_ranges(parsed)
     if parsed.get("swa_full") is False:
         # Both move cells of a sequence around, which a window-sized SWA cache may no longer hold.
         for name, on in (("context_shift", parsed.get("context_shift")), ("n_cache_reuse", parsed.get("n_cache_reuse"))):
@@ -112,11 +95,17 @@ def flash_attention_setting(value: Any) -> bool | None:
 
 
 def cache_types_of(config: Any) -> tuple[str | None, str | None]:
-    """cache_type_k / cache_type_v, lower-cased; ``f16: false`` means f32 where they are unset."""
+    """cache_type_k / cache_type_v, lower-cased, the fork's ``turbo3_0`` spelt ``turbo3`` (its llama-server takes
+    both); ``f16: false`` means f32 where they are unset. Every reader (checks, params, fit) sees one spelling."""
     default = "f32" if getattr(config, "f16", None) is False else None
-    k = getattr(config, "cache_type_k", None) or default
-    v = getattr(config, "cache_type_v", None) or default
-    return (str(k).strip().lower() if k else None), (str(v).strip().lower() if v else None)
+
+    def spelling(value: Any) -> str | None:
+        if not value:
+            return None
+        name = str(value).strip().lower()
+        return name.removesuffix("_0") if name.removesuffix("_0") in FORK_TYPES else name
+
+    return spelling(getattr(config, "cache_type_k", None) or default), spelling(getattr(config, "cache_type_v", None) or default)
 
 
 def validate_config(config: Any, options: dict[str, Any], cache_types: tuple[str, ...] = CACHE_TYPES) -> None:
@@ -124,7 +113,7 @@ def validate_config(config: Any, options: dict[str, Any], cache_types: tuple[str
     k, v = cache_types_of(config)
     for field, value in (("cache_type_k", k), ("cache_type_v", v)):
         if value and value not in cache_types:
-            if value.removesuffix("_0") in FORK_TYPES:
+            if value in FORK_TYPES:
                 raise ValueError(f"{field} {value} is a KV cache type of the llama-cpp-turboquant fork, which stock "
                                  "llama.cpp does not have: use backend: turboquant (installed with `localai backends "
                                  "install turboquant`, which builds the fork)")

@@ -75,9 +75,6 @@ class Projector:
     def tokenize(self, prompt: str, images: list[ImageData], add_special: bool) -> tuple[list[int], Media]:
         """The prompt's token list (images as runs of their key) and its image chunks."""
         mtmd = self.mtmd
-        if prompt.count(self.marker) != len(images):
-            raise ValueError(f"the prompt has {prompt.count(self.marker)} image placeholders for {len(images)} images "
-                             "(the chat template dropped or repeated an image)")
         bitmaps = [self._bitmap(img) for img in images]
         chunks = mtmd.mtmd_input_chunks_init()
         media = Media()

@@ -111,15 +111,15 @@ ERRORS = [
     (["parallel:two"], r"option 'parallel'.*integer"),
     (["parallel"], r"option 'parallel'.*needs a value"),
     (["parallel:0"], r"option 'parallel'.*at least 1"),
-    (["cache_ram:-2"], r"option 'cache_ram'"),
-    (["sps:1.5"], r"option 'slot_prompt_similarity'.*between 0 and 1"),
+    (["cache_ram:-2"], r"option 'cache_ram': expected at least -1"),
+    (["sps:1.5"], r"option 'sps' \(slot_prompt_similarity\): expected between 0 and 1"),
     (["slot_prompt_similarity:high"], r"option 'slot_prompt_similarity'.*number"),
-    (["n_cache_reuse:-1"], r"option 'n_cache_reuse'"),
+    (["n_cache_reuse:-1"], r"option 'n_cache_reuse': expected at least 0"),
     (["grpc_servers:host1"], r"option 'grpc_servers'.*host:port.*'host1'"),
     (["grpc_servers:host1:port"], r"option 'grpc_servers'.*host:port"),
     (["grpc_servers:host1:70000"], r"option 'grpc_servers'.*host:port"),
     (["grpc_servers:,"], r"option 'grpc_servers'"),
-    (["fit_ctx:0"], r"option 'fit_params_min_ctx'"),
+    (["fit_ctx:0"], r"option 'fit_ctx' \(fit_params_min_ctx\): expected at least 1"),
 ]
 
 
@@ -143,6 +143,12 @@ def test_unknown_cache_type_lists_the_valid_ones(field: str) -> None:
     with pytest.raises(ValueError, match=rf"{field} 'q3_k' is not supported; use one of f32, f16, bf16, q8_0, q4_0, "
                                          r"q4_1, iq4_nl, q5_0, q5_1"):
         parsed([], **{field: "q3_k"})
+
+
+@pytest.mark.parametrize("spelling", ["turbo3", "TURBO3_0"])
+def test_the_forks_turbo_types_are_refused_naming_the_turboquant_backend(spelling: str) -> None:
+    with pytest.raises(ValueError, match="cache_type_k turbo3 is a KV cache type of the llama-cpp-turboquant fork.*backend: turboquant"):
+        parsed([], cache_type_k=spelling)
 
 
 def test_quantized_v_with_flash_attention_off_is_refused() -> None:

@@ -55,10 +55,6 @@ class ImageTextToText(CausalLM):
             return super().prompt_inputs(request)
         if isinstance(request.prompt, list):
             raise ValueError("a prompt of token ids cannot carry images")
-        found = (request.prompt or "").count(self.placeholder)
-        if found != len(request.images):
-            raise ValueError(f"the prompt has {found} image placeholders for {len(request.images)} images "
-                             "(the chat template dropped or repeated an image)")
         encoded = self.processor(text=[request.prompt or ""], images=[[i.rgb() for i in request.images]],
                                  return_tensors="pt", add_special_tokens=request.add_special)
         ids = [int(t) for t in encoded["input_ids"][0]]

@@ -12,7 +12,7 @@ from localai.options import OptionSpec
 from localai_llama_cpp import options as llama_options
 
 TURBO_TYPES = llama_options.FORK_TYPES
-CACHE_TYPES = llama_options.CACHE_TYPES + TURBO_TYPES + tuple(f"{t}_0" for t in TURBO_TYPES)
+CACHE_TYPES = llama_options.CACHE_TYPES + TURBO_TYPES  # turbo3_0 is read as turbo3 (cache_types_of)
 INSTALL = "`localai backends install turboquant` (builds the llama-cpp-turboquant fork into the backend's environment)"
 
 OPTIONS: list[OptionSpec] = [
@@ -26,7 +26,8 @@ OPTIONS: list[OptionSpec] = [
 
 
 def is_turbo(cache_type: str | None) -> bool:
-    return bool(cache_type) and str(cache_type).lower().removesuffix("_0") in TURBO_TYPES
+    """``cache_type`` as ``cache_types_of`` spells it."""
+    return cache_type in TURBO_TYPES
 
 
 def parse(entries: list[str], config: Any) -> dict[str, Any]:

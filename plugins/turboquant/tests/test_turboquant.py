@@ -23,8 +23,9 @@ from localai.config import ModelConfig
 from localai.testing import GGUF_NAME, ServerProcess, default_gguf, write_models
 from localai.testing.fixtures import engine_python_fixture, openai_client_fixture
 from localai_llama_cpp import build
+from localai_llama_cpp.options import cache_types_of
 from localai_turboquant import engine
-from localai_turboquant.options import parse
+from localai_turboquant.options import is_turbo, parse
 
 PROBE = Path(__file__).with_name("kv_probe.py")
 # Bytes per KV element: f16, q8_0 (32-element blocks of 34 bytes), and the fork's 128-element blocks
@@ -141,6 +142,14 @@ def test_turbo_types_parse_and_need_flash_attention() -> None:
         parse([], config(cache_type_k="turbo3", cache_type_v="turbo3", flash_attention="off"))
     with pytest.raises(ValueError, match="not supported"):
         parse([], config(cache_type_k="turbo5"))
+
+
+def test_the_forks_two_spellings_of_a_turbo_type_are_one_type() -> None:
+    """``turbo3_0`` (ggml's type name) and ``turbo3`` (llama-server's) reach params, fit and the checks as one name."""
+    assert cache_types_of(config(cache_type_k="TURBO3_0", cache_type_v="turbo4")) == ("turbo3", "turbo4")
+    assert is_turbo("turbo3") and not is_turbo("q8_0")
+    with pytest.raises(ValueError, match="needs flash attention"):  # the check sees the _0 spelling as turbo too
+        parse([], config(cache_type_k="turbo2_0", flash_attention="off"))
 
 
 def test_the_build_refuses_a_source_that_is_not_the_pinned_one(tmp_path: Path) -> None:

@@ -274,10 +274,6 @@ class VLLMModel:
                 raise ValueError(f"model {self.config.name!r} does not take images")
             if isinstance(prompt, list):
                 raise ValueError("a prompt of token ids cannot carry images")
-            found = (prompt or "").count(self.placeholder)
-            if found != len(request.images):
-                raise ValueError(f"the prompt has {found} image placeholders for {len(request.images)} images "
-                                 "(the chat template dropped or repeated an image)")
             if self.max_images is not None and len(request.images) > self.max_images:
                 raise ValueError(f"{len(request.images)} images; this model takes at most {self.max_images} per request "
                                  "(engine_args.limit_mm_per_prompt)")

@@ -34,43 +34,37 @@ class _Part(BaseModel):
     detail: Literal["low", "high", "auto", "original"] | None = None
 
 
-class _MessageItem(BaseModel):
+class _Item(BaseModel):
+    """What every input item may carry: an id (one is given where missing) and a status (normalised away)."""
+
     model_config = ConfigDict(extra="allow")
 
-    type: Literal["message"] = "message"
     id: str | None = None
+    status: str | None = None
+
+
+class _MessageItem(_Item):
+    type: Literal["message"] = "message"
     role: Literal["user", "system", "developer", "assistant"]
     content: str | list[_Part]
-    status: str | None = None
     phase: str | None = None
 
 
-class _FunctionCallItem(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class _FunctionCallItem(_Item):
     type: Literal["function_call"]
-    id: str | None = None
     call_id: str = Field(min_length=1)
     name: str = Field(min_length=1)
     arguments: str
-    status: str | None = None
 
 
-class _FunctionCallOutputItem(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class _FunctionCallOutputItem(_Item):
     type: Literal["function_call_output"]
-    id: str | None = None
     call_id: str = Field(min_length=1)
     output: str | list[_Part]
-    status: str | None = None
 
 
-class _ReasoningItem(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class _ReasoningItem(_Item):
     type: Literal["reasoning"]
-    id: str | None = None
     summary: list[_Part] = Field(default_factory=list)
     content: list[_Part] | None = None
     encrypted_content: str | None = None
