@@ -297,3 +297,22 @@ def test_run_name_installs_then_serves(tmp_path, galleries_json):
     with ServerProcess(models, args=["--galleries", galleries_json, "test@gemma-cli"], env={}) as srv:
         ids = [m["id"] for m in httpx.get(srv.url + "/v1/models").json()["data"]]
         assert "gemma-cli" in ids and (models / "gemma-cli.gguf").is_file()
+
+
+def test_offline_the_run_command_fails_fast_saying_so_and_naming_the_offline_default(tmp_path):
+    """No gallery reachable (a closed loopback port stands in for no network): a sentence, not a traceback or a
+    "no model named" that blames the name; the API's list answers 502 with the same sentence and the cause after it."""
+    unreachable = json.dumps([{"name": "localai", "url": "http://127.0.0.1:9/index.yaml"}])
+    started = time.monotonic()
+    out = _cli("run", "--models-path", str(tmp_path / "models"), "--data-path", str(tmp_path / "data"), "gemma-3-270m-it",
+               env={"LOCALAI_GALLERIES": unreachable})
+    assert out.returncode == 1 and time.monotonic() - started < 20
+    assert "cannot install gemma-3-270m-it. The model gallery cannot be reached from this machine" in out.stderr
+    assert "LOCALAI_GALLERIES" in out.stderr and "Cause: gallery 'localai': cannot reach 127.0.0.1:9" in out.stderr
+    assert "offline default needs no network" in out.stderr and "Traceback" not in out.stderr
+    (tmp_path / "models").mkdir()
+    with ServerProcess(tmp_path / "models", args=["--galleries", unreachable], env={}) as srv:
+        r = httpx.get(srv.url + "/models/available", timeout=30)
+    assert r.status_code == 502 and r.json()["error"]["code"] == "gallery_unreachable"
+    message = r.json()["error"]["message"]
+    assert message.startswith("The model gallery cannot be reached from this machine") and " Cause: " in message

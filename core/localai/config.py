@@ -119,6 +119,8 @@ class ModelConfig(BaseModel):
     system_prompt: str | None = None
     roles: dict[str, str] = Field(default_factory=dict)
     known_usecases: list[str] = Field(default_factory=list)
+    # A base (pretrained) model continues text; unset, the GGUF header decides (localai.registry.model_kind).
+    base_model: bool | None = None
     function: dict[str, Any] | None = None
     tool_parser: str | None = None
     # How JSON answers (response_format, forced tool calls) may be written where the schema is silent: digits of

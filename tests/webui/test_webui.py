@@ -293,8 +293,9 @@ def test_chat_sends_attached_and_pasted_images(page: Any, vision_server: ServerP
 def test_api_errors_read_as_sentences(page: Any, server: ServerProcess) -> None:
     body = {"error": {"message": "queue full: 4 requests are waiting for gemma-3-270m", "type": "rate_limit_error",
                       "param": None, "code": "queue_full"}}
-    page.route("**/v1/chat/completions", lambda route: route.fulfill(
-        status=429, headers={"Retry-After": "3", "content-type": "application/json"}, body=json.dumps(body)))
+    for path in ("**/v1/chat/completions", "**/v1/completions"):  # chat, or continue mode on the base default model
+        page.route(path, lambda route: route.fulfill(
+            status=429, headers={"Retry-After": "3", "content-type": "application/json"}, body=json.dumps(body)))
     open_chat(page, server.url)
     send(page, "hello")
     error = wait_answer_done(page, 1).locator(".error-text")
@@ -377,6 +378,34 @@ def test_api_key_prompt_then_every_call_carries_it(page: Any, keyed_server: Serv
 # -- other pages ------------------------------------------------------------------------------------------
 
 
+def test_the_chat_page_says_the_default_model_is_a_base_model(page: Any, server: ServerProcess, shots: Path) -> None:
+    """A newcomer's first screen: the notice next to the model picker says what a base model does and how to get a
+    chat model, with the signal one click away."""
+    open_chat(page, server.url)
+    notice = page.locator("#base-model-notice")
+    notice.wait_for(state="visible")
+    text = notice.inner_text()
+    assert f"{MODEL} is a base model" in text and "localai run gemma-3-270m-it-qat" in text
+    assert page.get_attribute("#base-model-notice", "role") == "note"
+    page.click("#base-model-notice summary")
+    assert "no chat template" in page.inner_text("#base-model-reason")
+    page.screenshot(path=str(shots / "chat-base-model.png"), full_page=True)
+
+    # Continue mode (on for a base model): the message is the start of a text, sent to /v1/completions.
+    chat_settings(page, max_tokens=6)
+    assert page.is_checked("#continue-text")
+    with page.expect_request("**/v1/completions") as sent:
+        send(page, "The capital of France is")
+    assert sent.value.post_data_json["prompt"] == "The capital of France is"
+    assert wait_answer_done(page, 1).locator(".body").inner_text().strip()
+    page.uncheck("#continue-text")  # remembered per model; the next message is a chat message again
+    with page.expect_request("**/v1/chat/completions") as sent:
+        send(page, "Hello")
+    assert sent.value.post_data_json["messages"][-1]["content"] == "Hello"
+    wait_answer_done(page, 2)
+    page.check("#continue-text")
+
+
 def test_models_page_lists_the_default_model(page: Any, server: ServerProcess, shots: Path) -> None:
     page.goto(server.url + "/#/models")
     row = page.locator(f'#models-table tr[data-model="{MODEL}"]')
@@ -390,6 +419,11 @@ def test_models_page_lists_the_default_model(page: Any, server: ServerProcess, s
     gallery = httpx.get(server.url + "/models/available", timeout=10)
     if gallery.status_code == 404:
         assert "not available on this server" in page.inner_text("#gallery-note")
+    elif gallery.status_code == 502:  # offline: a person's sentence, the technical cause one click away
+        note = page.inner_text("#gallery-note")
+        assert note.startswith("The model gallery cannot be reached from this machine") and "Server error" not in note
+        page.click("#gallery-note summary")
+        assert "cannot reach" in page.inner_text("#gallery-note details")
     page.screenshot(path=str(shots / "models.png"), full_page=True)
 
     if httpx.get(server.url + "/backend/monitor", timeout=10).status_code == 404:

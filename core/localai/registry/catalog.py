@@ -11,6 +11,7 @@ from typing import Any
 
 from localai.config import ConfigProblem, ModelConfig, load_folder, resolve_model_file, warn_unknown_keys
 from localai.registry.backends import Backend, BackendError, Registry
+from localai.registry.model_kind import ModelKind, model_kind
 
 log = logging.getLogger("localai.registry.catalog")
 
@@ -43,6 +44,13 @@ class ModelEntry:
         if "vision" in caps and not self.takes_images():
             caps.discard("vision")
         return caps - {"embeddings"}
+
+    def kind(self) -> ModelKind | None:
+        """Base or instruction-tuned, and why (:mod:`localai.registry.model_kind`); read once per entry."""
+        if "_kind" not in self.__dict__:
+            self.__dict__["_kind"] = model_kind(self.config, self.model_path) if "chat" in self.usecases() or \
+                "completion" in self.usecases() else None
+        return self.__dict__["_kind"]
 
     def takes_images(self) -> bool:
         """Whether this model accepts images, from its files before it loads: an ``mmproj:`` projector, or an HF

@@ -88,6 +88,13 @@ class State:
         for e in self.catalog.entries.values():
             if e.usable:
                 log.info("model %s -> backend %s (%s)", e.name, e.backend.name if e.backend else "?", e.file)
+                kind = e.kind()
+                if kind is not None and kind.base:
+                    log.warning("model %s is a base (pretrained) model: it continues text and does not follow "
+                                "instructions (%s). For a chat model, install an instruction-tuned one (`localai run "
+                                "gemma-3-270m-it-qat` from LocalAI's gallery, 241 MB; `localai models install NAME`; or an "
+                                "instruct GGUF in the models folder); `base_model: false` in its YAML says otherwise",
+                                e.name, kind.because)
             else:
                 log.error("model %s unusable: %s", e.name, "; ".join(e.problems))
         log.info("%d model(s) configured from %s", len(self.catalog.entries), self.settings.models_path)

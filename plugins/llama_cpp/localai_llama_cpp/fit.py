@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
+
+from localai.gguf import gguf_metadata
 
 log = logging.getLogger("localai_llama_cpp.fit")
 
@@ -23,9 +24,6 @@ TYPE_BYTES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 /
               "turbo2": 34 / 128, "turbo3": 50 / 128, "turbo4": 68 / 128}
 UNKNOWN_TYPE_BYTES = 2.0  # a type not listed here: f16's size keeps the estimate safe
 COMPUTE_RESERVE = 256 * MIB  # compute buffers and runtime, beyond weights and KV cache
-
-# GGUF value types: id -> struct format (scalars); 8 = string, 9 = array.
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 
 
 @dataclass
@@ -40,53 +38,6 @@ class KvShape:
         k = TYPE_BYTES.get(type_k or "f16", UNKNOWN_TYPE_BYTES)
         v = TYPE_BYTES.get(type_v or "f16", UNKNOWN_TYPE_BYTES)
         return self.n_layer * self.n_head_kv * (self.key_length * k + self.value_length * v)
-
-
-def _read(f: BinaryIO, fmt: str) -> Any:
-    size = struct.calcsize(fmt)
-    data = f.read(size)
-    if len(data) != size:
-        raise ValueError("truncated GGUF header")
-    return struct.unpack(fmt, data)[0]
-
-
-def _string(f: BinaryIO) -> str:
-    return f.read(_read(f, "<Q")).decode("utf-8", "replace")
-
-
-def _value(f: BinaryIO, kind: int) -> Any:
-    if kind in _SCALARS:
-        return _read(f, _SCALARS[kind])
-    if kind == 8:
-        return _string(f)
-    if kind == 9:
-        item, count = _read(f, "<I"), _read(f, "<Q")
-        if item in _SCALARS:  # skip scalar arrays without decoding them
-            f.seek(struct.calcsize(_SCALARS[item]) * count, os.SEEK_CUR)
-        elif item == 8:
-            for _ in range(count):
-                f.seek(_read(f, "<Q"), os.SEEK_CUR)
-        else:
-            for _ in range(count):
-                _value(f, item)
-        return None
-    raise ValueError(f"unknown GGUF value type {kind}")
-
-
-def gguf_metadata(path: str) -> dict[str, Any]:
-    """The GGUF header's key/value pairs (arrays are skipped and read as ``None``)."""
-    with open(path, "rb") as f:
-        if f.read(4) != b"GGUF":
-            raise ValueError(f"{path} is not a GGUF file")
-        version = _read(f, "<I")
-        if version < 2:
-            raise ValueError(f"{path}: GGUF version {version} is too old")
-        _read(f, "<Q")  # tensor count
-        meta = {}
-        for _ in range(_read(f, "<Q")):
-            key = _string(f)
-            meta[key] = _value(f, _read(f, "<I"))
-        return meta
 
 
 def kv_shape(meta: dict[str, Any]) -> KvShape | None:

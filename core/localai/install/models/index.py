@@ -140,6 +140,19 @@ class GalleryError(Exception):
     """A gallery list, index or entry that cannot be used; the message says which and why."""
 
 
+UNREACHABLE = ("The model gallery cannot be reached from this machine, so nothing can be installed from it now. "
+               "Models already in the models folder still work. To install from a gallery index on this network or "
+               "on disk, point LOCALAI_GALLERIES (or --galleries) at it (docs/model-gallery.md).")
+
+
+class GalleryUnreachable(GalleryError):
+    """No configured gallery could be read (offline, DNS, a proxy): said as a person would, the cause kept apart."""
+
+    def __init__(self, causes: list[str]) -> None:
+        self.causes = causes
+        super().__init__(f"{UNREACHABLE} Cause: {'; '.join(causes)}")
+
+
 def parse_galleries(text: str | None) -> list[GalleryRef]:
     """``--galleries`` / ``LOCALAI_GALLERIES``: a JSON list of ``{"name", "url"}``."""
     if text is None or not text.strip():
@@ -244,6 +257,8 @@ class Galleries:
         if not self.refs:
             raise GalleryError("no model galleries are configured: set --galleries or LOCALAI_GALLERIES")
         entries, errors = self.entries(gallery)
+        if errors and not entries:
+            raise GalleryUnreachable(errors)
         for entry in entries:
             if entry.name.lower() == name.lower():
                 return entry

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from localai.errors import APIError
-from localai.install.models.index import Galleries, GalleryError, GalleryRef
+from localai.install.models.index import Galleries, GalleryError, GalleryRef, GalleryUnreachable
 from localai.install.models.install import GalleryService
 from localai.install.models.merge import ApplyRequest
 from localai.install.models.paths import UnsafePath, check_model_name
@@ -133,7 +133,7 @@ async def available_models(request: Request, gallery: str | None = None, refresh
     for err in errors:
         log.warning("GET /models/available: %s", err)
     if errors and not models:
-        raise APIError("server", "; ".join(errors), status=502, code="gallery_unreachable")
+        raise APIError("server", str(GalleryUnreachable(errors)), status=502, code="gallery_unreachable")
     return models
 
 

@@ -75,6 +75,7 @@ async def models(request: Request) -> dict[str, Any]:
     loaded = set(state.runtime.loaded())
     data = []
     for e in state.catalog.entries.values():
+        kind = e.kind() if e.usable else None
         data.append({
             "id": e.name,
             "backend": e.backend.name if e.backend else None,
@@ -85,6 +86,8 @@ async def models(request: Request) -> dict[str, Any]:
             "usable": e.usable,
             "problems": list(e.problems),
             "loaded": e.name in loaded,
+            "model_type": kind.kind if kind else None,  # base models continue text: the chat page says so
+            "model_type_reason": kind.because if kind else None,
         })
     problems = [str(p) for p in state.catalog.problems]
     return {"object": "list", "data": data, "problems": problems}

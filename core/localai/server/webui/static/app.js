@@ -152,6 +152,8 @@
       readable = 'API key missing or rejected (401). Set it with the "API key" button.';
     } else if (missing) {
       readable = (what || 'This feature') + ' is not available on this server (' + res.status + ' ' + message + ').';
+    } else if (code === 'gallery_unreachable') {
+      readable = message;  // already a sentence for a person (offline), its technical cause after " Cause: "
     } else if (res.status >= 500) {
       readable = 'Server error (' + res.status + '): ' + (message || res.statusText);
     } else {
@@ -318,6 +320,7 @@
     const CURRENT = 'localai.currentConversation';
     const MODEL = 'localai.chatModel';
     const SETTINGS = 'localai.chatSettings';
+    const CONTINUE = 'localai.continueText';  // per model: continue mode off where the user unticked it
     let conversations = store.get(CONV, []);
     let currentId = store.get(CURRENT, null);
     let controller = null;
@@ -507,7 +510,11 @@
       save();
       renderList();
 
-      const body = { model, messages, stream: true, stream_options: { include_usage: true } };
+      // A base model continues text: in "continue" mode the message goes to /v1/completions as the text to go on from.
+      const continuing = continueMode() && !images.length;  // images go with a chat message
+      if (continuing) reply.continued = true;
+      const body = continuing ? { model, prompt: text, stream: true, stream_options: { include_usage: true } }
+        : { model, messages, stream: true, stream_options: { include_usage: true } };
       const temperature = numberOrNull($('#temperature'));
       const maxTokens = numberOrNull($('#max-tokens'));
       if (temperature !== null) body.temperature = temperature;
@@ -523,7 +530,7 @@
       let usage = null;
       let lastSave = 0;
       try {
-        const res = await api('/v1/chat/completions', { method: 'POST', json: body, signal: controller.signal });
+        const res = await api(continuing ? '/v1/completions' : '/v1/chat/completions', { method: 'POST', json: body, signal: controller.signal });
         if (!res.ok) throw await errorFrom(res, 'Chat');
         for await (const data of sseEvents(res)) {
           if (data === '[DONE]') break;
@@ -533,7 +540,7 @@
           if (obj.usage) usage = obj.usage;
           for (const ch of obj.choices || []) {
             if (ch.index) continue;
-            const d = ch.delta || {};
+            const d = ch.delta || (typeof ch.text === 'string' ? { content: ch.text } : {});
             if (d.content || d.reasoning_content || d.tool_calls) { chunks++; if (firstAt === null) firstAt = performance.now(); }
             if (d.content) reply.content += d.content;
             if (d.reasoning_content) reply.reasoning += d.reasoning_content;
@@ -631,8 +638,26 @@
       if (error) showNote(note, 'Could not list models: ' + error.message, true);
       else if (!usable.length) showNote(note, 'No chat model is configured on this server. Add a model YAML to the models folder (see the Models page).', true);
       else showNote(note, '');
+      showBaseNotice();
       $('#send').disabled = !usable.length;
       renderAttachments();
+    }
+
+    /** Whether the next message goes to /v1/completions: a base model, continue mode left on (the default). */
+    function continueMode() {
+      const m = models.find((x) => x.id === $('#chat-model').value);
+      return !!(m && m.model_type === 'base' && $('#continue-text').checked);
+    }
+
+    /** A base (pretrained) model continues text instead of answering: say so next to the picker, with the way out. */
+    function showBaseNotice() {
+      const m = models.find((x) => x.id === $('#chat-model').value);
+      const notice = $('#base-model-notice');
+      if (!m || m.model_type !== 'base') { notice.hidden = true; return; }
+      $('#continue-text').checked = store.get(CONTINUE, {})[m.id] !== false;
+      $('#base-model-name').textContent = m.id;
+      $('#base-model-reason').textContent = m.model_type_reason || '';
+      notice.hidden = false;
     }
 
     function init() {
@@ -648,7 +673,10 @@
       });
       const conv = current();
       $('#system-prompt').value = (conv && conv.system) || '';
-      $('#chat-model').addEventListener('change', () => { store.set(MODEL, $('#chat-model').value); renderAttachments(); });
+      $('#chat-model').addEventListener('change', () => { store.set(MODEL, $('#chat-model').value); renderAttachments(); showBaseNotice(); });
+      $('#continue-text').addEventListener('change', () => {
+        store.set(CONTINUE, { ...store.get(CONTINUE, {}), [$('#chat-model').value]: $('#continue-text').checked });
+      });
       $('#attach').addEventListener('click', () => $('#attach-input').click());
       $('#attach-input').addEventListener('change', (e) => { addImages(e.target.files); e.target.value = ''; });
       $('#prompt').addEventListener('paste', (e) => {
@@ -811,7 +839,14 @@
       const r = await call('/models/available', null, 'The model gallery');
       const note = $('#gallery-note');
       if (r.error) {
-        showNote(note, r.missing ? 'The model gallery is not available on this server (GET /models/available answered ' + r.error.status + ').' : r.error.message, !r.missing);
+        const [said, cause] = (r.error.message || '').split(' Cause: ');
+        showNote(note, r.missing ? 'The model gallery is not available on this server (GET /models/available answered ' + r.error.status + ').' : said, !r.missing);
+        if (cause && !r.missing) {  // the person's sentence first, the technical cause one click away
+          const more = el('details');
+          more.appendChild(el('summary', { text: 'Technical details' }));
+          more.appendChild(el('p', { text: cause }));
+          note.appendChild(more);
+        }
         $('#gallery-tools').hidden = true;
         $('#gallery-list').textContent = '';
         return;
