@@ -48,12 +48,16 @@ PROMPTS = [
 EOG_BIAS = {"1": -100, "106": -100}  # Gemma's <eos> and <end_of_turn>: every request runs its full length
 WARM_UP = "Warm-up: the quick brown fox"
 _SERIAL = itertools.count()
+FILLER = "the lighthouse keeper climbed the stairs and lit the lamp before the ships came in".split()
+PROMPT_WORDS = 0  # --prompt-words: filler words after each prompt's serial number (prompt processing in the figure)
 
 
 def schedule(clients: int, rounds: int) -> list[list[str]]:
     """Each client's prompts, every one new in this process (a serial number leads it): no target finds a whole
     earlier prompt in a slot or cache, and each shares the same few leading tokens with the one before."""
-    return [[f"Note {next(_SERIAL)}. {PROMPTS[c % len(PROMPTS)]}" for _ in range(rounds)] for c in range(clients)]
+    filler = " ".join(FILLER[i % len(FILLER)] for i in range(PROMPT_WORDS))
+    return [[f"Note {next(_SERIAL)}. {filler + '. ' if filler else ''}{PROMPTS[c % len(PROMPTS)]}" for _ in range(rounds)]
+            for c in range(clients)]
 
 
 @dataclass
@@ -305,13 +309,18 @@ def start_llama_server(binary: str, model: str, threads: int, slots: int, log: P
     raise RuntimeError("llama-server did not start")
 
 
-def localai_models(folder: Path, model: str, threads: int, options: list[str] | None = None) -> None:
+def localai_models(folder: Path, model: str, threads: int, options: list[str] | None = None,
+                   baseline_options: list[str] | None = None) -> None:
+    """``p1``/``p4`` (parallel 1 and 4) with ``options``; with ``baseline_options``, ``b1``/``b4`` with those."""
     link = folder / GGUF_NAME
     yamls = {}
-    for n in (1, 4):
-        opts = ", ".join(repr(o) for o in [f"parallel:{n}", *(options or [])])
-        yamls[f"p{n}.yaml"] = (f"name: p{n}\nbackend: llama-cpp\ncontext_size: {2048 * n}\nthreads: {threads}\n"
-                               f"options: [{opts}]\nparameters:\n  model: {link.name}\n  temperature: 0\n")
+    sides = [("p", options or [])] + ([("b", baseline_options)] if baseline_options is not None else [])
+    for prefix, extra in sides:
+        for n in (1, 4):
+            opts = ", ".join(repr(o) for o in [f"parallel:{n}", *extra])
+            yamls[f"{prefix}{n}.yaml"] = (f"name: {prefix}{n}\nbackend: llama-cpp\ncontext_size: {2048 * n}\n"
+                                          f"threads: {threads}\noptions: [{opts}]\nparameters:\n  model: {link.name}\n"
+                                          "  temperature: 0\n")
     write_models(folder, yamls, link_gguf=False)
     if not link.exists():
         link.symlink_to(model)
@@ -324,7 +333,7 @@ def paired(args: argparse.Namespace, model: str, work: Path) -> None:
     throughout: a shared or throttled CPU drifts by more than the differences measured here, and alternating makes
     the drift hit both sides alike. Prints the median ratio and its range."""
     binary = None if args.skip_llama_server else llama_server_binary()
-    localai_models(work / "models", model, args.threads, args.options)
+    localai_models(work / "models", model, args.threads, args.options, args.baseline_options)
 
     def report(label: str, pairs: list[tuple[Result, Result]], goal: float) -> None:
         ratios = sorted(b.tps / a.tps for a, b in pairs if a.tps)
@@ -338,6 +347,14 @@ def paired(args: argparse.Namespace, model: str, work: Path) -> None:
         print(f"{label}: median {statistics.median(ratios):.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f}, "
               f"{len(ratios)} pairs; {ours:.1f} vs {base:.1f} tok/s; goal >= {goal}){failed}", flush=True)
 
+    if args.baseline_options is not None:  # ours against ours with other options, nothing else
+        with ServerProcess(work / "models") as srv:
+            for n in (1, 4):
+                for c in args.clients:
+                    report(f"localai parallel {n}, {c:2d} client(s): options {args.options} vs {args.baseline_options}",
+                           [(bench_http(srv.url, f"b{n}", c, args.tokens, args.rounds),
+                             bench_http(srv.url, f"p{n}", c, args.tokens, args.rounds)) for _ in range(args.paired)], 0.97)
+        return
     with ServerProcess(work / "models") as srv:
         raw = RawEngine(model, args.threads, args.tokens)
         try:
@@ -373,10 +390,20 @@ def main() -> None:
     ap.add_argument("--baseline-venv", type=Path, default=Path(tempfile.gettempdir()) / "localai-bench-venv")
     ap.add_argument("--skip-llama-cpp-server", action="store_true", help="skip llama-cpp-python's Python server")
     ap.add_argument("--skip-llama-server", action="store_true", help="skip llama.cpp's C++ llama-server")
-    ap.add_argument("--options", nargs="*", default=[], help="extra backend options for localai's models (repack:true)")
+    ap.add_argument("--options", nargs="*", default=[],
+                    help="extra backend options for localai's models (batch_invariant:false)")
+    ap.add_argument("--baseline-options", nargs="*", default=None, metavar="OPTION",
+                    help="with --paired: compare localai with --options against localai with these options instead of "
+                         "the engines (batch_invariant:false)")
+    ap.add_argument("--prompt-words", type=int, default=0,
+                    help="filler words in every prompt, so prompt processing weighs in the figure (default 0)")
     ap.add_argument("--paired", type=int, default=0, metavar="K",
                     help="instead of the table: K alternating baseline/ours pairs per comparison, median ratio")
     args = ap.parse_args()
+    if args.baseline_options is not None and not args.paired:
+        ap.error("--baseline-options needs --paired K")
+    global PROMPT_WORDS
+    PROMPT_WORDS = args.prompt_words
     model = str(args.model or default_gguf())
     work = Path(tempfile.mkdtemp(prefix="localai-bench-"))
     print(f"model {Path(model).name}, {args.tokens} tokens/request, greedy, {args.threads} threads, "

@@ -51,6 +51,11 @@ class LlamaCppModel:
         log.info("loading %s (n_ctx=%s, threads=%s)", model_path, kwargs["n_ctx"], kwargs["n_threads"])
         from localai_llama_cpp.scheduler import batch_invariant_weights
 
+        if options.get("batch_invariant", True) and not config.embeddings:
+            # ggml-cpu multiplies K-quant weights by 8+ rows with a tiled kernel that rounds unlike its row-by-row
+            # one: a prompt finished from a cached start (or a decode batched with 8 others) would round otherwise.
+            # Read once, at the first matrix product of this worker process.
+            os.environ["GGML_CPU_TILED_MM"] = "0"
         # Repacked layouts make greedy output depend on the prompt cache and batch shapes: off unless asked for.
         with batch_invariant_weights(not options.get("repack", False) and not config.embeddings):
             llm = llama_cpp.Llama(**kwargs)

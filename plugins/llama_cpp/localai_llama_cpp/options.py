@@ -31,8 +31,8 @@ def rpc_support() -> str | None:
     return None
 
 
-# Off, unlike llama-server's 8192: a restored prompt is finished in another chunk shape than a cold one, and with
-# flash attention that moves logits (see README, "Same greedy output"), so a repeated prompt could change its answer.
+# Off, unlike llama-server's 8192: a prompt restored from it still gets other logits past a few hundred tokens, even
+# under batch_invariant (docs/backends/llama-cpp.md, "Same greedy output"), so a repeated prompt could change answer.
 CACHE_RAM_MIB = 0
 
 OPTIONS: list[OptionSpec] = [
@@ -42,6 +42,10 @@ OPTIONS: list[OptionSpec] = [
                "and continue; off: stop with finish reason length", default=False),
     OptionSpec("cache_ram", "int", "MiB cap of a host-RAM prompt cache shared by requests (-1 unlimited, 0 off)",
                default=CACHE_RAM_MIB, minimum=-1),
+    OptionSpec("batch_invariant", "bool", "the same greedy answer whatever the prompt cache held and whoever shares "
+               "the batch: one kernel path for every shape (ggml-cpu's tiled K-quant matmul off, prompt chunks under "
+               "flash attention's 64-query tile, decodes kept multi-sequence); off: llama.cpp's fastest path per shape",
+               default=True, aliases=("deterministic",), env="LLAMACPP_BATCH_INVARIANT"),
     OptionSpec("repack", "bool", "CPU-repacked weight layouts (llama.cpp's default; off here): greedy text then depends "
                "on the prompt cache and on batch neighbours, for no measurable speed on this machine", default=False,
                env="LLAMACPP_REPACK"),
@@ -80,6 +84,9 @@ def parse(entries: list[str], config: Any, environ: dict[str, str] | None = None
         for name, on in (("context_shift", parsed.get("context_shift")), ("n_cache_reuse", parsed.get("n_cache_reuse"))):
             if on:
                 raise ValueError(f"option {name!r} needs swa_full on (a window-sized SWA cache cannot shift cells)")
+    if parsed.get("repack") and parsed.get("batch_invariant", True):
+        raise ValueError("option 'repack' needs batch_invariant off (repacked kernels round a row by how many rows "
+                         "share its batch); set 'batch_invariant:false' too, or leave repack off")
     validate_config(config, parsed, cache_types)
     return parsed
 

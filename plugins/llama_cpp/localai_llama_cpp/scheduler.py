@@ -37,6 +37,10 @@ from localai_llama_cpp.vision import prompt_usage
 log = logging.getLogger("localai_llama_cpp.scheduler")
 
 PROMPT_CHUNK = 128  # prompt tokens per decode call: a long prompt holds running streams up for one chunk at a time
+# With batch_invariant on, a prompt chunk stays below ggml-cpu's flash-attention query tile (GGML_FA_TILE_Q, 64):
+# 64 or more queries of one sequence take a tiled kernel that rounds a row by its tile's other rows, so the same
+# prompt finished from a cached start (a shorter last chunk) would get other logits.
+INVARIANT_CHUNK = 63
 DEFAULT_QUEUE = 64  # waiting requests per model beyond the busy slots
 
 
@@ -132,6 +136,8 @@ class Scheduler:
         # while the window before its end is still held (llama-server's check).
         n_swa = int(llama_cpp.llama_model_n_swa(model.llm._model.model))
         self.swa_window = 0 if options.get("swa_full", True) or n_swa <= 0 else n_swa
+        self.invariant = bool(options.get("batch_invariant", True))
+        self.prompt_chunk = INVARIANT_CHUNK if self.invariant else PROMPT_CHUNK
         self.waiting: deque[Job] = deque()
         self.inflight = 0
         self.cond = threading.Condition()
@@ -301,13 +307,21 @@ class Scheduler:
             if len(slot.cache) >= self.n_ctx_slot and not self._shift(slot):
                 self._finish(slot, "length")
                 continue
-            self._put(len(rows), slot.last, len(slot.cache), slot.seq, True)
             rows.append(slot)
         if rows:
-            self._decode(len(rows))
-            for i, slot in enumerate(rows):
+            fillers = self._fillers(rows) if self.invariant else []
+            live = {s.seq for s in rows}
+            index: dict[int, int] = {}
+            for i, slot in enumerate(sorted([*rows, *fillers], key=lambda s: s.seq)):  # ascending: one ubatch
+                real = slot.seq in live
+                self._put(i, slot.last if real else 0, len(slot.cache), slot.seq, real)  # type: ignore[arg-type]
+                index[slot.seq] = i
+            self._decode(len(rows) + len(fillers))
+            for slot in fillers:  # a filler's cell goes at once: its slot's KV is as it was
+                llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, len(slot.cache), -1)
+            for slot in rows:
                 slot.cache.append(slot.last)  # type: ignore[arg-type]
-                self._sample(slot, i)
+                self._sample(slot, index[slot.seq])
         budget = self.n_batch
         for slot in self.slots:
             if slot.job is None or not slot.todo or budget < 2:
@@ -315,7 +329,7 @@ class Scheduler:
             if slot.todo[0] < 0:
                 budget -= self._image(slot)
                 continue
-            take = self._chunk(text_run(slot.todo), min(budget, PROMPT_CHUNK))  # text up to the next image
+            take = self._chunk(text_run(slot.todo), min(budget, self.prompt_chunk))  # text up to the next image
             pos = len(slot.cache)
             for i in range(take):
                 self._put(i, slot.todo[i], pos + i, slot.seq, i == take - 1 and take == len(slot.todo))
@@ -325,6 +339,15 @@ class Scheduler:
             slot.todo = slot.todo[take:]
             if not slot.todo:
                 self._sample(slot, take - 1)
+
+    def _fillers(self, rows: list[Slot]) -> list[Slot]:
+        """The idle slots :func:`filler_seqs` names, each with room in its stream for the throw-away cell."""
+        fillers = [self.slots[seq] for seq in filler_seqs({s.seq for s in rows}, len(self.slots))]
+        for s in fillers:
+            if len(s.cache) >= self.n_ctx_slot:  # a full stream has no cell for the filler: give up its last token
+                llama_cpp.llama_memory_seq_rm(self.mem, s.seq, len(s.cache) - 1, -1)
+                s.cache = s.cache[:-1]
+        return fillers
 
     def _image(self, slot: Slot) -> int:
         """Evaluate the image at the head of the slot's prompt into its sequence; the embeddings it decoded."""
@@ -466,6 +489,23 @@ class Scheduler:
         with self.cond:
             self.inflight -= 1
             self.cond.notify_all()
+
+
+def filler_seqs(live: set[int], n_slots: int) -> list[int]:
+    """The idle sequences that get a throw-away row in a decode of the ``live`` ones (batch_invariant).
+
+    With one KV stream per slot llama.cpp puts only consecutive sequence ids in one ubatch, and ggml-cpu's flash
+    attention takes a split-KV kernel (other rounding) for a ubatch of one sequence over 512 or more cells. So a
+    lone generating slot, or slots with idle ones between them, would get other logits than the same slots batched
+    with neighbours: every decode instead covers a consecutive run of at least two sequences, the idle ones with a
+    row whose logits are not read and whose cell is removed after the decode.
+    """
+    if n_slots < 2 or not live:
+        return []
+    lo, hi = min(live), max(live)
+    if lo == hi:
+        lo, hi = (lo, lo + 1) if lo + 1 < n_slots else (lo - 1, lo)
+    return [seq for seq in range(lo, hi + 1) if seq not in live]
 
 
 def text_run(tokens: list[int]) -> int:

@@ -1,11 +1,9 @@
-"""Does a greedy request get the same answer when its prompt is finished from a cached start (a warm prompt cache)?
+"""A greedy request gets the same answer when its prompt is finished from a cached start (a warm prompt cache).
 
-Not yet, and the README's *Same greedy output* section says so: the second of two identical requests reuses the
-first one's cached prompt, and the vendored llama.cpp's CPU attention rounds a prompt finished from a cached start
-differently from the same prompt decoded cold (with flash attention on, our default and llama.cpp's, "Tell a
-story." then answers other text; with it off other prompts still differ). Pinned as a strict xfail through the
-real server with default settings: the day the engine, or a patch of ours, makes the answer invariant, this test
-fails as XPASS and says so (and ``cache_ram`` can then default on).
+The server's defaults, one slot: the second of two identical requests reuses the first one's cached prompt. Before
+``batch_invariant`` (on by default) the vendored llama.cpp rounded the rest of a cached prompt otherwise than the
+same prompt decoded cold ("Tell a story." then answered other text); this was pinned as a strict xfail until then.
+``test_same_answer.py`` checks the same with four slots, long prompts, siblings and concurrent requests.
 """
 
 from __future__ import annotations
@@ -35,8 +33,6 @@ def greedy(srv: ServerProcess, content: str) -> tuple[str, list[float]]:
     return choice["message"]["content"], [t["logprob"] for t in choice["logprobs"]["content"]]
 
 
-@pytest.mark.xfail(strict=True, reason="llama.cpp's CPU attention is not chunk-invariant: a prompt finished from a "
-                                       "cached start gets other logits (README: Same greedy output)")
 def test_a_repeated_greedy_request_gets_the_same_answer_and_logprobs(server: ServerProcess) -> None:
     differ = {}
     for prompt in PROMPTS:

@@ -20,6 +20,7 @@ class TestLlamaCppConformance(BackendConformance):
     capabilities = ("chat", "completion", "embeddings", "tokenize", "grammar", "vision")
     normalized_embeddings = True
     engine_modules = ("llama_cpp",)
+    batch_invariant = True  # option batch_invariant, on by default
     # The tiny Gemma 3 vision model (localai.testing.models.gemma_vision): the real 270M GGUF plus an mmproj of a
     # random 2-layer SigLIP tower; four slots, so the concurrent image checks run batched. Flash attention off: with
     # it, a prompt finished from a cached prefix gets other logits than the same prompt decoded cold (issue 34),

@@ -27,6 +27,8 @@ CASES = [
     ("cache_ram:-1", "cache_ram", -1),
     ("cache_ram:2048", "cache_ram", 2048),
     ("repack:true", "repack", True),
+    ("batch_invariant:false", "batch_invariant", False),
+    ("deterministic:off", "batch_invariant", False),
     ("swa_full:false", "swa_full", False),
     ("parallel:4", "parallel", 4),
     ("n_parallel:2", "parallel", 2),
@@ -53,7 +55,12 @@ CASES = [
 
 @pytest.mark.parametrize(("entry", "key", "value"), CASES)
 def test_each_option_and_alias(entry: str, key: str, value: Any) -> None:
-    assert parsed([entry])[key] == value
+    assert parsed([entry, *(["batch_invariant:false"] if key == "repack" else [])])[key] == value
+
+
+def test_repack_with_batch_invariance_on_is_refused_naming_both() -> None:
+    with pytest.raises(ValueError, match="option 'repack' needs batch_invariant off"):
+        parsed(["repack:true"])
 
 
 def test_every_documented_option_and_alias_is_covered() -> None:
@@ -78,7 +85,8 @@ def test_defaults() -> None:
     got = parsed([])
     assert got == {"use_jinja": True, "context_shift": False, "cache_ram": 0, "repack": False, "parallel": 1, "fit_params": True,
                    "fit_params_target": 1024, "fit_params_min_ctx": 4096, "n_cache_reuse": 0,
-                   "slot_prompt_similarity": 0.1, "n_batch": 512, "queue_size": 64, "swa_full": True}
+                   "slot_prompt_similarity": 0.1, "n_batch": 512, "queue_size": 64, "swa_full": True,
+                   "batch_invariant": True}
 
 
 def test_env_applies_when_yaml_is_silent() -> None:

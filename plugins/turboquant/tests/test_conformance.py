@@ -19,6 +19,7 @@ class TestTurboQuantConformance(BackendConformance):
     capabilities = ("chat", "completion", "embeddings", "tokenize", "grammar")
     normalized_embeddings = True
     engine_modules = ("llama_cpp",)
+    batch_invariant = True  # option batch_invariant, on by default
 
     @classmethod
     def model_files(cls) -> dict[str, Path]:

@@ -105,6 +105,11 @@ CONTRACT: dict[str, Item] = {
         "usage counts an image's prompt tokens exactly",
         "count each image as the tokens it decodes to (embeddings plus the begin/end tokens around them) in "
         "usage.prompt_tokens, and set `image_tokens` on the test class to that number"),
+    "invariance": Item(
+        "a backend claiming batch_invariant gives a greedy request the same tokens and logprobs (to 1e-6) cold, "
+        "with its prompt cached, after a sibling sharing its prefix, and among concurrent requests",
+        "every kernel must compute a sequence's row alike whatever shares its batch or was cached before: one "
+        "attention and matmul path per shape class (see the llama-cpp backend's batch_invariant), or claim nothing"),
     "concurrency": Item(
         "8 concurrent requests all complete, each with the text it gets alone",
         "generate() is called from several threads at once: serialise inside the model (a lock or a queue) "

@@ -123,6 +123,9 @@ class BackendConformance(VisionChecks):
     prompt: ClassVar[str] = "The three primary colors are"
     long_prompt: ClassVar[str] = "Count from one to one hundred: one, two, three, four,"
     max_tokens: ClassVar[int] = 12
+    # Set when the backend promises the same greedy answer whatever the prompt cache held and whoever shared the
+    # batch (and its model YAML runs it so): the suite then checks cold, warm, sibling-first and concurrent runs.
+    batch_invariant: ClassVar[bool] = False
     image_steps: ClassVar[int] = 2
     """Denoising steps for the ``image`` checks (keep them few: the checks run several generations)."""
     env: ClassVar[dict[str, str]] = {}
@@ -613,6 +616,29 @@ class BackendConformance(VisionChecks):
         results = in_threads(8, lambda i: self.complete(client, prompt=prompts[i % 4]).choices[0].text, self.timeout)
         wrong = {i: r for i, r in enumerate(results) if r != expected[prompts[i % 4]]}
         check(not wrong, "concurrency", f"requests {sorted(wrong)} got {list(wrong.values())!r}, expected {expected!r}")
+
+    def test_http_same_answer_cold_warm_and_batched(self, client: Any, server: Any) -> None:
+        """Greedy tokens and logprobs do not depend on the prompt cache or the batch (backends claiming it)."""
+        self.needs("completion")
+        if not self.batch_invariant:
+            pytest.skip("backend does not declare batch_invariant")
+        long = " ".join([self.long_prompt] * 12)  # a few hundred tokens: several prompt chunks
+
+        def answer(prompt: str) -> tuple[list[str], list[float]]:
+            lp = self.complete(client, prompt=prompt, logprobs=1, extra_body={"ignore_eos": True}).choices[0].logprobs
+            return list(lp.tokens), list(lp.token_logprobs)
+
+        with contract("invariance"):
+            others = ["Paris is the capital of", "def fibonacci(n):", self.prompt]
+            cold = answer(long)
+            warm = answer(long)
+            answer(long[: len(long) // 2] + " and so on")  # a sibling sharing the first half
+            sibling_first = answer(long)
+            batched = in_threads(4, lambda i: answer(long if i == 0 else others[i - 1]), self.timeout)[0]
+        for label, got in (("warm", warm), ("after a sibling", sibling_first), ("batched with 3 others", batched)):
+            gap = max((abs(a - b) for a, b in zip(cold[1], got[1])), default=0.0)
+            check(got[0] == cold[0] and gap <= 1e-6, "invariance",
+                  f"{label}: {''.join(got[0])!r} (logprob gap {gap:.3g}) against cold {''.join(cold[0])!r}")
 
     def test_http_chat(self, client: Any) -> None:
         self.needs("chat")
