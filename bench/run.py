@@ -332,7 +332,6 @@ def paired(args: argparse.Namespace, model: str, work: Path) -> None:
     """Each comparison as ``--paired`` alternating pairs (baseline, then ours, back to back), both sides loaded
     throughout: a shared or throttled CPU drifts by more than the differences measured here, and alternating makes
     the drift hit both sides alike. Prints the median ratio and its range."""
-    binary = None if args.skip_llama_server else llama_server_binary()
     localai_models(work / "models", model, args.threads, args.options, args.baseline_options)
 
     def report(label: str, pairs: list[tuple[Result, Result]], goal: float) -> None:
@@ -355,6 +354,7 @@ def paired(args: argparse.Namespace, model: str, work: Path) -> None:
                            [(bench_http(srv.url, f"b{n}", c, args.tokens, args.rounds),
                              bench_http(srv.url, f"p{n}", c, args.tokens, args.rounds)) for _ in range(args.paired)], 0.97)
         return
+    binary = None if args.skip_llama_server else llama_server_binary()
     with ServerProcess(work / "models") as srv:
         raw = RawEngine(model, args.threads, args.tokens)
         try:

@@ -41,6 +41,9 @@ PROMPT_CHUNK = 128  # prompt tokens per decode call: a long prompt holds running
 # 64 or more queries of one sequence take a tiled kernel that rounds a row by its tile's other rows, so the same
 # prompt finished from a cached start (a shorter last chunk) would get other logits.
 INVARIANT_CHUNK = 63
+# The split-KV kernel needs 512+ KV cells, and llama.cpp pads a stream's cells to 256 (n_kv = 512 once more than 256
+# are used): below this many cached tokens no slot can reach it, and decodes need no filler rows (a 64-cell margin).
+FILLER_FROM = 192
 DEFAULT_QUEUE = 64  # waiting requests per model beyond the busy slots
 
 
@@ -309,7 +312,7 @@ class Scheduler:
                 continue
             rows.append(slot)
         if rows:
-            fillers = self._fillers(rows) if self.invariant else []
+            fillers = self._fillers(rows) if self.invariant and max(len(s.cache) for s in rows) >= FILLER_FROM else []
             live = {s.seq for s in rows}
             index: dict[int, int] = {}
             for i, slot in enumerate(sorted([*rows, *fillers], key=lambda s: s.seq)):  # ascending: one ubatch
@@ -497,8 +500,9 @@ def filler_seqs(live: set[int], n_slots: int) -> list[int]:
     With one KV stream per slot llama.cpp puts only consecutive sequence ids in one ubatch, and ggml-cpu's flash
     attention takes a split-KV kernel (other rounding) for a ubatch of one sequence over 512 or more cells. So a
     lone generating slot, or slots with idle ones between them, would get other logits than the same slots batched
-    with neighbours: every decode instead covers a consecutive run of at least two sequences, the idle ones with a
-    row whose logits are not read and whose cell is removed after the decode.
+    with neighbours: every decode in which a slot may reach 512 cells (``FILLER_FROM``) instead covers a consecutive
+    run of at least two sequences, the idle ones with a row whose logits are not read and whose cell is removed
+    after the decode. (The extra row costs about 9% of a lone slot's decode speed, so shorter contexts skip it.)
     """
     if n_slots < 2 or not live:
         return []
