@@ -139,6 +139,9 @@ class Scheduler:
         # while the window before its end is still held (llama-server's check).
         n_swa = int(llama_cpp.llama_model_n_swa(model.llm._model.model))
         self.swa_window = 0 if options.get("swa_full", True) or n_swa <= 0 else n_swa
+        # A state restored from the RAM cache keeps only the window's cells for SWA layers even with swa_full (a
+        # 545-token Gemma 3 prompt came back from position 35): the same check then applies to it.
+        self.n_swa = max(0, n_swa)
         self.invariant = bool(options.get("batch_invariant", True))
         self.prompt_chunk = INVARIANT_CHUNK if self.invariant else PROMPT_CHUNK
         self.waiting: deque[Job] = deque()
@@ -241,13 +244,14 @@ class Scheduler:
         """Reuse what the slot's KV (or the RAM cache) shares with the prompt; queue the rest for decoding."""
         prompt = job.prompt
         n_past = common_prefix(slot.cache, prompt)
+        restored = False
         if self.ram.enabled:
             tokens, n = self.ram.best(prompt)
             if n > n_past:
                 self.ram.save(self.ctx, slot.seq, slot.cache)
                 llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
                 if self.ram.restore(self.ctx, slot.seq, tokens):
-                    slot.cache, n_past = tokens, n
+                    slot.cache, n_past, restored = tokens, n, True
                 else:
                     llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
                     slot.cache, n_past = [], 0
@@ -260,8 +264,9 @@ class Scheduler:
         n_past = max(0, min(n_past, len(prompt) - 2))
         while 0 < n_past < len(prompt) and prompt[n_past] < 0 and prompt[n_past - 1] == prompt[n_past]:
             n_past -= 1  # never start inside an image: it is evaluated whole
-        if self.swa_window and n_past > 0 and \
-                llama_cpp.llama_memory_seq_pos_min(self.mem, slot.seq) > max(0, n_past - self.swa_window):
+        window = self.swa_window or (self.n_swa if restored else 0)
+        if window and n_past > 0 and \
+                llama_cpp.llama_memory_seq_pos_min(self.mem, slot.seq) > max(0, n_past - window):
             n_past = 0  # the window's cells before n_past are gone: evaluate the prompt again
         if not llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, n_past, -1):
             llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)

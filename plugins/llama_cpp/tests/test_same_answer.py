@@ -131,8 +131,6 @@ def test_eight_concurrent_requests_streamed_or_not_give_their_solo_answers(first
     assert differences(reference, got) == []
 
 
-@pytest.mark.xfail(strict=True, reason="a prompt restored from the host-RAM cache (cache_ram) gets other logits past a "
-                                       "few hundred tokens (docs/backends/llama-cpp.md, Same greedy output)")
 def test_prompts_restored_from_the_ram_cache_give_the_same_answers(first: ServerProcess, chats: list[list[dict]],
                                                                    reference: list[Answer]) -> None:
     """Twenty prompts over four slots: on the second pass each prompt's slot holds another one, so its KV comes
