@@ -31,8 +31,8 @@ def rpc_support() -> str | None:
     return None
 
 
-# Off, unlike llama-server's 8192: a prompt restored from it still gets other logits past a few hundred tokens, even
-# under batch_invariant (docs/backends/llama-cpp.md, "Same greedy output"), so a repeated prompt could change answer.
+# Off, unlike llama-server's 8192: a restored state lacks its sliding-window cells (now checked at restore; see
+# docs/backends/llama-cpp.md, "Same greedy output"); on by default once a whole CI run has run with it.
 CACHE_RAM_MIB = 0
 
 OPTIONS: list[OptionSpec] = [
