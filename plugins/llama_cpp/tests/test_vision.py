@@ -315,8 +315,10 @@ def test_images_keep_constraints_tools_stop_strings_and_cancellation(oa: openai.
                                    tool_choice={"type": "function", "function": {"name": "name_colour"}})
     call = (r.choices[0].message.tool_calls or [])[0]
     assert call.function.name == "name_colour" and json.loads(call.function.arguments)["colour"] in ("red", "green", "blue")
-    full = ask(oa, [image(RED), TEXT]).choices[0].message.content or ""
-    stop = full.strip()[:3]
+    # the stop string comes from this very request's own answer (another question's answer need not share it)
+    full = oa.chat.completions.create(model=MODEL, max_tokens=8, temperature=0, messages=chat(RED)).choices[0].message.content or ""
+    stop = full.strip()[:3] or full[:2]  # the tiny random tower may answer with line breaks only
+    assert stop, full
     r = oa.chat.completions.create(model=MODEL, max_tokens=8, temperature=0, messages=chat(RED), stop=[stop])
     assert r.choices[0].finish_reason == "stop" and stop not in (r.choices[0].message.content or "")
     # A stream with an image, abandoned after its first chunk: the server logs the cancellation and serves on.
