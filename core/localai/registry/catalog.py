@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -45,12 +46,10 @@ class ModelEntry:
             caps.discard("vision")
         return caps - {"embeddings"}
 
+    @functools.cached_property
     def kind(self) -> ModelKind | None:
-        """Base or instruction-tuned, and why (:mod:`localai.registry.model_kind`); read once per entry."""
-        if "_kind" not in self.__dict__:
-            self.__dict__["_kind"] = model_kind(self.config, self.model_path) if "chat" in self.usecases() or \
-                "completion" in self.usecases() else None
-        return self.__dict__["_kind"]
+        """Base or instruction-tuned, and why (:mod:`localai.registry.model_kind`); the GGUF header is read once."""
+        return model_kind(self.config, self.model_path) if self.usecases() & {"chat", "completion"} else None
 
     def takes_images(self) -> bool:
         """Whether this model accepts images, from its files before it loads: an ``mmproj:`` projector, or an HF

@@ -88,7 +88,7 @@ class State:
         for e in self.catalog.entries.values():
             if e.usable:
                 log.info("model %s -> backend %s (%s)", e.name, e.backend.name if e.backend else "?", e.file)
-                kind = e.kind()
+                kind = e.kind
                 if kind is not None and kind.base:
                     log.warning("model %s is a base (pretrained) model: it continues text and does not follow "
                                 "instructions (%s). For a chat model, install an instruction-tuned one (`localai run "

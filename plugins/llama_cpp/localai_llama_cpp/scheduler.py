@@ -317,8 +317,8 @@ class Scheduler:
                 continue
             rows.append(slot)
         if rows:
-            fillers = self._fillers(rows) if self.invariant and max(len(s.cache) for s in rows) >= FILLER_FROM else []
             live = {s.seq for s in rows}
+            fillers = self._fillers(live) if self.invariant and max(len(s.cache) for s in rows) >= FILLER_FROM else []
             index: dict[int, int] = {}
             for i, slot in enumerate(sorted([*rows, *fillers], key=lambda s: s.seq)):  # ascending: one ubatch
                 real = slot.seq in live
@@ -348,9 +348,9 @@ class Scheduler:
             if not slot.todo:
                 self._sample(slot, take - 1)
 
-    def _fillers(self, rows: list[Slot]) -> list[Slot]:
+    def _fillers(self, live: set[int]) -> list[Slot]:
         """The idle slots :func:`filler_seqs` names, each with room in its stream for the throw-away cell."""
-        fillers = [self.slots[seq] for seq in filler_seqs({s.seq for s in rows}, len(self.slots))]
+        fillers = [self.slots[seq] for seq in filler_seqs(live, len(self.slots))]
         for s in fillers:
             if len(s.cache) >= self.n_ctx_slot:  # a full stream has no cell for the filler: give up its last token
                 llama_cpp.llama_memory_seq_rm(self.mem, s.seq, len(s.cache) - 1, -1)

@@ -75,7 +75,7 @@ async def models(request: Request) -> dict[str, Any]:
     loaded = set(state.runtime.loaded())
     data = []
     for e in state.catalog.entries.values():
-        kind = e.kind() if e.usable else None
+        kind = e.kind if e.usable else None
         data.append({
             "id": e.name,
             "backend": e.backend.name if e.backend else None,

@@ -24,7 +24,7 @@ def model_object(entry: ModelEntry) -> dict[str, Any]:
     out: dict[str, Any] = {"id": entry.name, "object": "model", "created": created,
                            "owned_by": entry.backend.name if entry.backend else "localai",
                            "capabilities": sorted(entry.usecases() - {"grammar", "tokenize"})}
-    kind = entry.kind()
+    kind = entry.kind
     if kind is not None:  # an extension too: a base model continues text rather than following instructions
         out["model_type"] = kind.kind
         out["model_type_reason"] = kind.because
