@@ -7,7 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from localai.config import ModelConfig
+from localai.gguf import gguf_metadata
 from localai.registry.model_kind import model_kind
 from localai.testing import ServerProcess, default_gguf
 from serving import FAKE_ENV, models
@@ -58,6 +61,35 @@ def test_no_kind_for_embeddings_or_unreadable_files(tmp_path: Path) -> None:
     assert model_kind(config(embeddings=True), default_gguf()) is None
     (tmp_path / "bad.gguf").write_bytes(b"not a gguf")
     assert model_kind(config(), tmp_path / "bad.gguf") is None
+
+
+@pytest.mark.parametrize("raw", [
+    b"GGUF but not really a model file",  # version and counts read from text: billions
+    b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1 << 40) + b"key",  # a key longer than the file
+    b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1) + b"k" + struct.pack("<IIQ", 9, 6, 1 << 61),
+    b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1) + b"k" + struct.pack("<IIQ", 9, 9, 3),
+    b"GGUF" + struct.pack("<IQQ", 3, 0, 1 << 62),  # more pairs promised than the file holds
+])
+def test_a_damaged_gguf_is_unreadable_not_a_crash(tmp_path: Path, raw: bytes) -> None:
+    """A file someone dropped in the models folder decides nothing and allocates nothing (it once took the server down
+    at start-up with a MemoryError: the header read trusted a length of several exabytes)."""
+    path = tmp_path / "broken.gguf"
+    path.write_bytes(raw)
+    with pytest.raises(ValueError):
+        gguf_metadata(str(path))
+    assert model_kind(config(), path) is None
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tail=st.binary(max_size=200))
+def test_any_bytes_after_the_magic_read_or_refuse(tmp_path: Path, tail: bytes) -> None:
+    path = tmp_path / "fuzz.gguf"
+    path.write_bytes(b"GGUF" + struct.pack("<I", 3) + tail)
+    try:
+        meta = gguf_metadata(str(path))
+    except ValueError:
+        return
+    assert isinstance(meta, dict)
 
 
 def test_models_list_and_start_up_log_say_base(tmp_path: Path) -> None:

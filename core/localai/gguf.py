@@ -1,7 +1,9 @@
 """Reading a GGUF file's header (its key/value metadata) without loading the model.
 
 Shared by the llama.cpp backends (fitting the context to memory) and the core (telling a base model from a chat
-model before it loads). Arrays are skipped, so a 262k-entry vocabulary costs seeks, not decoding.
+model before it loads). Arrays are skipped, so a 262k-entry vocabulary costs seeks, not decoding. The file may be
+anything a user dropped in the models folder, so every length and count is checked against the bytes the file
+holds before it is trusted: a damaged or foreign file is a ``ValueError``, never a multi-gigabyte allocation.
 """
 
 from __future__ import annotations
@@ -22,8 +24,24 @@ def _read(f: BinaryIO, fmt: str) -> Any:
     return struct.unpack(fmt, data)[0]
 
 
+def _left(f: BinaryIO) -> int:
+    here = f.tell()
+    end = f.seek(0, os.SEEK_END)
+    f.seek(here)
+    return end - here
+
+
+def _skip(f: BinaryIO, size: int) -> None:
+    if size > _left(f):
+        raise ValueError("truncated GGUF header (a length runs past the end of the file)")
+    f.seek(size, os.SEEK_CUR)
+
+
 def _string(f: BinaryIO) -> str:
-    return f.read(_read(f, "<Q")).decode("utf-8", "replace")
+    size = _read(f, "<Q")
+    if size > _left(f):
+        raise ValueError("truncated GGUF header (a string runs past the end of the file)")
+    return f.read(size).decode("utf-8", "replace")
 
 
 def _value(f: BinaryIO, kind: int) -> Any:
@@ -34,10 +52,12 @@ def _value(f: BinaryIO, kind: int) -> Any:
     if kind == 9:
         item, count = _read(f, "<I"), _read(f, "<Q")
         if item in SCALARS:  # skip scalar arrays without decoding them
-            f.seek(struct.calcsize(SCALARS[item]) * count, os.SEEK_CUR)
+            _skip(f, struct.calcsize(SCALARS[item]) * count)
         elif item == 8:
             for _ in range(count):
-                f.seek(_read(f, "<Q"), os.SEEK_CUR)
+                _skip(f, _read(f, "<Q"))
+        elif item == 9:
+            raise ValueError("GGUF arrays of arrays are not part of the format")
         else:
             for _ in range(count):
                 _value(f, item)
@@ -51,8 +71,8 @@ def gguf_metadata(path: str) -> dict[str, Any]:
         if f.read(4) != b"GGUF":
             raise ValueError(f"{path} is not a GGUF file")
         version = _read(f, "<I")
-        if version < 2:
-            raise ValueError(f"{path}: GGUF version {version} is too old")
+        if version not in (2, 3):
+            raise ValueError(f"{path}: GGUF version {version} is not one this reader knows (2 or 3)")
         _read(f, "<Q")  # tensor count
         meta = {}
         for _ in range(_read(f, "<Q")):
