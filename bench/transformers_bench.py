@@ -11,6 +11,8 @@ Run from the repository root with the server's Python, the engine's Python given
 * embeddings: ``/v1/embeddings`` with batches of 64 short sentences on all-MiniLM-L6-v2 (SentenceTransformer type),
   against ``SentenceTransformer.encode`` in process. Ratio = HTTP sentences/s / in-process (goal >= 0.9).
 * concurrency: ``--clients`` streams at once against one, through HTTP (requests are served one at a time).
+* GGUF load (``--gguf-load``): the time to the first answer from a ``.gguf`` served by transformers, the first
+  load (dequantize, then cache the checkpoint; an empty cache folder of its own) against a reload (read the cache).
 * OpenVINO (``--openvino-python``, the ``openvino-transformers`` environment's Python): the same Gemma folder as
   ``type: OVModelForCausalLM`` (exported to IR at load) and MiniLM as ``OVModelForFeatureExtraction``, through
   HTTP, against the plain types above. Ratio = OpenVINO / plain.
@@ -111,6 +113,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=5)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--skip", choices=("decode", "embeddings"), action="append", default=[])
+    ap.add_argument("--gguf-load", action="store_true", help="also time a .gguf's first (converting) and cached load")
     ap.add_argument("--openvino-python", help="the openvino-transformers environment's Python: also compare OpenVINO")
     a = ap.parse_args()
     if not a.python:
@@ -151,8 +154,32 @@ def main() -> None:
                 print(f"embeddings, batch {len(SENTENCES)}: in-process encode {inproc:.1f} sentences/s, HTTP "
                       f"{statistics.median(http):.1f} sentences/s, ratio {statistics.median(http) / inproc:.3f}")
 
+    if a.gguf_load:
+        gguf_load(a.python)
     if a.openvino_python:
         openvino(a, folder, minilm, plain)
+
+
+def gguf_load(python: str) -> None:
+    """Seconds from a request to its answer when the model must load: converting the GGUF, then from the cache."""
+    from localai.testing import default_gguf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        models = Path(tmp, "models")
+        models.mkdir()
+        (models / "gemma.gguf").symlink_to(default_gguf())
+        (models / "gemma.yaml").write_text("name: gemma\nbackend: transformers\ntype: AutoModelForCausalLM\n"
+                                           "context_size: 2048\nparameters:\n  model: gemma.gguf\n")
+        env = {"LOCALAI_PYTHON_TRANSFORMERS": python, "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(Path(tmp, "cache"))}
+        with ServerProcess(models, env=env) as srv:
+            times = []
+            for _ in range(2):
+                t = time.perf_counter()
+                stream_tokens(srv.url, 4)
+                times.append(time.perf_counter() - t)
+                httpx.post(srv.url + "/backend/shutdown", json={"model": "gemma"}, timeout=60).raise_for_status()
+        print(f"gguf load: first answer {times[0]:.1f} s (dequantize and cache), after a reload {times[1]:.1f} s "
+              f"(cached checkpoint), ratio {times[0] / times[1]:.1f}x")
 
 
 def openvino(a: argparse.Namespace, folder: Path | None, minilm: str, plain: dict[str, float]) -> None:

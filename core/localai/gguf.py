@@ -16,53 +16,55 @@ from typing import Any, BinaryIO
 SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 
 
-def _read(f: BinaryIO, fmt: str) -> Any:
-    size = struct.calcsize(fmt)
-    data = f.read(size)
-    if len(data) != size:
-        raise ValueError("truncated GGUF header")
-    return struct.unpack(fmt, data)[0]
+class _Header:
+    """A GGUF file read from the front, knowing its size so no length is trusted past the end."""
 
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.left = os.fstat(f.fileno()).st_size - f.tell()  # bytes after the read position (kept by hand: cheaper)
 
-def _left(f: BinaryIO) -> int:
-    here = f.tell()
-    end = f.seek(0, os.SEEK_END)
-    f.seek(here)
-    return end - here
+    def read(self, fmt: str) -> Any:
+        size = struct.calcsize(fmt)
+        data = self.f.read(size)
+        if len(data) != size:
+            raise ValueError("truncated GGUF header")
+        self.left -= size
+        return struct.unpack(fmt, data)[0]
 
-
-def _skip(f: BinaryIO, size: int) -> None:
-    if size > _left(f):
-        raise ValueError("truncated GGUF header (a length runs past the end of the file)")
-    f.seek(size, os.SEEK_CUR)
-
-
-def _string(f: BinaryIO) -> str:
-    size = _read(f, "<Q")
-    if size > _left(f):
-        raise ValueError("truncated GGUF header (a string runs past the end of the file)")
-    return f.read(size).decode("utf-8", "replace")
-
-
-def _value(f: BinaryIO, kind: int) -> Any:
-    if kind in SCALARS:
-        return _read(f, SCALARS[kind])
-    if kind == 8:
-        return _string(f)
-    if kind == 9:
-        item, count = _read(f, "<I"), _read(f, "<Q")
-        if item in SCALARS:  # skip scalar arrays without decoding them
-            _skip(f, struct.calcsize(SCALARS[item]) * count)
-        elif item == 8:
-            for _ in range(count):
-                _skip(f, _read(f, "<Q"))
-        elif item == 9:
-            raise ValueError("GGUF arrays of arrays are not part of the format")
+    def skip(self, size: int) -> None:
+        if size > self.left:
+            raise ValueError("truncated GGUF header (a length runs past the end of the file)")
+        if size <= 4096:
+            self.f.read(size)  # inside the read buffer: cheaper than a seek, which drops the buffer
         else:
-            for _ in range(count):
-                _value(f, item)
-        return None
-    raise ValueError(f"unknown GGUF value type {kind}")
+            self.f.seek(size, os.SEEK_CUR)
+        self.left -= size
+
+    def string(self) -> str:
+        size = self.read("<Q")
+        if size > self.left:
+            raise ValueError("truncated GGUF header (a string runs past the end of the file)")
+        self.left -= size
+        return self.f.read(size).decode("utf-8", "replace")
+
+    def value(self, kind: int) -> Any:
+        if kind in SCALARS:
+            return self.read(SCALARS[kind])
+        if kind == 8:
+            return self.string()
+        if kind == 9:
+            item, count = self.read("<I"), self.read("<Q")
+            if item in SCALARS:  # skip scalar arrays without decoding them
+                self.skip(struct.calcsize(SCALARS[item]) * count)
+            elif item == 8:
+                for _ in range(count):
+                    self.skip(self.read("<Q"))
+            elif item == 9:
+                raise ValueError("GGUF arrays of arrays are not part of the format")
+            else:
+                raise ValueError(f"unknown GGUF value type {item}")
+            return None
+        raise ValueError(f"unknown GGUF value type {kind}")
 
 
 def gguf_metadata(path: str) -> dict[str, Any]:
@@ -70,12 +72,13 @@ def gguf_metadata(path: str) -> dict[str, Any]:
     with open(path, "rb") as f:
         if f.read(4) != b"GGUF":
             raise ValueError(f"{path} is not a GGUF file")
-        version = _read(f, "<I")
+        header = _Header(f)
+        version = header.read("<I")
         if version not in (2, 3):
             raise ValueError(f"{path}: GGUF version {version} is not one this reader knows (2 or 3)")
-        _read(f, "<Q")  # tensor count
+        header.read("<Q")  # tensor count
         meta = {}
-        for _ in range(_read(f, "<Q")):
-            key = _string(f)
-            meta[key] = _value(f, _read(f, "<I"))
+        for _ in range(header.read("<Q")):
+            key = header.string()
+            meta[key] = header.value(header.read("<I"))
         return meta

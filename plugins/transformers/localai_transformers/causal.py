@@ -71,13 +71,28 @@ class CausalLM(TransformersModel):
              dtype: Any, trust: bool, quant: Any) -> CausalLM:
         from transformers import AutoTokenizer
 
+        from localai_transformers import gguf_cache
+
         cls_ = model_class(kind)
-        kwargs: dict[str, Any] = {"trust_remote_code": trust, **source.kwargs()}
-        tokenizer = AutoTokenizer.from_pretrained(source.path, **kwargs)
-        load_kwargs = {**kwargs, "dtype": dtype}
-        if quant is not None:
-            load_kwargs.update(quantization_config=quant, device_map=device)
-        model = cls_.from_pretrained(source.path, **load_kwargs)
+        folder = gguf_cache.entry(source, dtype) if source.gguf_file and quant is None else None
+        model = tokenizer = None
+        if folder is not None and gguf_cache.cached(folder):
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust)
+                model = cls_.from_pretrained(folder, trust_remote_code=trust, dtype=dtype)
+                log.info("model %r: %s read from its cached conversion %s", config.name, source.describe(), folder)
+            except Exception as exc:  # noqa: BLE001 - any damage to the cache entry: convert the GGUF again
+                gguf_cache.discard(folder, exc)
+                model = tokenizer = None
+        if model is None:
+            kwargs: dict[str, Any] = {"trust_remote_code": trust, **source.kwargs()}
+            tokenizer = AutoTokenizer.from_pretrained(source.path, **kwargs)
+            load_kwargs = {**kwargs, "dtype": dtype}
+            if quant is not None:
+                load_kwargs.update(quantization_config=quant, device_map=device)
+            model = cls_.from_pretrained(source.path, **load_kwargs)
+            if folder is not None and callable(getattr(model, "can_generate", None)) and model.can_generate():
+                gguf_cache.store(folder, model, tokenizer, source)
         if not callable(getattr(model, "can_generate", None)) or not model.can_generate():
             raise ValueError(f"type {kind!r} loads a {type(model).__name__}, which cannot generate text; use "
                              f"{CAUSAL}, or set embeddings: true to serve embeddings from it")

@@ -176,11 +176,3 @@ def restore_gguf_tokenizer(tokenizer: Any, source: Source) -> None:
         restore(tokenizer, os.path.join(source.path, source.gguf_file))
     except Exception as exc:  # noqa: BLE001 - metadata we cannot read leaves transformers' conversion as it is
         log.warning("cannot read the tokenizer metadata of %s: %s", source.describe(), exc)
-    try:
-        from gguf import GGUFReader
-
-        field = GGUFReader(os.path.join(source.path, source.gguf_file)).fields.get("tokenizer.chat_template")
-        return field.contents() if field is not None else None
-    except Exception as exc:  # noqa: BLE001 - a template we cannot read falls back to the core's
-        log.warning("cannot read the chat template of %s: %s", source.describe(), exc)
-        return None

@@ -185,6 +185,18 @@ def test_gguf_served_directly_matches_its_hf_folder(server: ServerProcess) -> No
     assert a == complete(server, max_tokens=6).choices[0].text
 
 
+def test_a_gguf_is_converted_once_and_read_from_the_cache_after(server: ServerProcess) -> None:
+    """The dequantized checkpoint is cached by the file's content (82 s to convert Gemma 3 270M on 2 cores): a
+    reload reads it back, says so in the log, and answers exactly as the GGUF converted on the spot did."""
+    first = complete(server, model="gemma-gguf", max_tokens=6).choices[0].text
+    reads = server.log(None).count("read from its cached conversion")
+    assert httpx.post(server.url + "/backend/shutdown", json={"model": "gemma-gguf"}, timeout=60).status_code == 200
+    again = complete(server, model="gemma-gguf", max_tokens=6).choices[0].text
+    log = server.log(None)
+    assert log.count("read from its cached conversion") == reads + 1, log[-3000:]
+    assert again == first
+
+
 # -- embeddings ---------------------------------------------------------------------------------
 
 SENTENCES = ["A man is eating food.", "A cat sleeps on the sofa.", "The stock market fell sharply today."]

@@ -24,6 +24,7 @@ import httpx
 from localai.install.models.index import FileSpec
 from localai.install.models.paths import PARTIAL_SUFFIX, target_path
 from localai.install.models.sources import SourceError, auth_headers, client, is_url, resolve, unreachable
+from localai.paths import sha256_of
 
 log = logging.getLogger("localai.install.models.download")
 
@@ -74,16 +75,6 @@ class Fetched:
 def _lock_for(path: Path) -> threading.Lock:
     with _locks_guard:
         return _locks.setdefault(path, threading.Lock())
-
-
-def sha256_of(path: Path, check: Check | None = None) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            if check:
-                check()
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
