@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -78,6 +79,14 @@ def test_a_damaged_gguf_is_unreadable_not_a_crash(tmp_path: Path, raw: bytes) ->
     with pytest.raises(ValueError):
         gguf_metadata(str(path))
     assert model_kind(config(), path) is None
+
+
+def test_a_fifo_named_gguf_decides_nothing_and_does_not_block(tmp_path: Path) -> None:
+    """Start-up reads every GGUF's header; opening a FIFO for reading would wait for a writer forever."""
+    os.mkfifo(tmp_path / "pipe.gguf")
+    (tmp_path / "folder.gguf").mkdir()
+    assert model_kind(config(), tmp_path / "pipe.gguf") is None
+    assert model_kind(config(), tmp_path / "folder.gguf") is None
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -40,6 +40,8 @@ def model_kind(config: ModelConfig, model_path: Path | None) -> ModelKind | None
         return ModelKind("base", "the model YAML's known_usecases list completion but not chat")
     if config.embeddings or uses & {"embeddings", "image"} or model_path is None or model_path.suffix.lower() != ".gguf":
         return None
+    if not model_path.is_file():  # a folder, a missing file, a FIFO (whose open would wait forever at start-up)
+        return None
     try:
         meta = gguf_metadata(str(model_path))
     except (OSError, ValueError):
