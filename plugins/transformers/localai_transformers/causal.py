@@ -74,7 +74,8 @@ class CausalLM(TransformersModel):
         from localai_transformers import gguf_cache
 
         cls_ = model_class(kind)
-        folder = gguf_cache.entry(source, dtype) if source.gguf_file and quant is None else None
+        use_cache = source.gguf_file and quant is None and options.get("gguf_cache", True)
+        folder = gguf_cache.entry(source, dtype) if use_cache else None
         model = tokenizer = None
         if folder is not None and gguf_cache.cached(folder):
             try:

@@ -46,6 +46,13 @@ def store(folder: Path, model: Any, tokenizer: Any, source: Source) -> None:
     a checkpoint and two workers converting the same file at once both end with one whole entry."""
     started = time.monotonic()
     folder.parent.mkdir(parents=True, exist_ok=True)
+    need = sum(p.numel() * p.element_size() for p in model.parameters()) + (256 << 20)  # + tokenizer and slack
+    free = shutil.disk_usage(folder.parent).free
+    if free < need:
+        log.warning("not caching the conversion of %s: it needs about %.1f GB and %s has %.1f GB free (the next "
+                    "load converts the GGUF again; gguf_cache:false stops trying)", source.describe(), need / 1e9,
+                    folder.parent, free / 1e9)
+        return
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
     # The weights are dequantized already, but transformers still tags the model as GGUF-quantized, which
     # save_pretrained refuses: the tag is lifted for the save (the checkpoint is plain safetensors) and put back.

@@ -42,6 +42,9 @@ OPTIONS: list[OptionSpec] = [
                choices=("mean", "cls", "last")),
     OptionSpec("export", "bool", "OpenVINO types: export a safetensors folder to OpenVINO IR at load when the "
                "folder holds no IR (default: when needed)"),
+    OptionSpec("gguf_cache", "bool", "a .gguf: keep its dequantized checkpoint under ~/.cache/localai/"
+               "transformers-gguf so later loads skip the conversion (it takes the model's size in the dtype loaded)",
+               default=True, env="TRANSFORMERS_GGUF_CACHE"),
 ]
 
 

@@ -43,6 +43,9 @@ def test_valid_devices_and_options() -> None:
     parsed = parse(["queue_size:2", "pooling:cls"], cfg(main_gpu="cuda.0", quantization="bnb_4bit"), environ={})
     assert parsed["queue_size"] == 2 and parsed["pooling"] == "cls"
     assert parse([], cfg(), environ={"TRANSFORMERS_QUEUE_SIZE": "5"})["queue_size"] == 5
+    assert parse([], cfg(), environ={})["gguf_cache"] is True
+    assert parse(["gguf_cache:false"], cfg(), environ={})["gguf_cache"] is False
+    assert parse([], cfg(), environ={"TRANSFORMERS_GGUF_CACHE": "0"})["gguf_cache"] is False
     with pytest.raises(ValueError, match="unknown option 'bogus'"):
         parse(["bogus:1"], cfg(), environ={})
 
