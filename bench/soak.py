@@ -21,11 +21,13 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+ANYIO_IDLE = 10  # seconds: anyio's WorkerThread.MAX_IDLE_TIME
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 
@@ -51,15 +53,18 @@ def proc_stats(pid: int) -> dict[str, int]:
     }
 
 
-def settled(pid: int, warm: dict[str, int], limit: float = 20.0) -> tuple[dict[str, int], float]:
+def settled(pid: int, warm: dict[str, int], limit: float = 25.0,
+            nudge: Callable[[], None] | None = None) -> tuple[dict[str, int], float]:
     """The API process's figures once pooled threads have gone idle, and how long that took.
 
-    Thread pools (anyio's, which serves sync endpoints, retires a thread after 10 s idle) grow with the
-    peak concurrency, not with the request count, so a count taken right after the last request can
-    exceed the warm-up's by a pooled thread that is about to go. A leak never goes: poll until the counts
-    are back at the warm-up's, or ``limit`` seconds have passed and report what is left.
+    Thread pools grow with the peak concurrency, not with the request count, so a count taken after the last
+    request can exceed the warm-up's by pooled threads. anyio's pool (sync endpoints, ``run_in_threadpool``) retires
+    a thread idle for 10 s only when it next hands out work, never by itself: once 10 s have passed, ``nudge``
+    sends one request through that pool, which retires the rest. A leak never goes: poll until the counts are back
+    at the warm-up's, or ``limit`` seconds have passed and report what is left.
     """
     started = time.monotonic()
+    nudged = False
     while True:
         now = proc_stats(pid)
         back = (now["threads"] <= warm["threads"] and now["worker_threads"] <= warm["worker_threads"]
@@ -67,6 +72,9 @@ def settled(pid: int, warm: dict[str, int], limit: float = 20.0) -> tuple[dict[s
         waited = time.monotonic() - started
         if back or waited >= limit:
             return now, round(waited, 1)
+        if nudge is not None and not nudged and waited >= ANYIO_IDLE + 0.5:
+            nudge()
+            nudged = True
         time.sleep(0.5)
 
 
@@ -134,7 +142,7 @@ def run(url: str, pid: int, requests: int, clients: int, model: str, warmup: int
         t.join()
     elapsed = time.monotonic() - started
     warm = snapshots.get("after_warmup") or proc_stats(pid)
-    end, settle = settled(pid, warm)
+    end, settle = settled(pid, warm, nudge=lambda: httpx.get(url + "/backends", headers=headers, timeout=30))
     new_tmp = sorted(set(os.listdir(tmp)) - tmp_before)
     return {
         "requests": requests,
