@@ -1,4 +1,6 @@
-"""The transformers backend against transformers itself, in the same session, one at a time.
+"""The transformers backend against transformers itself, in the same session: a baseline engine process and our
+server stay up side by side and take turns, one timed run each per round (medians and ratios printed, with every
+round's figures).
 
 Run from the repository root with the server's Python, the engine's Python given::
 
@@ -10,7 +12,10 @@ Run from the repository root with the server's Python, the engine's Python given
   on the same folder with the same token count. Ratio = HTTP tok/s / in-process tok/s (goal >= 0.95).
 * embeddings: ``/v1/embeddings`` with batches of 64 short sentences on all-MiniLM-L6-v2 (SentenceTransformer type),
   against ``SentenceTransformer.encode`` in process. Ratio = HTTP sentences/s / in-process (goal >= 0.9).
-* concurrency: ``--clients`` streams at once against one, through HTTP (requests are served one at a time).
+* concurrency: ``--clients`` streams at once (the model's default ``parallel``: they share one batch) against one
+  client through HTTP (goal >= 3), and against transformers' own continuous batching in process
+  (``model.generate_batch`` with the same prompts and token count, greedy; the ceiling ``transformers serve
+  --continuous-batching`` runs under, without its HTTP). Ratio = our aggregate tok/s / the baseline's.
 * GGUF load (``--gguf-load``): the time to the first answer from a ``.gguf`` served by transformers, the first
   load (dequantize, then cache the checkpoint; an empty cache folder of its own) against a reload (read the cache).
 * OpenVINO (``--openvino-python``, the ``openvino-transformers`` environment's Python): the same Gemma folder as
@@ -28,6 +33,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from localai.testing import ServerProcess, backend_python, gemma_hf_folder, minilm_folder
@@ -38,44 +44,85 @@ PROMPT = "Once upon a time, in a land far away,"
 SENTENCES = [f"Sentence number {i} is about {w}." for i, w in enumerate(
     ["cats", "the weather", "stock markets", "football", "cooking pasta", "quantum physics", "old castles", "rivers"] * 8)]
 
+# The in-process baseline: one long-lived engine process answering one timed run per line on stdin, so its
+# rounds alternate with ours and a shared machine's drift over minutes falls on both sides alike.
 IN_PROCESS = r"""
 import json, sys, time, torch
 args = json.loads(sys.argv[1])
-out = {}
 if args["folder"]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
     tok = AutoTokenizer.from_pretrained(args["folder"])
     model = AutoModelForCausalLM.from_pretrained(args["folder"], dtype=torch.float32).eval()
     ids = tok(args["prompt"], return_tensors="pt")
     bad = [[int(t)] for t in args["eos"]]
-    runs = []
-    for i in range(args["rounds"] + 1):
-        t = time.perf_counter()
-        gen = model.generate(**ids, max_new_tokens=args["tokens"], do_sample=False, bad_words_ids=bad)
-        dt = time.perf_counter() - t
-        assert gen.shape[1] - ids["input_ids"].shape[1] == args["tokens"]
-        if i:
-            runs.append(args["tokens"] / dt)  # the first run warms up
-    out["decode_tps"] = runs
+    config = GenerationConfig(max_new_tokens=args["tokens"], do_sample=False, eos_token_id=[], pad_token_id=0)
 if args["minilm"]:
     from sentence_transformers import SentenceTransformer
     st = SentenceTransformer(args["minilm"], device="cpu")
-    st.encode(args["sentences"])
-    runs = []
-    for _ in range(args["batches"]):
-        t = time.perf_counter()
-        st.encode(args["sentences"], batch_size=64)
-        runs.append(len(args["sentences"]) / (time.perf_counter() - t))
-    out["embed_sps"] = runs
-print("RESULT " + json.dumps(out))
+
+
+def decode():
+    gen = model.generate(**ids, max_new_tokens=args["tokens"], do_sample=False, bad_words_ids=bad)
+    assert gen.shape[1] - ids["input_ids"].shape[1] == args["tokens"]
+    return args["tokens"]
+
+
+def batch():  # transformers' continuous batching: every client's prompt in one generate_batch call
+    done = model.generate_batch(inputs=[ids["input_ids"][0].tolist()] * args["clients"], generation_config=config,
+                                progress_bar=False)
+    made = sum(len(r.generated_tokens) for r in done.values())
+    assert made == args["clients"] * args["tokens"], made
+    return made
+
+
+def embed():
+    st.encode(args["sentences"], batch_size=64)
+    return len(args["sentences"])
+
+
+ops = {"decode": decode, "batch": batch, "embed": embed}
+print("READY", flush=True)
+for line in sys.stdin:
+    fn = ops[line.strip()]
+    t = time.perf_counter()
+    n = fn()
+    print(n / (time.perf_counter() - t), flush=True)
 """
 
 
-def engine(python: str, **args: object) -> dict:
-    proc = subprocess.run([python, "-c", IN_PROCESS, json.dumps(args)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"in-process baseline failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.split("RESULT ", 1)[1])
+class Engine:
+    """The baseline engine process: ``run(op)`` times one run of ``decode``, ``batch`` or ``embed`` in it."""
+
+    def __init__(self, python: str, **args: object) -> None:
+        self.proc = subprocess.Popen([python, "-c", IN_PROCESS, json.dumps(args)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "READY":  # type: ignore[union-attr]
+            raise SystemExit("the in-process baseline failed to start (its error is above)")
+        self.warm: set[str] = set()
+
+    def run(self, op: str) -> float:
+        if op not in self.warm:  # the first run of each kind warms up
+            self.warm.add(op)
+            self.run(op)
+        self.proc.stdin.write(op + "\n")  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
+        line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            raise SystemExit("the in-process baseline failed (its error is above)")
+        return float(line)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def alternate(rounds: int, theirs: Any, ours: Any) -> tuple[list[float], list[float]]:
+    """``rounds`` pairs, one run of each side per pair, in turn."""
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(theirs())
+        b.append(ours())
+    return a, b
 
 
 def stream_tokens(url: str, tokens: int) -> float:
@@ -109,9 +156,9 @@ def main() -> None:
     ap.add_argument("--python", default=backend_python("transformers")[0],
                     help="the engine's Python (default: LOCALAI_PYTHON_TRANSFORMERS or the installed backend environment)")
     ap.add_argument("--tokens", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--batches", type=int, default=5)
-    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--skip", choices=("decode", "embeddings"), action="append", default=[])
     ap.add_argument("--gguf-load", action="store_true", help="also time a .gguf's first (converting) and cached load")
     ap.add_argument("--openvino-python", help="the openvino-transformers environment's Python: also compare OpenVINO")
@@ -124,35 +171,52 @@ def main() -> None:
 
     minilm = str(minilm_folder())
 
-    base = engine(a.python, folder=None if "decode" in a.skip else str(folder), prompt=PROMPT, tokens=a.tokens,
-                  rounds=a.rounds, eos=[int(k) for k in EOS_BIAS], minilm=None if "embeddings" in a.skip else minilm,
-                  sentences=SENTENCES, batches=a.batches)
+    engine = Engine(a.python, folder=None if "decode" in a.skip else str(folder), prompt=PROMPT, tokens=a.tokens,
+                    eos=[int(k) for k in EOS_BIAS], clients=a.clients,
+                    minilm=None if "embeddings" in a.skip else minilm, sentences=SENTENCES)
     plain: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        models = Path(tmp, "models")
-        models.mkdir()
-        if folder is not None:
-            (models / "gemma-hf").symlink_to(folder)
-        (models / "minilm").symlink_to(minilm)
-        (models / "gemma.yaml").write_text("name: gemma\nbackend: transformers\ncontext_size: 2048\nparameters:\n  model: gemma-hf\n")
-        (models / "minilm.yaml").write_text("name: minilm\nbackend: sentencetransformers\nembeddings: true\nparameters:\n  model: minilm\n")
-        with ServerProcess(models, env={"LOCALAI_PYTHON_TRANSFORMERS": a.python, "HF_HUB_OFFLINE": "1"}) as srv:
-            if "decode" not in a.skip:
-                stream_tokens(srv.url, 4)  # load and warm up
-                http = [stream_tokens(srv.url, a.tokens) for _ in range(a.rounds)]
-                inproc = statistics.median(base["decode_tps"])
-                plain["decode"] = statistics.median(http)
-                print(f"decode, {a.tokens} tokens: in-process generate() {inproc:.2f} tok/s, HTTP stream "
-                      f"{statistics.median(http):.2f} tok/s, ratio {statistics.median(http) / inproc:.3f}")
-                many = concurrent(srv.url, a.clients, a.tokens)
-                print(f"concurrency: {a.clients} clients {many:.2f} tok/s aggregate vs 1 client "
-                      f"{statistics.median(http):.2f} tok/s, ratio {many / statistics.median(http):.3f}")
-            if "embeddings" not in a.skip:
-                http = embed_http(srv.url, a.batches)
-                inproc = statistics.median(base["embed_sps"])
-                plain["embed"] = statistics.median(http)
-                print(f"embeddings, batch {len(SENTENCES)}: in-process encode {inproc:.1f} sentences/s, HTTP "
-                      f"{statistics.median(http):.1f} sentences/s, ratio {statistics.median(http) / inproc:.3f}")
+
+    def report(what: str, unit: str, theirs: list[float], ours: list[float], base: str, mine: str) -> float:
+        t, o = statistics.median(theirs), statistics.median(ours)
+        print(f"{what}: {base} {t:.2f} {unit}, {mine} {o:.2f} {unit}, ratio {o / t:.3f} "
+              f"(rounds: {', '.join(f'{x:.1f}' for x in theirs)} | {', '.join(f'{x:.1f}' for x in ours)})")
+        return o
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            models = Path(tmp, "models")
+            models.mkdir()
+            if folder is not None:
+                (models / "gemma-hf").symlink_to(folder)
+            (models / "minilm").symlink_to(minilm)
+            (models / "gemma.yaml").write_text("name: gemma\nbackend: transformers\ncontext_size: 2048\n"
+                                               "parameters:\n  model: gemma-hf\n")
+            (models / "minilm.yaml").write_text("name: minilm\nbackend: sentencetransformers\nembeddings: true\n"
+                                                "parameters:\n  model: minilm\n")
+            with ServerProcess(models, env={"LOCALAI_PYTHON_TRANSFORMERS": a.python, "HF_HUB_OFFLINE": "1"}) as srv:
+                if "decode" not in a.skip:
+                    stream_tokens(srv.url, 4)  # load and warm up
+                    theirs, ours = alternate(a.rounds, lambda: engine.run("decode"),
+                                             lambda: stream_tokens(srv.url, a.tokens))
+                    plain["decode"] = report(f"decode, {a.tokens} tokens", "tok/s", theirs, ours,
+                                                   "in-process generate()", "HTTP stream")
+                    ones, many = alternate(a.rounds, lambda: stream_tokens(srv.url, a.tokens),
+                                           lambda: concurrent(srv.url, a.clients, a.tokens))
+                    report(f"concurrency, {a.clients} clients", "tok/s", ones, many, "1 client",
+                           f"{a.clients} clients' aggregate")
+                    if a.clients > 1:
+                        theirs, ours = alternate(a.rounds, lambda: engine.run("batch"),
+                                                 lambda: concurrent(srv.url, a.clients, a.tokens))
+                        report(f"concurrency, {a.clients} clients", "tok/s", theirs, ours,
+                               "transformers' continuous batching in process (generate_batch)", "our aggregate")
+                if "embeddings" not in a.skip:
+                    embed_http(srv.url, 1)  # load and warm up
+                    theirs, ours = alternate(a.batches, lambda: engine.run("embed"),
+                                             lambda: embed_http(srv.url, 1)[0])
+                    plain["embed"] = report(f"embeddings, batch {len(SENTENCES)}", "sentences/s", theirs, ours,
+                                            "in-process encode", "HTTP")
+    finally:
+        engine.close()
 
     if a.gguf_load:
         gguf_load(a.python)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import queue
 import threading
 import time
 from collections import deque
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import llama_cpp
+from localai.delivery import ChunkStream, Delivery
 from localai.errors import QueueFull
 from localai.stopping import StopMatcher, Utf8Stream
 from localai.types import GenerateRequest, GenerationChunk, TokenLogprob, Usage
@@ -47,8 +47,8 @@ FILLER_FROM = 192
 DEFAULT_QUEUE = 64  # waiting requests per model beyond the busy slots
 
 
-@dataclass
-class Job:
+@dataclass(eq=False)
+class Job(Delivery):
     """One request's decoding state; touched only by the scheduler thread once submitted."""
 
     request: GenerateRequest
@@ -58,7 +58,6 @@ class Job:
     max_tokens: int
     greedy: Any = None  # localai_llama_cpp.sampling.Greedy: argmax in numpy instead of the C chain
     matcher: Any = None  # localai.constraints.Matcher: masks this sequence's logits, consumes its tokens
-    out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     stops: StopMatcher = field(init=False)
     utf8: Utf8Stream = field(default_factory=Utf8Stream)
     usage: Usage = field(default_factory=Usage)
@@ -66,43 +65,15 @@ class Job:
     pending_tokens: int = 0
     pending_logprobs: list[TokenLogprob] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  # a non-incremental request's text, delivered at its end
-    closed: bool = False  # the consumer went away
-    emit: Callable[[GenerationChunk], None] | None = None  # set by JobStream.push: deliver from this thread
-    lock: threading.Lock = field(default_factory=threading.Lock)  # orders delivery against attaching ``emit``
-    ended: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
     media: Any = None  # localai_llama_cpp.vision.Media: the prompt's images (negative keys in ``prompt``)
 
     def __post_init__(self) -> None:
+        Delivery.__init__(self)  # the chunk queue / push hand-over, and ``closed``
         self.stops = StopMatcher(self.request.stop)
         self.usage.prompt_tokens = prompt_usage(self.prompt, self.media)
 
     def gone(self) -> bool:
         return self.closed or self.cancelled()
-
-    def deliver(self, item: GenerationChunk | BaseException) -> None:
-        """Hand a chunk (or the failure) to the consumer: straight to its ``emit`` once pushing, else its queue."""
-        with self.lock:
-            if self.emit is None:
-                self.out.put(item)
-                return
-            self._emit(item)
-
-    def _emit(self, item: GenerationChunk | BaseException) -> None:
-        if isinstance(item, BaseException):
-            self.error = item
-            self.ended.set()
-            return
-        try:
-            self.emit(item)  # type: ignore[misc]
-        except BaseException as exc:  # noqa: BLE001 - the consumer failed: end its wait with the error
-            self.error = exc
-            self.closed = True  # the scheduler drops the job at its next step
-            self.emit = lambda _item: None
-            self.ended.set()
-            return
-        if item.finish_reason is not None:
-            self.ended.set()
 
 
 @dataclass
@@ -572,58 +543,6 @@ def new_context(llm: Any, n_slots: int, own: bool) -> Any:
     return ctx
 
 
-class JobStream:
-    """``job``'s chunks as the scheduler produces them: iterated (a thread waits on the job's queue), or pushed
-    (``push(emit)``: the scheduler thread hands each chunk to ``emit`` itself). Closing early cancels the job."""
-
-    def __init__(self, sched: Scheduler, job: Job) -> None:
-        self.sched = sched
-        self.job = job
-        self.done = False
-
-    def __iter__(self) -> JobStream:
-        return self
-
-    def __next__(self) -> GenerationChunk:
-        if self.done:
-            raise StopIteration
-        item = self.job.out.get()
-        if isinstance(item, BaseException):
-            self.done = True
-            raise item
-        if item.finish_reason is not None:
-            self.done = True
-        return item
-
-    def push(self, emit: Callable[[GenerationChunk], None]) -> None:
-        job = self.job
-        with job.lock:  # the scheduler's next delivery waits until what was queued before is emitted
-            job.emit = emit
-            while not job.out.empty():
-                job._emit(job.out.get_nowait())
-        try:
-            while not job.ended.wait(1.0):
-                pass
-        except BaseException:
-            job.closed = True  # interrupted: stop decoding for nobody
-            self.sched.wake()
-            raise
-        self.done = True
-        if job.error is not None:
-            raise job.error
-
-    def close(self) -> None:
-        if not self.done:
-            self.done = True
-            self.job.closed = True
-            self.sched.wake()
-
-    def __del__(self) -> None:
-        try:
-            self.close()  # dropped unread: stop decoding for nobody, as a closed generator did
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
-
-
-def stream(sched: Scheduler, job: Job) -> JobStream:
-    return JobStream(sched, job)
+def stream(sched: Scheduler, job: Job) -> ChunkStream:
+    """The worker's side of ``job``: iterated, or pushed from the scheduler thread (``localai.delivery``)."""
+    return ChunkStream(job, sched.wake)

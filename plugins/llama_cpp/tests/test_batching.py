@@ -272,7 +272,7 @@ def pushed(model: Any, req: GenerateRequest, cancelled: Callable[[], bool] = lam
 
     stream = model.generate(req, cancelled)
     deadline = time.monotonic() + 60
-    while stream.job.out.qsize() < attach_after and time.monotonic() < deadline:
+    while stream.delivery.out.qsize() < attach_after and time.monotonic() < deadline:
         time.sleep(0.005)
     got: list[GenerationChunk] = []
     threads: set[str] = set()

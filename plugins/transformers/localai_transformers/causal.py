@@ -1,6 +1,7 @@
-"""A causal LM on transformers: our own decode loop over the model's forward pass and KV cache, so each
-token streams as it is chosen, stop strings/cancellation act within a token, and every request keeps its own
-sampling settings, seed, logprobs and constraint. Worker-side only."""
+"""A causal LM on transformers: our own decode loop over the model's forward pass and KV cache
+(:mod:`localai_transformers.batching`: up to ``parallel`` requests per forward pass), so each token streams as it
+is chosen, stop strings/cancellation act within a token, and every request keeps its own sampling settings, seed,
+logprobs and constraint. Worker-side only."""
 
 from __future__ import annotations
 
@@ -9,13 +10,10 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import torch
-from localai.stopping import StopMatcher
-from localai.types import GenerateRequest, GenerationChunk, ModelInfo, Usage
+from localai.types import GenerateRequest, GenerationChunk, ModelInfo
 
 from localai_transformers.base import TransformersModel
 from localai_transformers.options import CAUSAL
-from localai_transformers.serial import Admitted, SerialQueue
 from localai_transformers.source import Source, model_class, restore_gguf_tokenizer
 
 log = logging.getLogger("localai_transformers")
@@ -46,6 +44,7 @@ class TextStream:
 
 class CausalLM(TransformersModel):
     kind = CAUSAL
+    joinable = True  # its KV cache is transformers' own, so requests can share a batch
 
     def __init__(self, model: Any, tokenizer: Any, config: Any, options: dict[str, Any], backend: str, device: str,
                  source: Source, chat_template: str | None) -> None:
@@ -53,8 +52,8 @@ class CausalLM(TransformersModel):
         self.model = model
         self.source = source
         self.chat_template = chat_template
-        self.queue = SerialQueue(config.name, int(options.get("queue_size", 64)))
         self.eos = self._eos_ids()
+        self.eos_set = set(self.eos)
         from localai_transformers.sampling import model_defaults
 
         self.shipped = model_defaults(getattr(model, "generation_config", None))
@@ -65,6 +64,15 @@ class CausalLM(TransformersModel):
         params = inspect.signature(model.forward).parameters
         self.cache_arg = "cache" if "cache" in params else "past_key_values"
         self.keep_last = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        from localai_transformers.batching import Batcher
+
+        self.batcher = Batcher(self, int(options.get("parallel", 1)), int(options.get("queue_size", 64)))
+        if self.batcher.joinable is not False:
+            from localai_transformers.head import tune_head
+
+            tuned = tune_head(model, self.batcher.parallel)
+            if tuned:
+                log.info("model %r: %s", config.name, tuned)
 
     @classmethod
     def load(cls, kind: str, source: Source, config: Any, options: dict[str, Any], backend: str, device: str,
@@ -152,6 +160,7 @@ class CausalLM(TransformersModel):
 
     def generate(self, request: GenerateRequest, cancelled: Callable[[], bool]) -> Iterator[GenerationChunk]:
         """Validate everything (errors raise before the request is accepted), queue it, then stream its chunks."""
+        from localai_transformers.batching import Sequence
         from localai_transformers.constraints import compile_constraint
         from localai_transformers.sampling import Sampler
 
@@ -165,69 +174,14 @@ class CausalLM(TransformersModel):
             request = request.model_copy(update={"sampling": request.sampling.banning_eos(self.eos)})
         sampler = Sampler(request, self.n_vocab, self.tensor_device, self.shipped)
         enforcer = compile_constraint(request.constraint, self.tokenizer, self.n_vocab, self.eos)
-        self.queue.admit()
-        return Admitted(self.queue, self._decode(request, ids, limit, sampler, enforcer, cancelled, first))
+        return self.batcher.submit(Sequence(request, ids, limit, sampler, enforcer, cancelled, TextStream(self.tokenizer),
+                                            first))
 
     def _piece(self, token: int) -> str:
         return self.tokenizer.decode([token], skip_special_tokens=False)
 
-    def _decode(self, request: GenerateRequest, ids: list[int], limit: int, sampler: Any, enforcer: Any,
-                cancelled: Callable[[], bool], first: dict[str, Any] | None = None) -> Iterator[GenerationChunk]:
-        from localai_transformers.sampling import token_logprob
-
-        usage = Usage(prompt_tokens=len(ids))
-        if not self.queue.wait_turn(cancelled):
-            yield GenerationChunk(finish_reason="cancelled", usage=usage)
-            return
-        try:
-            stops = StopMatcher(request.stop)
-            text = TextStream(self.tokenizer)
-            eos = set(self.eos)
-            history = torch.tensor(ids, device=self.tensor_device)
-            step_input = history.unsqueeze(0)
-            past = None
-            pending_tokens, pending_lp = 0, []
-            held: list[str] = []  # a non-incremental request's text, delivered with the last chunk
-            reason, matched = "length", None
-            with torch.inference_mode():
-                for _ in range(limit):
-                    if cancelled():
-                        reason = "cancelled"
-                        break
-                    mask = torch.ones((1, history.shape[0]), dtype=torch.long, device=self.tensor_device)
-                    out = self.model(input_ids=step_input, attention_mask=mask, use_cache=True,
-                                     **{self.cache_arg: past}, **self.keep_last, **(first if past is None else {}))
-                    past = getattr(out, self.cache_arg)
-                    raw = out.logits[0, -1].float()
-                    logits = sampler.process(raw.clone(), history)
-                    if enforcer is not None:
-                        enforcer.mask(logits)
-                    token = sampler.choose(logits)
-                    usage.completion_tokens += 1
-                    if enforcer is not None:
-                        enforcer.advance(token)
-                    if token in eos:
-                        reason = "stop"
-                        break
-                    history = torch.cat([history, torch.tensor([token], device=self.tensor_device)])
-                    step_input = history[-1:].unsqueeze(0)
-                    pending_tokens += 1
-                    if request.logprobs is not None:
-                        pending_lp.append(token_logprob(raw, token, request.logprobs, self._piece))
-                    piece, matched = stops.feed(text.feed(token))
-                    if not request.incremental:
-                        held.append(piece)
-                    elif piece or matched:
-                        yield GenerationChunk(text=piece, tokens=pending_tokens, logprobs=pending_lp or None)
-                        pending_tokens, pending_lp = 0, []
-                    if matched:
-                        reason = "stop"
-                        break
-                    if enforcer is not None and enforcer.done:
-                        reason = "stop"
-                        break
-            tail = "" if matched or reason == "cancelled" else stops.flush()
-            yield GenerationChunk(text="".join(held) + tail, tokens=pending_tokens, logprobs=pending_lp or None,
-                                  finish_reason=reason, stop_sequence=matched, usage=usage)
-        finally:
-            self.queue.turn.release()
+    def close(self) -> None:
+        batcher = getattr(self, "batcher", None)
+        if batcher is not None:
+            batcher.close()
+        super().close()

@@ -87,6 +87,7 @@ class OVCausalLM(CausalLM):
     "continue" (``None`` starts a new sequence)."""
 
     kind = OV_CAUSAL
+    joinable = False  # the KV state lives inside the OpenVINO request: one sequence at a time
 
 
 class OVEmbedder(PooledEmbedder):

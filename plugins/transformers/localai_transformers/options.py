@@ -34,7 +34,10 @@ CUDA_DEVICE = re.compile(r"^cuda(?:[.:](\d+))?$", re.IGNORECASE)
 OPENVINO_DEVICE = re.compile(r"^(AUTO|CPU|GPU(\.\d+)?|NPU)(:.*)?$|^(MULTI|HETERO|AUTO):.+$", re.IGNORECASE)
 
 OPTIONS: list[OptionSpec] = [
-    OptionSpec("queue_size", "int", "requests that may wait while one decodes; beyond it the API answers 429 "
+    OptionSpec("parallel", "int", "requests decoded together in one batch (continuous batching: a request joins "
+               "and leaves between steps); 1 decodes one at a time", default=8, aliases=("n_parallel",),
+               env="TRANSFORMERS_PARALLEL", minimum=1),
+    OptionSpec("queue_size", "int", "requests that may wait while the batch is full; beyond it the API answers 429 "
                "(Anthropic: 529) with Retry-After", default=64, aliases=("max_queue",), env="TRANSFORMERS_QUEUE_SIZE"),
     OptionSpec("normalize", "bool", "L2-normalise mean-pooled embeddings of a plain AutoModel (default: as the "
                "folder's sentence-transformers modules say, else on)"),

@@ -51,6 +51,12 @@ def server(models_folder: Path, engine_python: str) -> Iterator[ServerProcess]:
         "gemma.yaml": "name: gemma\nbackend: transformers\ncontext_size: 1024\nparameters:\n  model: gemma-hf\n  temperature: 0\n",
         "gemma-gguf.yaml": "name: gemma-gguf\nbackend: transformers\ntype: AutoModelForCausalLM\ncontext_size: 1024\n"
                            "parameters:\n  model: gemma.gguf\n  temperature: 0\n",
+        "gemma-serial.yaml": "name: gemma-serial\nbackend: transformers\ncontext_size: 1024\noptions: [\"parallel:1\"]\n"
+                              "parameters:\n  model: gemma-hf\n  temperature: 0\n",
+        "gemma-p1.yaml": "name: gemma-p1\nbackend: transformers\ncontext_size: 1024\noptions: [\"parallel:1\", "
+                         "\"queue_size:0\"]\nparameters:\n  model: gemma-hf\n  temperature: 0\n",
+        "gemma-p2.yaml": "name: gemma-p2\nbackend: transformers\ncontext_size: 1024\noptions: [\"parallel:2\", "
+                         "\"queue_size:0\"]\nparameters:\n  model: gemma-hf\n  temperature: 0\n",
         "minilm.yaml": "name: minilm\nbackend: sentencetransformers\nembeddings: true\nparameters:\n  model: minilm\n",
         "minilm-pooled.yaml": "name: minilm-pooled\nbackend: transformers\ntype: AutoModel\nembeddings: true\n"
                               "parameters:\n  model: minilm\n",

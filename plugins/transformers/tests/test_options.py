@@ -43,6 +43,12 @@ def test_valid_devices_and_options() -> None:
     parsed = parse(["queue_size:2", "pooling:cls"], cfg(main_gpu="cuda.0", quantization="bnb_4bit"), environ={})
     assert parsed["queue_size"] == 2 and parsed["pooling"] == "cls"
     assert parse([], cfg(), environ={"TRANSFORMERS_QUEUE_SIZE": "5"})["queue_size"] == 5
+    # parallel: LocalAI's name for the batch limit, llama-cpp's alias n_parallel too; at least one row
+    assert parse([], cfg(), environ={})["parallel"] == 8
+    assert parse(["n_parallel:3"], cfg(), environ={})["parallel"] == 3
+    assert parse([], cfg(), environ={"TRANSFORMERS_PARALLEL": "2"})["parallel"] == 2
+    with pytest.raises(ValueError, match="parallel"):
+        parse(["parallel:0"], cfg(), environ={})
     assert parse([], cfg(), environ={})["gguf_cache"] is True
     assert parse(["gguf_cache:false"], cfg(), environ={})["gguf_cache"] is False
     assert parse([], cfg(), environ={"TRANSFORMERS_GGUF_CACHE": "0"})["gguf_cache"] is False

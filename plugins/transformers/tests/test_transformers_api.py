@@ -108,13 +108,15 @@ def test_logprobs_and_top_logprobs(server: ServerProcess) -> None:
 
 
 def test_cancelled_stream_frees_the_model_at_once(server: ServerProcess) -> None:
+    # parallel: 1, so a request that kept decoding would hold the only row
     with httpx.stream("POST", server.url + "/v1/completions", timeout=300,
-                      json={"model": "gemma", "prompt": PROMPT, "max_tokens": 900, "stream": True}) as r:
+                      json={"model": "gemma-serial", "prompt": PROMPT, "max_tokens": 900, "stream": True}) as r:
         for line in r.iter_lines():
             if line.startswith("data: {"):
                 break  # leave after the first token: the worker must stop decoding this request
     # if the abandoned request kept decoding its 900 tokens, this one would queue behind it for minutes
-    r = httpx.post(server.url + "/v1/completions", json={"model": "gemma", "prompt": PROMPT, "max_tokens": 2}, timeout=60)
+    r = httpx.post(server.url + "/v1/completions", json={"model": "gemma-serial", "prompt": PROMPT, "max_tokens": 2},
+                   timeout=60)
     assert r.status_code == 200 and r.json()["choices"][0]["finish_reason"] == "length"
 
 
@@ -132,6 +134,131 @@ def test_concurrent_requests_are_all_correct(server: ServerProcess) -> None:
     for t in threads:
         t.join(300)
     assert [got.get(i) for i in range(3)] == expected
+
+
+# -- continuous batching (the "gemma" model runs with the default parallel: 8) ------------------------
+
+# Different lengths on purpose: rows join the batch right-aligned and padded; the last prompt (about 600 tokens)
+# is past Gemma 3's 512-token sliding window, so its sliding layers are cut while the others' are padded.
+BATCH_PROMPTS = [PROMPT, "Paris is the capital of", "def fibonacci(n):", "Once upon a time, in a land far away,",
+                 "Water boils at", "My favourite food is pizza because", "In 1492, Columbus",
+                 "The quick brown fox jumps over the lazy dog. " * 60]
+
+
+def plain(srv: ServerProcess, prompt: str, max_tokens: int, model: str = "gemma", **extra: object) -> dict:
+    r = httpx.post(srv.url + "/v1/completions", timeout=600,
+                   json={"model": model, "prompt": prompt, "max_tokens": max_tokens, **extra})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def streamed(srv: ServerProcess, prompt: str, max_tokens: int, model: str = "gemma") -> tuple[str, str]:
+    text, reason = [], None
+    with httpx.stream("POST", srv.url + "/v1/completions", timeout=600,
+                      json={"model": model, "prompt": prompt, "max_tokens": max_tokens, "stream": True}) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                choice = json.loads(line[6:])["choices"][0]
+                text.append(choice["text"])
+                reason = choice["finish_reason"] or reason
+    return "".join(text), reason
+
+
+def together(*calls: object) -> list[object]:
+    """Run the calls at once (each ``(function, args...)``), results in order; any failure fails the test."""
+    results: dict[int, object] = {}
+
+    def run(i: int, fn: object, args: tuple) -> None:
+        try:
+            results[i] = fn(*args)  # type: ignore[operator]
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c[0], c[1:])) for i, c in enumerate(calls)]  # type: ignore[index]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    out = [results.get(i, TimeoutError("did not finish")) for i in range(len(calls))]
+    for item in out:
+        if isinstance(item, BaseException):
+            raise item
+    return out
+
+
+def test_batched_greedy_output_equals_each_request_alone(server: ServerProcess) -> None:
+    lengths = [8, 24, 40, 16, 32, 12, 20, 28]
+    solo = [plain(server, p, n)["choices"][0] for p, n in zip(BATCH_PROMPTS, lengths)]
+    # every other request streamed: a streamed row and a whole-answer row share the same batch
+    calls = [(streamed if i % 2 else plain, server, p, n) for i, (p, n) in enumerate(zip(BATCH_PROMPTS, lengths))]
+    got = together(*calls)
+    for i, (alone, batched) in enumerate(zip(solo, got)):
+        text, reason = batched if i % 2 else (batched["choices"][0]["text"], batched["choices"][0]["finish_reason"])
+        assert (text, reason) == (alone["text"], alone["finish_reason"]), BATCH_PROMPTS[i][:40]
+    assert all(c["finish_reason"] == "length" for c in solo)  # each row ran its full length, none cut short
+
+
+def test_cancelling_one_row_leaves_the_rest_of_the_batch_intact(server: ServerProcess) -> None:
+    prompts = BATCH_PROMPTS[:3]
+    solo = [plain(server, p, 30)["choices"][0]["text"] for p in prompts]
+
+    def abandon() -> int:
+        seen = 0
+        with httpx.stream("POST", server.url + "/v1/completions", timeout=600,
+                          json={"model": "gemma", "prompt": BATCH_PROMPTS[3], "max_tokens": 900, "stream": True}) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: {"):
+                    seen += 1
+                    if seen == 3:
+                        break  # hang up mid-batch: its row must leave, the others go on
+        return seen
+
+    got = together(*[(streamed, server, p, 30) for p in prompts], (abandon,))
+    assert [g[0] for g in got[:3]] == solo and got[3] == 3  # type: ignore[index]
+    # the abandoned row's 900 tokens are not still decoding: a new request is answered at once
+    assert plain(server, PROMPT, 2)["choices"][0]["finish_reason"] == "length"
+
+
+def test_a_constrained_row_stays_valid_in_a_batch_of_free_ones(server: ServerProcess) -> None:
+    prompts = BATCH_PROMPTS[:3]
+    solo = [plain(server, p, 20)["choices"][0]["text"] for p in prompts]
+
+    def constrained() -> dict:
+        r = oai(server).chat.completions.create(
+            model="gemma", messages=[{"role": "user", "content": "Describe a person as JSON."}], max_tokens=40,
+            response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON, "strict": True}})
+        return {"reason": r.choices[0].finish_reason, "content": r.choices[0].message.content}
+
+    got = together((constrained,), *[(plain, server, p, 20) for p in prompts])
+    assert got[0]["reason"] == "stop"  # type: ignore[index]
+    jsonschema.validate(json.loads(got[0]["content"]), PERSON)  # type: ignore[index]
+    assert [g["choices"][0]["text"] for g in got[1:]] == solo  # type: ignore[index]
+
+
+def test_parallel_decodes_that_many_at_once_and_queue_size_bounds_the_rest(server: ServerProcess) -> None:
+    """``parallel: 2`` serves two open streams at once; with ``queue_size: 0`` a third is refused with 429, as is a
+    second on ``parallel: 1``."""
+    def hold(model: str) -> tuple[object, object]:
+        ctx = httpx.stream("POST", server.url + "/v1/completions", timeout=600,
+                           json={"model": model, "prompt": PROMPT, "max_tokens": 400, "stream": True})
+        r = ctx.__enter__()
+        assert r.status_code == 200
+        lines = r.iter_lines()  # kept: a dropped line iterator closes the response (httpx), freeing the row
+        while not next(lines).startswith("data: {"):
+            pass  # its first token arrived: the request holds a row
+        return ctx, lines
+
+    for model, rows in (("gemma-p1", 1), ("gemma-p2", 2)):
+        held = [hold(model) for _ in range(rows)]
+        try:
+            r = httpx.post(server.url + "/v1/completions", timeout=60,
+                           json={"model": model, "prompt": PROMPT, "max_tokens": 2})
+            assert r.status_code == 429, (model, r.status_code, r.text)
+            assert r.json()["error"]["type"] and "Retry-After" in r.headers
+        finally:
+            for ctx, _ in held:
+                ctx.__exit__(None, None, None)  # type: ignore[attr-defined]
 
 
 # -- constraints --------------------------------------------------------------------------------
