@@ -129,7 +129,7 @@ class Batcher:
                     self._step()
             except BaseException as exc:  # noqa: BLE001 - fail the running requests, keep serving later ones
                 log.exception("model %r: decode step failed", self.lm.name)
-                for seq in {id(s): s for s in [*admitted, *self.rows]}.values():
+                for seq in [*admitted, *self.rows]:  # a prefilled one is in both: ``counted`` fails it once
                     if seq.counted:
                         self._release(seq)
                         seq.deliver(exc)
@@ -144,8 +144,7 @@ class Batcher:
         for seq in list(self.waiting):
             if seq.gone():
                 self.waiting.remove(seq)
-                seq.counted = False  # the lock is held: counted out here
-                self.inflight -= 1
+                self._release(seq)  # the condition's lock is re-entrant
                 seq.deliver(GenerationChunk(finish_reason="cancelled", usage=seq.usage))
             elif len(out) < room:
                 self.waiting.remove(seq)
@@ -180,8 +179,8 @@ class Batcher:
 
     def _step(self) -> None:
         """One forward pass for every running row, each row's token chosen from its own logits."""
-        for i in [i for i, seq in enumerate(self.rows) if seq.gone()]:
-            self._end(self.rows[i], "cancelled")
+        for seq in [seq for seq in self.rows if seq.gone()]:
+            self._end(seq, "cancelled")
         self._drop([seq for seq in self.rows if seq.last is None])
         if not self.rows:
             return
@@ -310,13 +309,7 @@ def select(cache: Any, mask: torch.Tensor, keep: list[int]) -> tuple[Any, torch.
     used = mask.any(dim=0).nonzero()
     cut = int(used[0]) if used.numel() else 0
     length = mask.shape[1] - cut
-    try:
-        layers = _layers(cache)
-    except ValueError:
-        if len(keep) == 1 and cut == 0:  # a lone row of an opaque cache: nothing to rearrange
-            return cache, mask
-        raise
-    for layer in layers:
+    for layer in _layers(cache):  # only a joinable batch ever has rows to drop and others to keep
         if not layer.is_initialized:
             continue
         want = _kept(layer, length)

@@ -39,13 +39,8 @@ def tune_head(model: Any, rows: int) -> str | None:
     weight = head.weight
     if weight.device.type != "cpu" or weight.shape[0] < MIN_VOCAB or weight.dtype != torch.float32:
         return None
-    sizes, faster, report = [], set(), []
-    n = 2
-    while True:
-        sizes.append(min(n, rows))
-        if n >= rows:
-            break
-        n *= 2
+    sizes = sorted({min(2 ** k, rows) for k in range(1, rows.bit_length() + 1)})  # 2, 4, 8, ... then rows
+    faster, report = set(), []
     with torch.inference_mode():
         for n in sizes:
             x = torch.randn(n, weight.shape[1], dtype=weight.dtype)
