@@ -13,6 +13,11 @@ streaming, and the streamed minus the plain request's CPU per token, which is wh
 framing, one write and one event-loop wake-up per token). The model's decoding runs in a worker process and is
 not counted. A server on a 2-core machine shares those cores with the decoding worker, so each microsecond here is
 taken from decode speed.
+
+Last, the floor (``bench/relay_floor.py``): what relaying one line to a streamed client costs a process with
+nothing of ours in it, a bare uvloop relay and a uvicorn ASGI app, at the streamed token rate measured above and
+while the model decodes requests that are not streamed (so caches are as cold as under a real stream).
+``--no-floor`` leaves it out.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ import json
 import os
 import statistics
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import httpx
 from localai.testing import GGUF_NAME, ServerProcess, default_gguf
+from relay_floor import measure as relay_cost
 
 PROMPT = "Write a long story about a lighthouse keeper."
 
@@ -87,6 +95,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=6, help="requests per API and mode (median taken)")
     ap.add_argument("--apis", nargs="+", default=["completions", "chat", "anthropic", "responses"])
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--no-floor", action="store_true", help="leave out the bare and ASGI relay floor")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp, "models")
@@ -100,11 +109,41 @@ def main() -> None:
             print(f"{args.tokens} tokens per request, {args.requests} requests per row, server CPU only "
                   f"(load average {os.getloadavg()[0]:.2f})")
             print(f"{'api':12} {'streamed us/token':>18} {'plain us/token':>15} {'streaming adds':>15}")
+            streamed_wall = streamed_tokens = 0.0
             for api in args.apis:
-                per = {s: [run(client, srv.url, pid, api, args.tokens, s) / args.tokens * 1e6
-                           for _ in range(args.requests)] for s in (True, False)}
+                per: dict[bool, list[float]] = {True: [], False: []}
+                for s in (True, False):
+                    for _ in range(args.requests):
+                        began = time.monotonic()
+                        per[s].append(run(client, srv.url, pid, api, args.tokens, s) / args.tokens * 1e6)
+                        if s:
+                            streamed_wall += time.monotonic() - began
+                            streamed_tokens += args.tokens
                 streamed, plain = statistics.median(per[True]), statistics.median(per[False])
                 print(f"{api:12} {streamed:18.1f} {plain:15.1f} {streamed - plain:15.1f}", flush=True)
+            if not args.no_floor:
+                floor(client, srv.url, streamed_wall / streamed_tokens, args.tokens)
+
+
+def floor(client: httpx.Client, url: str, interval: float, tokens: int) -> None:
+    """The relay floor at ``interval`` seconds per token, the model decoding plain requests meanwhile."""
+    stop = threading.Event()
+
+    def decode() -> None:
+        path, body = request("completions", tokens, False)
+        while not stop.is_set():
+            client.post(url + path, json=body).raise_for_status()
+
+    load = threading.Thread(target=decode, daemon=True)
+    load.start()
+    try:
+        time.sleep(1)
+        costs = {kind: relay_cost(kind, interval, 300) for kind in ("bare", "asgi")}
+    finally:
+        stop.set()
+        load.join()
+    print(f"floor at {1 / interval:.0f} tokens/s, the model decoding meanwhile: a bare uvloop relay "
+          f"{costs['bare']:.1f} us/token, a uvicorn ASGI relay {costs['asgi']:.1f} us/token (bench/relay_floor.py)")
 
 
 if __name__ == "__main__":
