@@ -78,10 +78,15 @@ install_test_backends() {
 }
 install_test_backends || { echo "[test] installing test backends failed" >&2; exit 1; }
 
-# The web UI's browser tests drive Debian's chromium (Playwright never downloads browsers here).
-if [ ! -x /usr/bin/chromium ]; then
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
-    || echo "[test] could not install chromium: the web UI tests will fail" >&2
+# Debian packages the tests drive: chromium for the web UI's browser tests (Playwright never downloads browsers
+# here); PostgreSQL's server and HAProxy for the replica tests (tests/api/test_replicas.py starts its own of each).
+PACKAGES=()
+[ -x /usr/bin/chromium ] || PACKAGES+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || PACKAGES+=(postgresql)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || PACKAGES+=(haproxy)
+if [ ${#PACKAGES[@]} -gt 0 ]; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${PACKAGES[@]}" >/dev/null; } \
+    || echo "[test] could not install ${PACKAGES[*]}: the tests that drive them will fail" >&2
 fi
 .venv/bin/python -m pytest "${MARK[@]}" "${ARGS[@]}"
 rc=$?

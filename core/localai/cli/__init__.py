@@ -191,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_path(run)
     run.add_argument("--data-path", type=Path, default=Path(env("DATA_PATH", "data")),
                      help="folder for stored state such as stored responses (env LOCALAI_DATA_PATH; default ./data)")
+    run.add_argument("--database-url", default=env("DATABASE_URL"),
+                     help="where stored responses live: postgresql://USER:PASSWORD@HOST:PORT/DB for replicas sharing "
+                          "state (needs localai-core[postgres]), or sqlite:///PATH (env LOCALAI_DATABASE_URL; default "
+                          "SQLite in DATA_PATH)")
     run.add_argument("--generated-content-path", type=Path, default=env("GENERATED_CONTENT_PATH"),
                      help="folder for generated images served at /generated-images/ "
                           "(env LOCALAI_GENERATED_CONTENT_PATH; default DATA_PATH/generated/images)")
@@ -462,6 +466,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if args.models and gallery_cli.install_for_run(args.models_path, args.galleries, args.models, args.download_concurrency):
         return 1
+    from localai.state import Database
+
+    try:  # a database that cannot be used stops the start here, in a sentence, before anything listens
+        Database(args.database_url or None, args.data_path).prepare()
+    except Exception as exc:  # noqa: BLE001 - ValueError (the URL), StoreUnavailable, RuntimeError (driver, file)
+        print(f"error: --database-url: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        return 1
     from localai.durations import parse_duration
 
     try:
@@ -479,7 +490,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                         galleries=model_galleries, download_concurrency=args.download_concurrency,
                         generated_content_path=Path(args.generated_content_path) if args.generated_content_path else None,
                         generated_max_age=max_age, generated_max_files=args.generated_content_max_files,
-                        images=image_settings(args))
+                        images=image_settings(args), database_url=args.database_url or None)
     logging.getLogger("localai").info("models folder %s, listening on http://%s:%d%s", args.models_path.resolve(), host, port,
                                       " (API key required)" if keys else "")
     app = create_app(settings)

@@ -53,6 +53,7 @@ class Job:
     result: Any = None
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _listener: Callable[[Job], None] | None = field(default=None, repr=False)
 
     def update(self, **fields: Any) -> None:
         with self._lock:
@@ -60,6 +61,11 @@ class Job:
                 if not hasattr(self, key) or key.startswith("_"):
                     raise AttributeError(f"job has no field {key!r}")
                 setattr(self, key, value)
+        if self._listener is not None:
+            try:
+                self._listener(self)
+            except Exception:  # noqa: BLE001 - telling others must never stop the work
+                log.exception("job %s: change listener failed", self.uuid)
 
     def cancel(self) -> bool:
         """Ask the work to stop; ``False`` if the job already finished."""
@@ -97,15 +103,19 @@ class Job:
 
 
 class JobRegistry:
-    """Jobs by uuid for the life of the server; each job's work runs in its own daemon thread."""
+    """Jobs by uuid for the life of the server; each job's work runs in its own daemon thread. ``listener`` hears of
+    every change to a job (the state database's mirror, for other replicas: localai.state.jobs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, listener: Callable[[Job], None] | None = None) -> None:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
+        self.listener = listener
 
     def submit(self, kind: str, name: str, work: Callable[[Job], Any], *, deletion: bool = False) -> Job:
         """Start ``work(job)`` in a thread. Its return value lands in ``job.result``; an exception in ``job.error``."""
-        job = Job(kind=kind, name=name, deletion=deletion)
+        job = Job(kind=kind, name=name, deletion=deletion, _listener=self.listener)
+        if self.listener is not None:
+            self.listener(job)  # queued: other replicas know the uuid before this call returns it
         with self._lock:
             self._jobs[job.uuid] = job
         threading.Thread(target=self._run, args=(job, work), name=f"job-{kind}-{job.uuid[:8]}", daemon=True).start()

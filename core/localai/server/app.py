@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import AsyncIterator
@@ -29,6 +30,8 @@ from localai.runtime.worker.client import WorkerDied, WorkerError
 from localai.server.api.errors import error_response, protocol_for_path, to_api_error
 from localai.server.generated import GeneratedStore
 from localai.server.metrics import Metrics
+from localai.state import Database, replica_id
+from localai.state.jobs import JobMirror
 
 log = logging.getLogger("localai.server")
 
@@ -51,6 +54,7 @@ class Settings:
     generated_max_age: float | None = 24 * 3600  # seconds a generated image is kept (None/0: forever)
     generated_max_files: int | None = 1000  # generated images kept at most (None/0: no limit)
     images: ImageSettings = field(default_factory=ImageSettings)  # limits on images in chat requests
+    database_url: str | None = None  # --database-url: None is SQLite under data_path (localai.state)
 
 
 class State:
@@ -66,7 +70,11 @@ class State:
         self.metrics.watch_runtime(self.runtime.workers)
         self.lifecycle: Lifecycle = self.runtime.lifecycle  # type: ignore[assignment]
         self.engine = Engine(self.runtime, images=settings.images)
-        self.jobs = JobRegistry()  # model and backend installs, LocalAI's /models/jobs shape
+        self.replica = replica_id()
+        self.database = Database(settings.database_url, settings.data_path)  # stored responses, jobs (localai.state)
+        self.metrics.replica_info.info({"replica": self.replica, "database": "postgresql" if self.database.postgres else "sqlite"})
+        self.job_mirror = JobMirror(self.database, self.replica)  # install jobs as every replica sees them
+        self.jobs = JobRegistry(listener=self.job_mirror.changed)  # model and backend installs, LocalAI's /models/jobs shape
         self.draining = False  # set on SIGTERM (localai.server.shutdown): new requests get 503
         self.active_requests = 0  # HTTP requests in flight (localai.server.api.traffic)
         self.generated = GeneratedStore(settings.generated_content_path or settings.data_path / "generated" / "images",
@@ -206,14 +214,18 @@ def create_app(settings: Settings, pm: PluginManager | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.database.open()
+        tending = asyncio.create_task(state.job_mirror.tend(state.jobs), name="job leases")
         for hook in state.extensions.get("startup", []):
             await hook(state)
         await state.lifecycle.start()
         yield
+        tending.cancel()
         for hook in state.extensions.get("shutdown", []):
             await hook(state)
         await state.lifecycle.stop()
         await state.runtime.shutdown()
+        await state.database.close()
 
     app = FastAPI(title="localai", version=__version__, lifespan=lifespan)
     app.state.localai = state

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -40,6 +40,8 @@ LOAD_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 32
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
+        self.replica_info = Info("localai_replica", "This server process among replicas sharing a state database: its id "
+                                 "(what its running work is recorded under) and the database kind", registry=r)
         self.http_requests = Counter("localai_http_requests", "HTTP requests by API, route, method and status code",
                                      ("api", "route", "method", "status"), registry=r)
         self.http_latency = Histogram("localai_http_request_duration_seconds",

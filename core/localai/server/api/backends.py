@@ -119,29 +119,31 @@ def apply_backend(body: ApplyRequest, request: Request) -> dict[str, str]:
     return {"uuid": job.uuid, "status": f"{str(request.base_url).rstrip('/')}/backends/jobs/{job.uuid}"}
 
 
-def _job(state: Any, uuid: str) -> Any:
-    job = state.jobs.get(uuid)
-    if job is None or job.kind != "backend":
+async def _job(state: Any, uuid: str) -> dict[str, Any]:
+    job = await state.job_mirror.get(state.jobs, uuid)
+    if job is None or job.get("kind") != "backend":
         raise APIError("not_found", f"no backend job {uuid!r}", param="uuid", code="job_not_found")
     return job
 
 
 @router.get("/backends/jobs")
-def list_jobs(request: Request) -> dict[str, dict[str, Any]]:
-    return {j.uuid: j.to_dict() for j in _state(request).jobs.list("backend")}
+async def list_jobs(request: Request) -> dict[str, dict[str, Any]]:
+    state = _state(request)
+    return await state.job_mirror.all(state.jobs, "backend")
 
 
 @router.get("/backends/jobs/{uuid}")
-def get_job(uuid: str, request: Request) -> dict[str, Any]:
-    return _job(_state(request), uuid).to_dict()
+async def get_job(uuid: str, request: Request) -> dict[str, Any]:
+    return await _job(_state(request), uuid)
 
 
 @router.post("/backends/jobs/{uuid}/cancel")
-def cancel_job(uuid: str, request: Request) -> dict[str, Any]:
-    job = _job(_state(request), uuid)
-    if not job.cancel():
+async def cancel_job(uuid: str, request: Request) -> dict[str, Any]:
+    state = _state(request)
+    await _job(state, uuid)
+    if not await state.job_mirror.cancel(state.jobs, uuid):
         raise APIError("invalid_request", f"backend job {uuid!r} already finished", param="uuid", code="job_finished", status=409)
-    return job.to_dict()
+    return await _job(state, uuid)
 
 
 @router.post("/backends/delete/{name}")

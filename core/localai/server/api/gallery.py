@@ -46,10 +46,6 @@ def _svc(request: Request) -> GalleryService:
     return request.app.state.localai.extensions["gallery"]
 
 
-def _job_dict(job: Any) -> dict[str, Any]:
-    return job.to_dict()
-
-
 def _status_url(request: Request, uuid: str) -> str:
     return f"{str(request.base_url).rstrip('/')}/models/jobs/{uuid}"
 
@@ -87,27 +83,33 @@ async def apply_model(body: ApplyRequest, request: Request) -> dict[str, str]:
 
 @router.get("/models/jobs")
 async def list_jobs(request: Request) -> dict[str, Any]:
-    """Every model job of this server's life, by uuid (LocalAI's shape)."""
-    return {j.uuid: _job_dict(j) for j in request.app.state.localai.jobs.list("model")}
+    """Every model job, by uuid (LocalAI's shape), whichever replica ran it."""
+    state = request.app.state.localai
+    return await state.job_mirror.all(state.jobs, "model")
 
 
-def _job(request: Request, uuid: str) -> Any:
-    job = request.app.state.localai.jobs.get(uuid)
-    if job is None:
-        raise APIError("not_found", f"no job with uuid {uuid!r}", param="uuid", code="job_not_found")
-    return job
+def _not_found(uuid: str) -> APIError:
+    return APIError("not_found", f"no job with uuid {uuid!r}", param="uuid", code="job_not_found")
 
 
 @router.get("/models/jobs/{uuid}")
 async def get_job(uuid: str, request: Request) -> dict[str, Any]:
-    return _job_dict(_job(request, uuid))
+    state = request.app.state.localai
+    job = await state.job_mirror.get(state.jobs, uuid)
+    if job is None:
+        raise _not_found(uuid)
+    return job
 
 
 async def _cancel(uuid: str, request: Request) -> dict[str, Any]:
-    job = _job(request, uuid)
-    if not job.cancel():
-        raise APIError("invalid_request", f"job {uuid} already finished ({job.message})", status=409, code="job_finished")
-    log.info("%s job %s (%s): cancel requested", job.kind, uuid, job.name)
+    state = request.app.state.localai
+    asked = await state.job_mirror.cancel(state.jobs, uuid)
+    if asked is None:
+        raise _not_found(uuid)
+    if not asked:
+        job = await state.job_mirror.get(state.jobs, uuid) or {}
+        raise APIError("invalid_request", f"job {uuid} already finished ({job.get('message')})", status=409, code="job_finished")
+    log.info("job %s: cancel requested", uuid)
     return {"success": True, "message": "Operation cancelled"}
 
 

@@ -15,13 +15,18 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """200 once at least one model is configured and usable and every preloaded model is loaded."""
+    """200 once at least one model is configured and usable, the state database answers and every preloaded model
+    is loaded."""
     state = request.app.state.localai
     usable = [e.name for e in state.catalog.entries.values() if e.usable]
     if getattr(state, "draining", False):
         return JSONResponse({"status": "not ready", "reason": "the server is shutting down"}, status_code=503)
     if not usable:
         return JSONResponse({"status": "not ready", "reason": "no usable model is configured"}, status_code=503)
+    database = getattr(state, "database", None)
+    problem = await database.check() if database is not None else None
+    if problem is not None:
+        return JSONResponse({"status": "not ready", "reason": problem}, status_code=503)
     lifecycle = getattr(state, "lifecycle", None)
     if lifecycle is not None:
         ready, loading, failed = lifecycle.readiness()

@@ -13,8 +13,8 @@ from localai.server.api.responses.routes import Service, router
 
 
 def install(state: Any) -> APIRouter:
-    """Create the responses service on ``state`` (store under the data folder) and hook it into start-up/shut-down."""
-    svc = Service(state.settings.data_path)
+    """Create the responses service on ``state`` (its store in the state database) and hook it into start-up/shut-down."""
+    svc = Service(state.database, state.replica)
     state.extensions["responses"] = svc
     state.extensions.setdefault("startup", []).append(svc.startup)
     state.extensions.setdefault("shutdown", []).append(svc.shutdown)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
+import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -17,29 +18,53 @@ from localai.server.api.responses import items, resource, translate
 from localai.server.api.responses.emitter import Emitter
 from localai.server.api.responses.models import CreateBody
 from localai.server.api.responses.runner import Run, Runs
-from localai.server.api.responses.store import Store
+from localai.server.api.responses.store import RUNNING, Store
+from localai.state import Database
+from localai.state.leases import LEASE, RENEW, keep
 
 log = logging.getLogger("localai.responses")
 
 router = APIRouter()
 
 
+POLL = 0.1  # how often a replica that does not run a response reads its progress (streams, cancel, delete)
+
+
 class Service:
     """The store and the running responses; created with the app, opened by its lifespan."""
 
-    def __init__(self, data_path: Path) -> None:
-        self.store = Store(Path(data_path) / "responses.sqlite3")
+    def __init__(self, db: Database, owner: str) -> None:
+        self.store = Store(db)
         self.runs = Runs()
+        self.postgres = db.postgres
+        self.owner = owner  # this replica, as the store records who runs a response
+        self._tending: asyncio.Task[None] | None = None
 
     async def startup(self, state: Any) -> None:
-        await self.store.open()
-        failed = await self.store.recover()
+        # The embedded database belongs to this process alone: whatever it left running is over. A shared one
+        # may hold other replicas' live responses: only lapsed leases are.
+        failed = await self.store.fail_unowned(time.time() if self.postgres else None)
         if failed:
-            log.warning("marked %d response(s) left unfinished by a previous run as failed", len(failed))
+            log.warning("marked %d response(s) left unfinished by a stopped server as failed", len(failed))
+        self._tending = asyncio.create_task(keep(self._upkeep, "responses"), name="responses leases")
 
     async def shutdown(self, state: Any) -> None:
+        if self._tending is not None:
+            self._tending.cancel()
         await self.runs.shutdown()
-        await self.store.close()
+
+    async def _upkeep(self) -> None:
+        """Renew this replica's leases, cancel what another replica asked to, fail responses whose owner stopped."""
+        ids = [rid for rid, run in self.runs.active.items() if not run.done]
+        for rid in await self.store.renew(self.owner, ids, time.time() + LEASE):
+            run = self.runs.get(rid)
+            if run is not None:
+                log.info("response %s: cancelled through another replica", rid)
+                run.cancel()
+        lapsed = await self.store.fail_unowned(time.time())
+        if lapsed:
+            log.warning("marked %d response(s) whose replica stopped renewing them as failed: %s",
+                        len(lapsed), ", ".join(lapsed))
 
 
 def service(request: Request) -> Service:
@@ -84,9 +109,29 @@ async def _events(run_events: AsyncIterator[tuple[str, str]], run: Run | None, c
             run.cancel()
 
 
-async def _stored_events(events: list[tuple[str, str]]) -> AsyncIterator[tuple[str, str]]:
-    for ev in events:
-        yield ev
+async def _stored_events(svc: Service, rid: str, after: int) -> AsyncIterator[tuple[str, str]]:
+    """A response's events from the store, following it while it runs on another replica."""
+    while True:
+        current = await svc.store.get(rid)  # read before the events: a finished response's last events are in
+        for seq, type_, data in await svc.store.events_after(rid, after):
+            after = seq
+            yield type_, data
+        if current is None or current["status"] not in RUNNING:
+            return
+        await asyncio.sleep(POLL)
+
+
+async def _settled(svc: Service, rid: str) -> dict[str, Any] | None:
+    """Wait until a response running on another replica has ended (its owner saw a cancel, or its lease lapsed)."""
+    deadline = time.monotonic() + LEASE + 2 * RENEW
+    while True:
+        current = await svc.store.get(rid)
+        if current is None or current["status"] not in RUNNING:
+            return current
+        if time.monotonic() > deadline:
+            raise APIError("timeout", f"response {rid!r} runs on another replica that did not stop it in time",
+                           code="cancel_timeout")
+        await asyncio.sleep(POLL)
 
 
 @router.post("/responses")
@@ -108,7 +153,7 @@ async def create(body: CreateBody, request: Request, engine: EngineDep) -> Any:
     emitter = Emitter(response)
     run = Run(emitter, background=background, store=svc.store if body.stored else None)
     if body.stored:
-        await svc.store.create(response, conversation)
+        await svc.store.create(response, conversation, svc.owner, time.time() + LEASE)
     first = [emitter.lifecycle("response.created")]
     if not background:
         first.append(emitter.lifecycle("response.in_progress"))
@@ -144,8 +189,7 @@ async def retrieve(response_id: str, request: Request, stream: bool = False,
         return sse.response(_events(run.follow(after), run, cancel_on_exit=False))
     if await svc.store.get(response_id) is None:
         raise not_found(response_id)
-    stored = await svc.store.events_after(response_id, after)
-    return sse.response(_events(_stored_events(stored), None, cancel_on_exit=False))
+    return sse.response(_events(_stored_events(svc, response_id, after), None, cancel_on_exit=False))
 
 
 @router.post("/responses/{response_id}/cancel")
@@ -165,6 +209,12 @@ async def cancel(response_id: str, request: Request) -> Any:
         return current
     if not current.get("background"):
         raise invalid("only background responses can be cancelled", param="response_id")
+    if current["status"] in RUNNING:  # running on another replica: it cancels when it next renews its lease
+        await svc.store.request_cancel(response_id)
+        settled = await _settled(svc, response_id)
+        if settled is None:
+            raise not_found(response_id)
+        return settled
     raise invalid(f"cannot cancel a response whose status is {current['status']}", param="response_id")
 
 
@@ -175,6 +225,11 @@ async def delete(response_id: str, request: Request) -> dict[str, Any]:
     if run is not None:
         run.cancel()
         await run.wait()
+    else:
+        current = await svc.store.get(response_id)
+        if current is not None and current["status"] in RUNNING:  # on another replica: stopped before it goes
+            await svc.store.request_cancel(response_id)
+            await _settled(svc, response_id)
     if not await svc.store.delete(response_id):
         raise not_found(response_id)
     return {"id": response_id, "object": "response.deleted", "deleted": True}

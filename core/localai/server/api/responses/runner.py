@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,10 +20,12 @@ from localai.events import Event
 from localai.server.api.errors import to_api_error
 from localai.server.api.responses.emitter import Emitter, StreamEvent
 from localai.server.api.responses.store import Store
+from localai.state import StoreUnavailable
 
 log = logging.getLogger("localai.responses")
 
 SAVE_EVERY = 32  # events buffered before a store write while generating
+SAVE_AFTER = 0.25  # ... or seconds, so another replica following the response is never far behind
 
 
 class Run:
@@ -37,6 +40,7 @@ class Run:
         self.error: APIError | None = None  # why it failed, for clients waiting on plain JSON
         self._signal = asyncio.Event()
         self._unsaved: list[StreamEvent] = []
+        self._saved_at = time.monotonic()
 
     @property
     def id(self) -> str:
@@ -54,9 +58,11 @@ class Run:
         for ev in events:
             self.events.append((ev["type"], json.dumps(ev, ensure_ascii=False, separators=(",", ":"))))
         self._unsaved.extend(events)
-        if self.store is not None and (save or len(self._unsaved) >= SAVE_EVERY):
+        if self.store is not None and (save or len(self._unsaved) >= SAVE_EVERY
+                                       or time.monotonic() - self._saved_at >= SAVE_AFTER):
             self.store.save(self.response, self._unsaved, final=self.emitter.finished)
             self._unsaved = []
+            self._saved_at = time.monotonic()
         self._wake()
 
     def _wake(self) -> None:
@@ -94,6 +100,9 @@ class Run:
             try:
                 if self.store is not None:
                     await self.store.flush()
+            except StoreUnavailable:
+                log.warning("response %s ended while the state database was unavailable; its last state is written "
+                            "when the database is back", self.id)
             finally:
                 self.closed = True
                 self._wake()
