@@ -83,6 +83,7 @@ class Database:
         self._raw: Any = None
         self._retry: collections.deque[Callable[[Connection], Any]] = collections.deque()
         self._broken: str | None = None  # why the last connection attempt or call failed (for logs, /readyz)
+        self._closed = False
 
     def describe(self) -> str:
         return f"PostgreSQL {redact(self.url)}" if self.postgres else f"SQLite {self.path}"
@@ -131,7 +132,12 @@ class Database:
                 self._broken = None
         try:
             while self._retry:
-                self._transaction(self._retry[0])
+                try:
+                    self._transaction(self._retry[0])
+                except Exception as exc:  # noqa: BLE001 - one bad write must not block every later call
+                    if self.postgres and _lost(exc, self._raw):
+                        raise
+                    log.exception("state database: a write held back by an outage failed when replayed; dropped")
                 self._retry.popleft()
             return self._transaction(fn)
         except Exception as exc:
@@ -181,7 +187,11 @@ class Database:
             self._pool.shutdown(wait=True)
 
     async def close(self) -> None:
+        self._closed = True
         await asyncio.get_running_loop().run_in_executor(self._pool, self._close_raw)
+        if self._retry:
+            log.warning("state database %s: %d write(s) held back by an outage could not be made before shutdown",
+                        self.describe(), len(self._retry))
         self._pool.shutdown(wait=True)
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
@@ -208,7 +218,12 @@ class Database:
             except Exception:  # noqa: BLE001 - a write that fails for its own reasons must not block the ones after
                 log.exception("state database write failed")
 
-        self._pool.submit(write)
+        try:
+            if self._closed:
+                raise RuntimeError("closed")
+            self._pool.submit(write)
+        except RuntimeError:  # a job thread still reporting while the server shuts down: nothing is listening
+            log.debug("state database closed: a late write is dropped")
 
     async def flush(self) -> None:
         """Wait until every queued write has landed (raises :class:`StoreUnavailable` while some cannot)."""
