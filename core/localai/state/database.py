@@ -229,6 +229,10 @@ class Database:
         """Wait until every queued write has landed (raises :class:`StoreUnavailable` while some cannot)."""
         await self.run(lambda conn: None)
 
+    def flush_blocking(self) -> None:
+        """:meth:`flush` for a thread outside the event loop (a synchronous route)."""
+        self._pool.submit(self._guarded, lambda conn: None).result()
+
     async def check(self) -> str | None:
         """``None`` when the database answers, else why not (``/readyz``)."""
         try:

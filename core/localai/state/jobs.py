@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from localai.install.jobs import Job, JobRegistry
-from localai.state.database import Connection, Database
+from localai.state.database import Connection, Database, StoreUnavailable
 from localai.state.leases import LEASE, keep
 
 log = logging.getLogger("localai.state")
@@ -49,6 +49,21 @@ class JobMirror:
                 self._written.pop(job.uuid, None)
         row = (job.uuid, job.kind, json.dumps(data), self.owner, time.time() + LEASE, int(data["processed"]))
         self.db.submit(lambda db: db.execute(_UPSERT, row))
+
+    async def published(self) -> None:
+        """Wait until the jobs' changes so far are in the database (a new job's uuid is then known to every replica
+        before the client that started it can poll another); during an outage they follow when it ends."""
+        try:
+            await self.db.flush()
+        except StoreUnavailable:
+            pass
+
+    def published_blocking(self) -> None:
+        """:meth:`published` for a synchronous route (run on a thread)."""
+        try:
+            self.db.flush_blocking()
+        except StoreUnavailable:
+            pass
 
     async def get(self, registry: JobRegistry, uuid: str) -> dict[str, Any] | None:
         """A job's status: this replica's own at first hand, another's from the database."""

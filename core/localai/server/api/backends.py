@@ -116,6 +116,7 @@ def apply_backend(body: ApplyRequest, request: Request) -> dict[str, str]:
         return _public(meta)
 
     job = state.jobs.submit("backend", name, work)
+    state.job_mirror.published_blocking()
     return {"uuid": job.uuid, "status": f"{str(request.base_url).rstrip('/')}/backends/jobs/{job.uuid}"}
 
 
@@ -172,4 +173,5 @@ def delete_backend(name: str, request: Request) -> dict[str, Any]:
         return {"name": removed["name"]}
 
     job = state.jobs.submit("backend", meta["name"], work, deletion=True)
+    state.job_mirror.published_blocking()
     return {"uuid": job.uuid, "status": f"{str(request.base_url).rstrip('/')}/backends/jobs/{job.uuid}", "used_by": used_by}

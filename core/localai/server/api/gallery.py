@@ -77,6 +77,7 @@ async def apply_model(body: ApplyRequest, request: Request) -> dict[str, str]:
             asyncio.run_coroutine_threadsafe(_unload(state, name), loop).result(60)
 
     job = jobs.submit("model", label, lambda job: svc.install(body, job, before_write=unload))
+    await state.job_mirror.published()
     log.info("model install job %s: %s", job.uuid, body.id or body.url)
     return {"uuid": job.uuid, "status": _status_url(request, job.uuid)}
 
@@ -171,6 +172,7 @@ async def delete_model(name: str, request: Request) -> dict[str, str]:
     state = request.app.state.localai
     await _unload(state, name)
     job = state.jobs.submit("model", name, lambda job: svc.delete(name, job), deletion=True)
+    await state.job_mirror.published()
     return {"uuid": job.uuid, "status": _status_url(request, job.uuid)}
 
 
