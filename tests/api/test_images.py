@@ -260,3 +260,20 @@ def test_diffusers_block_validated_at_config_load(tmp_path: Path) -> None:
     configs, problems = parse_yaml_file(path)
     assert not configs and problems[0].field == "diffusers.pipeline_type"
     assert "StableDiffusionPipeline" in problems[0].message and "AutoPipelineForText2Image" in problems[0].message
+
+
+def test_replicas_sharing_the_generated_folder_serve_each_others_images(tmp_path: Path) -> None:
+    """Replicas behind a balancer set one --generated-content-path on a shared volume (docs/replicas.md): the
+    ``url`` one replica answers with is served by the others."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "paint.yaml").write_text(MODELS["paint.yaml"])
+    args = ["--generated-content-path", str(tmp_path / "shared-images")]
+    with ServerProcess(folder, data_path=tmp_path / "data-a", env=ENV, args=args) as a, \
+            ServerProcess(folder, data_path=tmp_path / "data-b", env=ENV, args=args) as b:
+        r = httpx.post(a.url + "/v1/images/generations", json={"prompt": "a lighthouse", "size": "256x256"}, timeout=60)
+        assert r.status_code == 200, r.text
+        name = r.json()["data"][0]["url"].rsplit("/", 1)[1]
+        got = httpx.get(f"{b.url}/generated-images/{name}", timeout=30)
+        assert got.status_code == 200 and png_size(got.content) == (256, 256)
+        assert got.content == base64.b64decode(r.json()["data"][0]["b64_json"])
