@@ -108,7 +108,7 @@ def store_latency(args: argparse.Namespace, root: Path) -> None:
                 warm(srv.url)
                 latencies(srv.url, 10, True)  # warm the store's connection and caches
                 stored, plain = [], []
-                for _ in range(args.stored // 20):  # alternate in blocks so drift hits both alike
+                for _ in range(max(1, args.stored // 10)):  # alternate in blocks so drift hits both alike
                     stored += latencies(srv.url, 10, True)
                     plain += latencies(srv.url, 10, False)
                 rows.append((name, stored, plain))
