@@ -192,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-path", type=Path, default=Path(env("DATA_PATH", "data")),
                      help="folder for stored state such as stored responses (env LOCALAI_DATA_PATH; default ./data)")
     run.add_argument("--database-url", default=env("DATABASE_URL"),
-                     help="where stored responses live: postgresql://USER:PASSWORD@HOST:PORT/DB for replicas sharing "
-                          "state (needs localai-core[postgres]), or sqlite:///PATH (env LOCALAI_DATABASE_URL; default "
+                     help="where stored responses and install jobs live: postgresql://USER:PASSWORD@HOST:PORT/DB for replicas "
+                          "sharing state (needs localai-core[postgres]), or sqlite:///PATH (env LOCALAI_DATABASE_URL; default "
                           "SQLite in DATA_PATH)")
     run.add_argument("--generated-content-path", type=Path, default=env("GENERATED_CONTENT_PATH"),
                      help="folder for generated images served at /generated-images/ "
