@@ -33,21 +33,10 @@ from pathlib import Path
 
 import httpx
 from localai.testing import GGUF_NAME, ServerProcess, default_gguf
+from relay_floor import cpu_seconds
 from relay_floor import measure as relay_cost
 
 PROMPT = "Write a long story about a lighthouse keeper."
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of one process's threads (not its children), from each thread's ``schedstat`` (nanoseconds: the
-    ``stat`` file's clock ticks are 10 ms, too coarse for a few hundred microseconds per token)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, IndexError, ValueError):  # a thread that ended between the listing and the read
-            pass
-    return total / 1e9
 
 
 def request(api: str, tokens: int, stream: bool) -> tuple[str, dict]:

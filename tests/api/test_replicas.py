@@ -66,13 +66,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("replicas")
     models = write_models(root / "models", MODELS)  # one folder for both, as on a shared volume
     try:
-        pg = PostgresServer().start()
+        pg = PostgresServer()
     except FileNotFoundError as exc:
         missing(str(exc))
     replicas: list[ServerProcess] = []
     lb: HAProxy | None = None
     gallery = GalleryServer().__enter__()
     try:
+        pg.start()  # inside the try: a start that fails half-way is still stopped and removed
         env = {"LOCALAI_DATABASE_URL": pg.url}
         galleries = gallery_index(gallery)
         for name in ("a", "b"):  # each its own data folder: nothing shared but the database and the models
@@ -82,9 +83,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             httpx.post(srv.url + "/v1/completions", json={"model": "gemma", "prompt": "Hi", "max_tokens": 1},
                        timeout=300).raise_for_status()
         try:
-            lb = HAProxy([f"127.0.0.1:{srv.port}" for srv in replicas]).start()
+            lb = HAProxy([f"127.0.0.1:{srv.port}" for srv in replicas])
         except FileNotFoundError as exc:
             missing(str(exc))
+        lb.start()
         yield Cluster(pg, replicas[0], replicas[1], lb, gallery)
     finally:
         if lb is not None:

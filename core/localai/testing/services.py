@@ -16,9 +16,29 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from localai.testing.processes import free_port
+
+
+class _Service:
+    """A context manager over ``start``/``stop``: a start that fails half-way still stops and cleans up."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
 
 
 def postgres_bin() -> Path | None:
@@ -30,7 +50,7 @@ def postgres_bin() -> Path | None:
     return Path(versions[0]).parent if versions else None
 
 
-class PostgresServer:
+class PostgresServer(_Service):
     """A PostgreSQL cluster of its own: ``initdb`` in a temporary folder, ``postgres`` on a free loopback port.
 
     As root (PostgreSQL refuses to run as root) the cluster belongs to the ``postgres`` user, which the Debian
@@ -92,18 +112,9 @@ class PostgresServer:
         self.down("immediate")
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def __enter__(self) -> PostgresServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
 
-class HAProxy:
+class HAProxy(_Service):
     """HAProxy in front of ``backends`` (``host:port``), round-robin, HTTP mode, on a free loopback port.
 
     ``/healthz`` is its health check; a backend that fails it (or refuses connections) is taken out until it passes.
@@ -173,12 +184,3 @@ backend replicas
                 self.proc.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def __enter__(self) -> HAProxy:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
