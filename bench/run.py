@@ -50,12 +50,21 @@ WARM_UP = "Warm-up: the quick brown fox"
 _SERIAL = itertools.count()
 FILLER = "the lighthouse keeper climbed the stairs and lit the lamp before the ships came in".split()
 PROMPT_WORDS = 0  # --prompt-words: filler words after each prompt's serial number (prompt processing in the figure)
+FOLLOW_UP = False  # --follow-up: each client's next prompt is its previous one plus a sentence (the prompt cache in play)
+BACKEND = "llama-cpp"  # --backend
+PARALLEL = (1, 4)  # --parallel: localai's slot counts
 
 
 def schedule(clients: int, rounds: int) -> list[list[str]]:
     """Each client's prompts, every one new in this process (a serial number leads it): no target finds a whole
     earlier prompt in a slot or cache, and each shares the same few leading tokens with the one before."""
     filler = " ".join(FILLER[i % len(FILLER)] for i in range(PROMPT_WORDS))
+    if FOLLOW_UP:  # a conversation per client: each prompt the one before plus a sentence of 16 words
+        plans = []
+        for c in range(clients):
+            prompt = f"Note {next(_SERIAL)}. {filler + '. ' if filler else ''}{PROMPTS[c % len(PROMPTS)]}"
+            plans.append([prompt := prompt + (" " + " ".join(FILLER[:16]) + "." if r else "") for r in range(rounds)])
+        return plans
     return [[f"Note {next(_SERIAL)}. {filler + '. ' if filler else ''}{PROMPTS[c % len(PROMPTS)]}" for _ in range(rounds)]
             for c in range(clients)]
 
@@ -311,14 +320,16 @@ def start_llama_server(binary: str, model: str, threads: int, slots: int, log: P
 
 def localai_models(folder: Path, model: str, threads: int, options: list[str] | None = None,
                    baseline_options: list[str] | None = None) -> None:
-    """``p1``/``p4`` (parallel 1 and 4) with ``options``; with ``baseline_options``, ``b1``/``b4`` with those."""
+    """``p1``/``p4`` (parallel 1 and 4, or ``--parallel``) on ``--backend`` with ``options``; with
+    ``baseline_options``, ``b1``/``b4`` with those."""
     link = folder / GGUF_NAME
     yamls = {}
     sides = [("p", options or [])] + ([("b", baseline_options)] if baseline_options is not None else [])
     for prefix, extra in sides:
-        for n in (1, 4):
-            opts = ", ".join(repr(o) for o in [f"parallel:{n}", *extra])
-            yamls[f"{prefix}{n}.yaml"] = (f"name: {prefix}{n}\nbackend: llama-cpp\ncontext_size: {2048 * n}\n"
+        for n in PARALLEL:
+            slots = [f"parallel:{n}"] if n > 1 or BACKEND != "ik-llama-cpp" else []  # ik-llama-cpp has one sequence
+            opts = ", ".join(repr(o) for o in [*slots, *extra])
+            yamls[f"{prefix}{n}.yaml"] = (f"name: {prefix}{n}\nbackend: {BACKEND}\ncontext_size: {2048 * n}\n"
                                           f"threads: {threads}\noptions: [{opts}]\nparameters:\n  model: {link.name}\n"
                                           "  temperature: 0\n")
     write_models(folder, yamls, link_gguf=False)
@@ -348,9 +359,9 @@ def paired(args: argparse.Namespace, model: str, work: Path) -> None:
 
     if args.baseline_options is not None:  # ours against ours with other options, nothing else
         with ServerProcess(work / "models") as srv:
-            for n in (1, 4):
+            for n in PARALLEL:
                 for c in args.clients:
-                    report(f"localai parallel {n}, {c:2d} client(s): options {args.options} vs {args.baseline_options}",
+                    report(f"localai {BACKEND} parallel {n}, {c:2d} client(s): options {args.options} vs {args.baseline_options}",
                            [(bench_http(srv.url, f"b{n}", c, args.tokens, args.rounds),
                              bench_http(srv.url, f"p{n}", c, args.tokens, args.rounds)) for _ in range(args.paired)], 0.97)
         return
@@ -397,13 +408,20 @@ def main() -> None:
                          "the engines (batch_invariant:false)")
     ap.add_argument("--prompt-words", type=int, default=0,
                     help="filler words in every prompt, so prompt processing weighs in the figure (default 0)")
+    ap.add_argument("--follow-up", action="store_true",
+                    help="each client's next prompt is its previous one plus a sentence, so the prompt cache is in play")
+    ap.add_argument("--backend", default="llama-cpp", choices=["llama-cpp", "ik-llama-cpp", "turboquant"],
+                    help="localai's backend (other than llama-cpp: with --paired and --baseline-options only)")
+    ap.add_argument("--parallel", type=int, nargs="+", default=[1, 4], help="localai's slot counts (default 1 4)")
     ap.add_argument("--paired", type=int, default=0, metavar="K",
                     help="instead of the table: K alternating baseline/ours pairs per comparison, median ratio")
     args = ap.parse_args()
     if args.baseline_options is not None and not args.paired:
         ap.error("--baseline-options needs --paired K")
-    global PROMPT_WORDS
-    PROMPT_WORDS = args.prompt_words
+    if (args.backend != "llama-cpp" or args.parallel != [1, 4]) and args.baseline_options is None:
+        ap.error("--backend other than llama-cpp and --parallel need --paired K --baseline-options ... (ours against ours)")
+    global PROMPT_WORDS, FOLLOW_UP, BACKEND, PARALLEL
+    PROMPT_WORDS, FOLLOW_UP, BACKEND, PARALLEL = args.prompt_words, args.follow_up, args.backend, tuple(args.parallel)
     model = str(args.model or default_gguf())
     work = Path(tempfile.mkdtemp(prefix="localai-bench-"))
     print(f"model {Path(model).name}, {args.tokens} tokens/request, greedy, {args.threads} threads, "

@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,12 +24,23 @@ from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, Mod
 from localai_ik_llama import capi
 from localai_ik_llama.cpu import has_vnni
 from localai_ik_llama.grammar import constraint_matcher, converter_available, vocab_tokenizer
-from localai_ik_llama.options import CACHE_TYPES, cache_k, plan_kv
+from localai_ik_llama.options import CACHE_TYPES, MIN_ROWS, cache_k, plan_kv
 from localai_ik_llama.sampling import Sampler, settings
 
 log = logging.getLogger("localai_ik_llama")
 
 DEFAULT_CONTEXT = 4096
+# A fixed text whose first 2 * MIN_ROWS tokens the load-time check evaluates whole and in two halves.
+PROBE = ("The lighthouse keeper climbed the stairs every evening, lit the lamp, and watched the ships come in "
+         "through the fog while the bell on the rocks rang out over the water. ") * 6
+
+
+def chunks(start: int, end: int, size: int) -> list[tuple[int, int]]:
+    """``[start, end)`` in as few batches of at most ``size`` as possible, split evenly (so with at least
+    ``2 * MIN_ROWS`` per batch and ``MIN_ROWS`` to go, none has fewer than MIN_ROWS rows)."""
+    count = -(-(end - start) // size)
+    bounds = [start + (end - start) * i // count for i in range(count + 1)] if count else [start]
+    return list(zip(bounds, bounds[1:]))
 
 
 def context_params(config: Any, options: dict[str, Any]) -> Any:
@@ -70,9 +82,15 @@ class IkLlamaModel:
         self.n_ctx = int(capi.n_ctx(ctx))
         self.n_vocab = int(capi.n_vocab(model))
         self.n_batch = int(capi.n_batch(ctx))
+        self.n_chunk = min(self.n_batch, int(options.get("n_ubatch") or self.n_batch))  # rows per micro-batch
         self.batch = C.llama_batch_init(self.n_batch, 0, 1)
         self.sampler = Sampler(ctx, self.n_vocab)
         self.cached: list[int] = []  # tokens whose keys/values sit in the KV cache (sequence 0)
+        self.reuse = bool(options.get("prompt_cache", True))
+        self.invariant = bool(options.get("batch_invariant", True)) and not config.embeddings
+        # how many leading cached tokens were evaluated in prompt batches of MIN_ROWS rows or more: only these are
+        # reused when invariant (a short prompt's rows and generated tokens, decoded one at a time, round otherwise)
+        self.evaluated = 0
         self._vocab: Any = None  # the constraint engine's tokenizer description, built on first use
 
     @classmethod
@@ -97,7 +115,51 @@ class IkLlamaModel:
             C.llama_free_model(model)
             raise RuntimeError(f"ik_llama.cpp could not create a context for {model_path} "
                                f"(n_ctx={cparams.n_ctx}, cache types {config.cache_type_k or 'f16'}/{config.cache_type_v or 'f16'})")
-        return cls(model, ctx, config, options, backend, model_path, bool(cparams.flash_attn))
+        loaded = cls(model, ctx, config, options, backend, model_path, bool(cparams.flash_attn))
+        if loaded.invariant and loaded.reuse:
+            loaded.check_invariance()
+        return loaded
+
+    def check_invariance(self) -> None:
+        """Reusing cached prompts keeps greedy answers only if a row rounds alike in any batch of MIN_ROWS rows or
+        more: evaluate a probe whole and in two halves, and compare the last token's logits bit for bit. If they
+        differ (another CPU's kernels, flash attention), prompt reuse is turned off, which keeps answers invariant at
+        the price of evaluating every prompt whole, and the log says so."""
+        start = time.perf_counter()
+        probe = self.tokenize(PROBE)[: 2 * MIN_ROWS]
+        logits: list[np.ndarray] = []
+        failed: list[BaseException] = []
+
+        def evaluate() -> None:
+            try:
+                for bounds in ([(0, len(probe))], [(0, MIN_ROWS), (MIN_ROWS, len(probe))]):
+                    self._reset()
+                    for a, b in bounds:
+                        self._decode(probe[a:b], a)
+                    logits.append(self.sampler.logits().copy())
+            except BaseException as exc:  # noqa: BLE001 - raised on the loading thread below
+                failed.append(exc)
+            finally:
+                self._reset()
+
+        # On a thread of its own that then ends: the engine's OpenMP keeps a thread team per calling thread, and a
+        # team left on the loading thread made libgomp count more threads than cores and stop spinning between
+        # ops, which halved every later decode's speed (measured: 0.53x tokens/s).
+        worker = threading.Thread(target=evaluate, name="ik-invariance-check")
+        worker.start()
+        worker.join()
+        if failed:
+            raise failed[0]
+        gap = float(np.abs(logits[1] - logits[0]).max())
+        if gap == 0.0:
+            log.info("batch-invariant prompt reuse checked: a %d-token probe gives the same logits whole and in halves "
+                     "(%.2f s)", len(probe), time.perf_counter() - start)
+            return
+        self.reuse = False
+        log.error("batch-invariant prompt reuse does NOT hold for %s on this machine (a %d-token probe's logits differ "
+                  "by %.3g whole and in halves): prompt cache reuse is off, so greedy answers stay the same; "
+                  "set batch_invariant: false to reuse prompts without that guarantee",
+                  os.path.basename(self.path), len(probe), gap)
 
     # -- metadata -----------------------------------------------------------------------------
 
@@ -164,30 +226,43 @@ class IkLlamaModel:
             raise RuntimeError(f"ik_llama.cpp llama_decode failed ({ret}) at position {pos} with {n} tokens")
 
     def _eval(self, tokens: list[int]) -> None:
-        """Append ``tokens`` to the cached sequence, ``n_batch`` at a time."""
-        for i in range(0, len(tokens), self.n_batch):
-            chunk = tokens[i: i + self.n_batch]
-            self._decode(chunk, len(self.cached))
-            self.cached.extend(chunk)
+        """Append a prompt's ``tokens`` to the cached sequence in even batches of at most one micro-batch."""
+        start = len(self.cached)
+        for a, b in chunks(start, start + len(tokens), self.n_chunk):
+            self._decode(tokens[a - start: b - start], a)
+            self.cached.extend(tokens[a - start: b - start])
+        if len(tokens) >= MIN_ROWS:
+            self.evaluated = len(self.cached)
+
+    def _step(self, token: int) -> None:
+        """Decode one generated token (a batch of one row: never reused as a prompt's when invariant)."""
+        self._decode([token], len(self.cached))
+        self.cached.append(token)
 
     def _reuse(self, tokens: list[int]) -> int:
-        """Keep the cached prefix ``tokens`` shares (at least one token is always re-evaluated for logits)."""
+        """Keep the cached prefix ``tokens`` shares (at least one token is always re-evaluated for logits). When
+        invariant, the rest must be evaluated as it would be cold: at least MIN_ROWS tokens (a shorter prompt is
+        evaluated whole), after a prefix that was itself evaluated in prompt batches of MIN_ROWS rows or more."""
         common = 0
-        if self.options.get("prompt_cache", True):
+        if self.reuse:
             for a, b in zip(self.cached, tokens):
                 if a != b:
                     break
                 common += 1
         common = min(common, len(tokens) - 1)
+        if self.invariant:
+            common = min(common, self.evaluated, max(0, len(tokens) - MIN_ROWS))
         if not capi.kv_cache_seq_rm(self.ctx, 0, common, -1):
             capi.kv_cache_clear(self.ctx)
             common = 0
         del self.cached[common:]
+        self.evaluated = min(self.evaluated, common)
         return common
 
     def _reset(self) -> None:
         capi.kv_cache_clear(self.ctx)
         self.cached = []
+        self.evaluated = 0
 
     # -- generation ---------------------------------------------------------------------------
 
@@ -275,7 +350,7 @@ class IkLlamaModel:
                 finish = "length"
                 break
             try:
-                self._eval([token])
+                self._step(token)
             except Exception:
                 self._reset()
                 raise

@@ -12,7 +12,7 @@ from localai.options import parse_option_list
 
 from localai_ik_llama.cpu import missing_avx2
 from localai_ik_llama.grammar import converter_available
-from localai_ik_llama.options import OPTIONS, validate_config
+from localai_ik_llama.options import OPTIONS, check_batches, validate_config
 
 BACKEND = "ik-llama-cpp"
 
@@ -48,6 +48,7 @@ def register_backends(register: Callable[..., None]) -> None:
 def parse(options: list[str], config: Any) -> dict[str, Any]:
     parsed = parse_option_list(options, OPTIONS)
     validate_config(config)
+    check_batches(parsed)
     return parsed
 
 

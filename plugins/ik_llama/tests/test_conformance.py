@@ -17,6 +17,7 @@ class TestIkLlamaConformance(BackendConformance):
     embeddings_model = {"context_size": 256, "threads": 1, "embeddings": True, "parameters": {"model": GGUF_NAME}}
     capabilities = capabilities()  # grammar only with llama-cpp-python's JSON-schema converter installed
     normalized_embeddings = True
+    batch_invariant = True  # default batch_invariant: prompt reuse only where every row rounds as it would cold
     engine_modules = ("ik_llama_cpp",)
 
     @classmethod

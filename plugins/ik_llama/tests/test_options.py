@@ -23,7 +23,7 @@ def test_the_core_parses_through_the_declared_parser() -> None:
 
 
 def test_defaults() -> None:
-    assert parse([]) == {"use_jinja": True, "n_batch": 512, "prompt_cache": True, "repeat_last_n": 64}
+    assert parse([]) == {"use_jinja": True, "n_batch": 512, "batch_invariant": True, "prompt_cache": True, "repeat_last_n": 64}
 
 
 @pytest.mark.parametrize(("entry", "key", "value"), [
@@ -31,7 +31,7 @@ def test_defaults() -> None:
     ("jinja:off", "use_jinja", False),
     ("use_jinja", "use_jinja", True),
     ("batch:128", "n_batch", 128),
-    ("n_ubatch:64", "n_ubatch", 64),
+    ("n_ubatch:256", "n_ubatch", 256),
     ("prompt_cache:disabled", "prompt_cache", False),
     ("penalty_last_n:0", "repeat_last_n", 0),
 ])

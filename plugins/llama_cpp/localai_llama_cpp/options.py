@@ -31,17 +31,26 @@ def rpc_support() -> str | None:
     return None
 
 
-# Off, unlike llama-server's 8192: a restored state lacks its sliding-window cells (now checked at restore; see
-# docs/backends/llama-cpp.md, "Same greedy output"); on by default once a whole CI run has run with it.
-CACHE_RAM_MIB = 0
+# llama-server's default cap, lowered to a quarter of the machine's memory where that is less (a restored state
+# gives the cold answer: its sliding-window cells are checked at restore, see docs/backends/llama-cpp.md).
+CACHE_RAM_MIB = 8192
+
+
+def default_cache_ram() -> int:
+    """The host-RAM prompt cache's cap in MiB when the YAML sets none: 8192, at most a quarter of physical memory."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    except (ValueError, OSError):
+        return CACHE_RAM_MIB
+    return max(0, min(CACHE_RAM_MIB, total // 4))
 
 OPTIONS: list[OptionSpec] = [
     OptionSpec("use_jinja", "bool", "render chats with the GGUF's own Jinja chat template (off: the built-in template "
                "for the architecture)", default=True, aliases=("jinja",)),
     OptionSpec("context_shift", "bool", "when the context fills, drop the oldest tokens (keeping the prompt's start) "
                "and continue; off: stop with finish reason length", default=False),
-    OptionSpec("cache_ram", "int", "MiB cap of a host-RAM prompt cache shared by requests (-1 unlimited, 0 off)",
-               default=CACHE_RAM_MIB, minimum=-1),
+    OptionSpec("cache_ram", "int", "MiB cap of a host-RAM prompt cache shared by requests (-1 unlimited, 0 off; "
+               f"default {CACHE_RAM_MIB}, at most a quarter of the machine's memory)", minimum=-1),
     OptionSpec("batch_invariant", "bool", "the same greedy answer whatever the prompt cache held and whoever shares "
                "the batch: one kernel path for every shape (ggml-cpu's tiled K-quant matmul off, prompt chunks under "
                "flash attention's 64-query tile, decodes kept multi-sequence); off: llama.cpp's fastest path per shape",

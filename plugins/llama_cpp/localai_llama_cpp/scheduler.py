@@ -29,7 +29,7 @@ from localai.errors import QueueFull
 from localai.stopping import StopMatcher, Utf8Stream
 from localai.types import GenerateRequest, GenerationChunk, TokenLogprob, Usage
 
-from localai_llama_cpp.options import CACHE_RAM_MIB
+from localai_llama_cpp.options import default_cache_ram
 from localai_llama_cpp.prompt_cache import PromptCache, common_prefix
 from localai_llama_cpp.sampling import free_sampler, token_logprob
 from localai_llama_cpp.vision import prompt_usage
@@ -104,7 +104,7 @@ class Scheduler:
         self.cache_reuse = int(options.get("n_cache_reuse") or 0)
         self.similarity = float(options.get("slot_prompt_similarity", 0.1) or 0.0)
         ram = options.get("cache_ram")
-        self.ram = PromptCache(CACHE_RAM_MIB if ram is None else int(ram))
+        self.ram = PromptCache(default_cache_ram() if ram is None else int(ram))
         self.can_shift = bool(llama_cpp.llama_memory_can_shift(self.mem))
         # A window-sized SWA cache (swa_full off) drops cells older than the window: a prefix is reusable only
         # while the window before its end is still held (llama-server's check).

@@ -183,7 +183,7 @@ def test_full_queue_raises_queue_full(gguf: Path) -> None:
 def test_prompt_reuse_and_ram_cache(gguf: Path) -> None:
     long_a = "Alpha document: " + " ".join(f"item{i}" for i in range(60))
     long_b = "Beta document: " + " ".join(f"entry{i}" for i in range(60))
-    for cache_ram, restored in ((0, False), (64, True), (None, False)):  # None: the default, off
+    for cache_ram, restored in ((0, False), (64, True), (None, True)):  # None: the default, on
         m = load(gguf, 1024, parallel=1, **({} if cache_ram is None else {"cache_ram": cache_ram}))
         try:
             n = len(m.tokenize(long_a))

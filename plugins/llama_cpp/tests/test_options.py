@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -83,7 +84,7 @@ def test_false_spellings(spelling: str) -> None:
 
 def test_defaults() -> None:
     got = parsed([])
-    assert got == {"use_jinja": True, "context_shift": False, "cache_ram": 0, "repack": False, "parallel": 1, "fit_params": True,
+    assert got == {"use_jinja": True, "context_shift": False, "repack": False, "parallel": 1, "fit_params": True,
                    "fit_params_target": 1024, "fit_params_min_ctx": 4096, "n_cache_reuse": 0,
                    "slot_prompt_similarity": 0.1, "n_batch": 512, "queue_size": 64, "swa_full": True,
                    "batch_invariant": True}
@@ -204,3 +205,11 @@ def test_unset_flash_attention_means_auto_which_is_on() -> None:
     assert flash_attention(ModelConfig(name="m", flash_attention="auto"), "q8_0") is True
     assert flash_attention(ModelConfig(name="m", flash_attention="off"), None) is False
     assert flash_attention(ModelConfig(name="m", flash_attention="on"), "f16") is True
+
+
+def test_the_ram_prompt_cache_is_on_by_default_within_a_quarter_of_memory() -> None:
+    from localai_llama_cpp.options import CACHE_RAM_MIB, default_cache_ram
+
+    total_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    assert "cache_ram" not in parsed([])  # unset: the worker applies the default below
+    assert default_cache_ram() == min(CACHE_RAM_MIB, total_mib // 4) > 0
