@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import openai
 
@@ -39,17 +40,18 @@ def ask(srv: ServerProcess, messages: list[dict], stream: bool = False, model: s
         cached: list[tuple[int, int]] | None = None) -> Answer:
     """Greedy, end tokens banned (every answer runs MAX_TOKENS tokens), with each token's logprob; ``cached``
     collects (cached prompt tokens, prompt tokens) of non-streamed answers."""
-    kwargs = dict(model=model, messages=messages, temperature=0, max_tokens=MAX_TOKENS, logprobs=True,
-                  extra_body={"ignore_eos": True})
+    kwargs: dict[str, Any] = dict(model=model, messages=messages, temperature=0, max_tokens=MAX_TOKENS, logprobs=True,
+                                  extra_body={"ignore_eos": True})
+    content: list[Any] | None
     if not stream:
-        r = client(srv).chat.completions.create(**kwargs)  # type: ignore[arg-type]
-        content = r.choices[0].logprobs.content  # type: ignore[union-attr]
+        r = client(srv).chat.completions.create(stream=False, **kwargs)
+        content = r.choices[0].logprobs.content if r.choices[0].logprobs else None
         if cached is not None and r.usage is not None:
             details = r.usage.prompt_tokens_details
             cached.append((details.cached_tokens if details and details.cached_tokens else 0, r.usage.prompt_tokens))
     else:
         content = []
-        for chunk in client(srv).chat.completions.create(stream=True, **kwargs):  # type: ignore[arg-type]
+        for chunk in client(srv).chat.completions.create(stream=True, **kwargs):
             if chunk.choices and chunk.choices[0].logprobs and chunk.choices[0].logprobs.content:
                 content.extend(chunk.choices[0].logprobs.content)
     assert content is not None and len(content) == MAX_TOKENS
