@@ -27,6 +27,7 @@ from localai.testing.same_answer import (
     ask,
     conversations,
     differences,
+    gap,
     together,
     twice_in_a_row,
 )
@@ -45,12 +46,12 @@ MODELS = {  # backend -> (YAML, environment backend whose Python the server need
 
 def summary(label: str, reference: list[Answer], got: list[Answer]) -> str:
     diffs = differences(reference, got)
-    gap = max(max(abs(a - b) for a, b in zip(r[1], g[1])) for r, g in zip(reference, got))
+    largest = max(gap(r, g) for r, g in zip(reference, got))
     same = len(reference) - len(diffs)
     tokens = sum(r[0] == g[0] for r, g in zip(reference, got))
     first = f"; first: {diffs[0][:160]}" if diffs else ""
     return (f"  {label:28} {same:2d}/{len(reference)} identical ({tokens}/{len(reference)} in tokens alone), "
-            f"largest logprob gap {gap:.3g}{first}")
+            f"largest logprob gap {largest:.3g}{first}")
 
 
 def measure(backend: str, models: Path, env: dict[str, str]) -> None:

@@ -80,12 +80,17 @@ def sibling(conversation: list[dict]) -> list[dict]:
     return [*conversation[:-1], {"role": "user", "content": last[: len(last) // 2] + " Briefly."}]
 
 
+def gap(expected: Answer, got: Answer) -> float:
+    """The largest difference between the two answers' logprobs, token by token."""
+    return max(abs(a - b) for a, b in zip(expected[1], got[1]))
+
+
 def differences(reference: list[Answer], got: list[Answer]) -> list[str]:
     out = []
-    for i, ((tokens, lps), (tokens2, lps2)) in enumerate(zip(reference, got)):
-        if tokens != tokens2 or max(abs(a - b) for a, b in zip(lps, lps2)) > 1e-6:
-            out.append(f"prompt {i}: {''.join(tokens)!r} != {''.join(tokens2)!r} "
-                       f"(logprob gap {max(abs(a - b) for a, b in zip(lps, lps2)):.3g})")
+    for i, (expected, answer) in enumerate(zip(reference, got)):
+        if expected[0] != answer[0] or gap(expected, answer) > 1e-6:
+            out.append(f"prompt {i}: {''.join(expected[0])!r} != {''.join(answer[0])!r} "
+                       f"(logprob gap {gap(expected, answer):.3g})")
     return out
 
 

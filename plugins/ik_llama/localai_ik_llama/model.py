@@ -82,7 +82,7 @@ class IkLlamaModel:
         self.n_ctx = int(capi.n_ctx(ctx))
         self.n_vocab = int(capi.n_vocab(model))
         self.n_batch = int(capi.n_batch(ctx))
-        self.n_chunk = min(self.n_batch, int(options.get("n_ubatch") or self.n_batch))  # rows per micro-batch
+        self.n_chunk = int(capi.n_ubatch(ctx))  # rows per micro-batch: a prompt batch is split no further
         self.batch = C.llama_batch_init(self.n_batch, 0, 1)
         self.sampler = Sampler(ctx, self.n_vocab)
         self.cached: list[int] = []  # tokens whose keys/values sit in the KV cache (sequence 0)
