@@ -428,20 +428,47 @@ def test_models_page_lists_the_default_model(page: Any, server: ServerProcess, s
 
     if httpx.get(server.url + "/backend/monitor", timeout=10).status_code == 404:
         assert "not available on this server (GET /backend/monitor answered 404)" in page.inner_text("#models-note")
-        assert row.get_by_role("button", name=f"Load {MODEL}").count() == 0
+        assert row.get_by_role("button", name=f"Load {MODEL}", exact=True).count() == 0
     else:  # the lifecycle routes are here: unload and load again from the page
+        # exact names: Playwright matches a substring by default, and "Load x" is inside "Unload x"
         for verb, then in (("Unload", "Load"), ("Load", "Unload")):
-            button = row.get_by_role("button", name=f"{verb} {MODEL}")
+            button = row.get_by_role("button", name=f"{verb} {MODEL}", exact=True)
             if button.count() == 0:
                 continue
             button.click()
-            row.get_by_role("button", name=f"{then} {MODEL}").wait_for(timeout=GENERATION_TIMEOUT_MS)
+            row.get_by_role("button", name=f"{then} {MODEL}", exact=True).wait_for(timeout=GENERATION_TIMEOUT_MS)
+        # the page's view agrees with the server's after the round trip: loaded again
+        assert any(r["model"] == MODEL for r in httpx.get(server.url + "/backend/monitor", timeout=10).json()["models"])
 
     # "Chat" from the models table selects that model on the chat page.
     row.get_by_role("button", name=f"Chat with {MODEL}").click()
     page.wait_for_function("() => !document.querySelector('#page-chat').hidden && "
                            "document.querySelector('#chat-model').options.length > 0")
     assert page.input_value("#chat-model") == MODEL
+
+
+def test_unload_button_is_busy_until_its_call_ends(page: Any, server: ServerProcess) -> None:
+    """A second click while the unload is under way sends nothing (it used to send a second unload, answered
+    404, and the page then showed that error over a table it did not redraw)."""
+    assert httpx.post(server.url + "/backend/load", json={"model": MODEL}, timeout=GENERATION_TIMEOUT_MS / 1000).status_code == 200
+    held: list[Any] = []
+    page.route("**/backend/shutdown", lambda route: held.append(route))  # waits until the test lets it through
+    page.goto(server.url + "/#/models")
+    row = page.locator(f'#models-table tr[data-model="{MODEL}"]')
+    unload = row.get_by_role("button", name=f"Unload {MODEL}", exact=True)
+    unload.click()
+    for _ in range(600):  # the route handler runs while playwright waits
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert unload.is_disabled() and unload.inner_text() == "Unloading…"
+    unload.dispatch_event("click")  # a click on a disabled button does nothing
+    page.wait_for_timeout(300)
+    assert len(held) == 1
+    held[0].continue_()
+    row.get_by_role("button", name=f"Load {MODEL}", exact=True).wait_for(timeout=GENERATION_TIMEOUT_MS)
+    assert len(held) == 1 and page.locator("#models-note").is_hidden()
+    assert not any(r["model"] == MODEL for r in httpx.get(server.url + "/backend/monitor", timeout=10).json()["models"])
 
 
 def test_gallery_install_shows_live_progress(page: Any, server: ServerProcess) -> None:

@@ -744,11 +744,19 @@
       return parts.length ? el('div', { class: 'muted small', text: parts.join(' · ') }) : null;
     }
 
-    async function lifecycle(path, model, verb) {
+    // The button stays busy until its call ends (a load can take minutes): a second click would send the
+    // call again. Either way the table is redrawn from the server's state, never from what the page assumed.
+    async function lifecycle(path, model, verb, button) {
+      if (button.disabled) return;
+      button.disabled = true;
+      button.textContent = verb + 'ing…';
       const r = await call(path, { method: 'POST', json: { model } }, verb + ' (POST ' + path + ')');
-      if (r.error) { showNote($('#models-note'), r.error.message, true); return; }
-      toast(verb + ': ' + model);
-      refresh();
+      if (!r.error) toast(verb + ': ' + model);
+      await refresh();
+      if (r.error) {
+        const note = $('#models-note');
+        showNote(note, [note.hidden ? '' : note.textContent, r.error.message].filter(Boolean).join('\n'), true);
+      }
     }
 
     async function refresh() {
@@ -773,8 +781,8 @@
         const actions = el('div', { class: 'actions' });
         if (m.usable && hasMonitor) {
           actions.appendChild(loaded
-            ? el('button', { type: 'button', class: 'small', text: 'Unload', 'aria-label': 'Unload ' + m.id, onclick: () => lifecycle('/backend/shutdown', m.id, 'Unload') })
-            : el('button', { type: 'button', class: 'small', text: 'Load', 'aria-label': 'Load ' + m.id, onclick: () => lifecycle('/backend/load', m.id, 'Load') }));
+            ? el('button', { type: 'button', class: 'small', text: 'Unload', 'aria-label': 'Unload ' + m.id, onclick: (e) => lifecycle('/backend/shutdown', m.id, 'Unload', e.currentTarget) })
+            : el('button', { type: 'button', class: 'small', text: 'Load', 'aria-label': 'Load ' + m.id, onclick: (e) => lifecycle('/backend/load', m.id, 'Load', e.currentTarget) }));
         }
         if (m.usable && (!m.usecases.length || m.usecases.includes('chat'))) {
           actions.appendChild(el('button', { type: 'button', class: 'small ghost', text: 'Chat', 'aria-label': 'Chat with ' + m.id,
