@@ -77,9 +77,13 @@ def minilm() -> Path:
 @pytest.fixture(scope="session")
 def st_encode(engine_python: str, minilm: Path) -> Callable[[list[str]], list[list[float]]]:
     """Direct sentence-transformers ``encode`` in the engine's Python: the embeddings reference."""
+    done: dict[tuple[str, ...], list[list[float]]] = {}  # each engine-side call starts torch: ask once per input
+
     def encode(texts: list[str]) -> list[list[float]]:
-        vectors: list[list[float]] = json.loads(engine_side(engine_python, "st-encode", str(minilm), stdin=json.dumps(texts)))
-        return vectors
+        key = tuple(texts)
+        if key not in done:
+            done[key] = json.loads(engine_side(engine_python, "st-encode", str(minilm), stdin=json.dumps(texts)))
+        return [list(v) for v in done[key]]
     return encode
 
 

@@ -1,7 +1,9 @@
 """The vLLM backend on the real Gemma 3 270M (HF folder) and MiniLM, through the server and its worker.
 
-In the default tier: one server for the module, so one engine start per model (Gemma, MiniLM) serves every check
-(about 3.5 minutes on 2 cores); the conformance class, which starts several engines, is the slow tier's."""
+In the default tier: one server for the module, so one engine start per model (Gemma, MiniLM, the tiny Gemma vision
+model) serves every check, the three started side by side by ``--preload-models`` (the module: about 4 minutes on
+2 cores, against 6 with one start after another); the conformance class, which starts several engines, is the
+slow tier's."""
 
 from __future__ import annotations
 
