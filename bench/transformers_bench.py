@@ -16,6 +16,9 @@ Run from the repository root with the server's Python, the engine's Python given
   client through HTTP (goal >= 3), and against transformers' own continuous batching in process
   (``model.generate_batch`` with the same prompts and token count, greedy; the ceiling ``transformers serve
   --continuous-batching`` runs under, without its HTTP). Ratio = our aggregate tok/s / the baseline's.
+* ``transformers serve`` (``--serve``): 1 and ``--clients`` streams against ``transformers serve FOLDER
+  --continuous-batching`` (float32, CPU) on the same folder, prompts and token counts, the two servers side by side
+  and their rounds alternating. Ratio = our aggregate tok/s / theirs (goal >= 1.0 at 8 clients).
 * GGUF load (``--gguf-load``): the time to the first answer from a ``.gguf`` served by transformers, the first
   load (dequantize, then cache the checkpoint; an empty cache folder of its own) against a reload (read the cache).
 * OpenVINO (``--openvino-python``, the ``openvino-transformers`` environment's Python): the same Gemma folder as
@@ -26,12 +29,15 @@ Run from the repository root with the server's Python, the engine's Python given
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import statistics
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,18 +131,63 @@ def alternate(rounds: int, theirs: Any, ours: Any) -> tuple[list[float], list[fl
     return a, b
 
 
-def stream_tokens(url: str, tokens: int) -> float:
-    return streamed_tokens_per_second(url, "gemma", PROMPT, tokens, EOS_BIAS)
+def stream_tokens(url: str, tokens: int, model: str = "gemma") -> float:
+    return streamed_tokens_per_second(url, model, PROMPT, tokens, EOS_BIAS)
 
 
-def concurrent(url: str, clients: int, tokens: int) -> float:
+def concurrent(url: str, clients: int, tokens: int, model: str = "gemma") -> float:
     t = time.perf_counter()
-    threads = [threading.Thread(target=stream_tokens, args=(url, tokens)) for _ in range(clients)]
+    threads = [threading.Thread(target=stream_tokens, args=(url, tokens, model)) for _ in range(clients)]
     for th in threads:
         th.start()
     for th in threads:
         th.join()
     return clients * tokens / (time.perf_counter() - t)
+
+
+@contextlib.contextmanager
+def transformers_serve(python: str, folder: Path) -> Iterator[str]:
+    """``transformers serve FOLDER --continuous-batching`` (float32, CPU) on a free loopback port; yields its URL.
+    Its server needs the ``openai`` package, which our engine environment does not install: this Python's copy
+    (and what it imports) goes on its path from a throw-away folder of links."""
+    import importlib.util
+    import socket
+
+    with tempfile.TemporaryDirectory() as extra, socket.socket() as sock:
+        for name in ("openai", "jiter", "distro", "sniffio"):  # the SDK and what it imports, where installed
+            spec = importlib.util.find_spec(name)
+            if spec is None or not spec.origin:
+                if name == "openai":
+                    raise SystemExit("--serve: this Python lacks the openai package (pip install openai)")
+                continue
+            origin = Path(spec.origin)
+            Path(extra, name if spec.submodule_search_locations else origin.name).symlink_to(
+                origin.parent if spec.submodule_search_locations else origin)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        env = {**os.environ, "PYTHONPATH": extra, "HF_HUB_OFFLINE": "1"}
+        cmd = [python, "-m", "transformers.cli.transformers", "serve", str(folder), "--continuous-batching",
+               "--dtype", "float32", "--device", "cpu", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                if proc.poll() is not None:
+                    raise SystemExit(f"transformers serve exited with {proc.returncode}: {proc.stderr.read()[-3000:]}")  # type: ignore[union-attr]
+                try:
+                    if httpx.get(url + "/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit("transformers serve did not answer /health in 300 s")
+                time.sleep(1)
+            yield url
+        finally:
+            proc.kill()
+            proc.wait()
 
 
 def embed_http(url: str, batches: int, model: str = "minilm") -> list[float]:
@@ -162,6 +213,9 @@ def main() -> None:
     ap.add_argument("--skip", choices=("decode", "embeddings"), action="append", default=[])
     ap.add_argument("--gguf-load", action="store_true", help="also time a .gguf's first (converting) and cached load")
     ap.add_argument("--openvino-python", help="the openvino-transformers environment's Python: also compare OpenVINO")
+    ap.add_argument("--serve", action="store_true",
+                    help="also compare 1 and --clients streams against `transformers serve --continuous-batching` "
+                         "on the same folder (float32, CPU), the two servers up side by side, rounds alternating")
     a = ap.parse_args()
     if not a.python:
         raise SystemExit(backend_python("transformers")[1])
@@ -209,6 +263,8 @@ def main() -> None:
                                                  lambda: concurrent(srv.url, a.clients, a.tokens))
                         report(f"concurrency, {a.clients} clients", "tok/s", theirs, ours,
                                "transformers' continuous batching in process (generate_batch)", "our aggregate")
+                    if a.serve and folder is not None:
+                        serve_rounds(a, srv.url, folder)
                 if "embeddings" not in a.skip:
                     embed_http(srv.url, 1)  # load and warm up
                     theirs, ours = alternate(a.batches, lambda: engine.run("embed"),
@@ -222,6 +278,21 @@ def main() -> None:
         gguf_load(a.python)
     if a.openvino_python:
         openvino(a, folder, minilm, plain)
+
+
+def serve_rounds(a: argparse.Namespace, ours_url: str, folder: Path) -> None:
+    """Ours against ``transformers serve --continuous-batching``: the engine process above is idle meanwhile."""
+    with transformers_serve(a.python, folder) as url:
+        model = str(folder)
+        stream_tokens(url, 4, model)  # warm up
+        concurrent(url, a.clients, 4, model)
+        for clients in sorted({1, a.clients}):
+            theirs, ours = alternate(a.rounds, lambda: concurrent(url, clients, a.tokens, model),
+                                     lambda: concurrent(ours_url, clients, a.tokens))
+            t, o = statistics.median(theirs), statistics.median(ours)
+            print(f"vs transformers serve --continuous-batching, {clients} streamed client(s), {a.tokens} tokens each: "
+                  f"theirs {t:.2f} tok/s, ours {o:.2f} tok/s, ratio {o / t:.3f} "
+                  f"(rounds: {', '.join(f'{x:.1f}' for x in theirs)} | {', '.join(f'{x:.1f}' for x in ours)})", flush=True)
 
 
 def gguf_load(python: str) -> None:
