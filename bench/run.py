@@ -34,6 +34,7 @@ from pathlib import Path
 
 import httpx
 from localai.testing import GGUF_NAME, ServerProcess, default_gguf, free_port, write_models
+from streaming import wait_healthy
 
 PROMPTS = [
     "Once upon a time, in a land far away,",
@@ -267,17 +268,8 @@ def start_llama_cpp_server(python: str, model: str, threads: int, log: Path) -> 
                              str(threads), "--n_threads_batch", str(threads), "--host", "127.0.0.1", "--port", str(port),
                              "--verbose", "false", "--interrupt_requests", "false"], stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/v1/models", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("llama_cpp.server did not start")
+    wait_healthy(proc, url, "llama_cpp.server", 120, route="/v1/models", log=log.read_text)
+    return proc, url
 
 
 def llama_server_binary() -> str | None:
@@ -304,18 +296,8 @@ def start_llama_server(binary: str, model: str, threads: int, slots: int, log: P
                              "--threads-http", str(http_threads), "--host", "127.0.0.1", "--port", str(port), *(extra or [])],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama-server exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("llama-server did not start")
+    wait_healthy(proc, url, "llama-server", 120, log=log.read_text)
+    return proc, url
 
 
 def localai_models(folder: Path, model: str, threads: int, options: list[str] | None = None,

@@ -1,12 +1,40 @@
-"""One streamed ``/v1/completions`` request timed to its last token: the single-stream measurement the engine
-benchmarks share (any OpenAI-compatible server: ours, ``vllm serve``)."""
+"""What the engine benchmarks share: one streamed ``/v1/completions`` request timed to its last token (any
+OpenAI-compatible server: ours, ``vllm serve``), and the wait for a baseline server to come up."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
+from collections.abc import Callable
+from typing import IO
 
 import httpx
+
+
+def file_text(f: IO[bytes]) -> str:
+    """All a process wrote so far into the temporary file given as its output."""
+    f.seek(0)
+    return f.read().decode(errors="replace")
+
+
+def wait_healthy(proc: subprocess.Popen, url: str, name: str, timeout: float, route: str = "/health",
+                 log: Callable[[], str] = lambda: "") -> None:
+    """Poll ``url + route`` until it answers 200. A process that exits first, or a timeout (the process is then
+    killed), raises RuntimeError naming ``name`` with the end of its ``log()``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log()[-3000:]}")
+        try:
+            if httpx.get(url + route, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"{name} did not answer {route} in {timeout:.0f} s:\n{log()[-3000:]}")
+        time.sleep(0.2)
 
 
 def streamed_tokens_per_second(url: str, model: str, prompt: str, tokens: int, bias: dict[str, float]) -> float:

@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from localai.testing import ServerProcess, backend_python, gemma_hf_folder, minilm_folder
-from streaming import streamed_tokens_per_second
+from localai.testing import ServerProcess, backend_python, free_port, gemma_hf_folder, minilm_folder
+from streaming import file_text, streamed_tokens_per_second, wait_healthy
 
 EOS_BIAS = {"1": -100, "106": -100}  # Gemma's <eos> and <end_of_turn>
 PROMPT = "Once upon a time, in a land far away,"
@@ -151,9 +151,8 @@ def transformers_serve(python: str, folder: Path) -> Iterator[str]:
     Its server needs the ``openai`` package, which our engine environment does not install: this Python's copy
     (and what it imports) goes on its path from a throw-away folder of links."""
     import importlib.util
-    import socket
 
-    with tempfile.TemporaryDirectory() as extra, socket.socket() as sock:
+    with tempfile.TemporaryDirectory() as extra, tempfile.TemporaryFile() as log:
         for name in ("openai", "jiter", "distro", "sniffio"):  # the SDK and what it imports, where installed
             spec = importlib.util.find_spec(name)
             if spec is None or not spec.origin:
@@ -163,27 +162,14 @@ def transformers_serve(python: str, folder: Path) -> Iterator[str]:
             origin = Path(spec.origin)
             Path(extra, name if spec.submodule_search_locations else origin.name).symlink_to(
                 origin.parent if spec.submodule_search_locations else origin)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        sock.close()
+        port = free_port()
         env = {**os.environ, "PYTHONPATH": extra, "HF_HUB_OFFLINE": "1"}
         cmd = [python, "-m", "transformers.cli.transformers", "serve", str(folder), "--continuous-batching",
                "--dtype", "float32", "--device", "cpu", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 300
-            while True:
-                if proc.poll() is not None:
-                    raise SystemExit(f"transformers serve exited with {proc.returncode}: {proc.stderr.read()[-3000:]}")  # type: ignore[union-attr]
-                try:
-                    if httpx.get(url + "/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("transformers serve did not answer /health in 300 s")
-                time.sleep(1)
+            wait_healthy(proc, url, "transformers serve", 300, log=lambda: file_text(log))
             yield url
         finally:
             proc.kill()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,8 +32,8 @@ import time
 from pathlib import Path
 
 import httpx
-from localai.testing import ServerProcess, backend_python, gemma_hf_folder
-from streaming import streamed_tokens_per_second
+from localai.testing import ServerProcess, backend_python, free_port, gemma_hf_folder
+from streaming import file_text, streamed_tokens_per_second, wait_healthy
 
 EOS_BIAS = {"1": -100, "106": -100}  # Gemma's <eos> and <end_of_turn>
 PROMPTS = ["Once upon a time, in a land far away,", "The capital of France is", "def fibonacci(n):",
@@ -64,12 +63,6 @@ for _ in range(args["rounds"]):
     single.append(len(out.outputs[0].token_ids) / (time.perf_counter() - t))
 print("RESULT " + json.dumps({"startup": startup, "batch": batch, "single": single}))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def complete(url: str, model: str, prompt: str, tokens: int) -> int:
@@ -113,19 +106,7 @@ def vllm_serve(python: str, folder: Path, a: argparse.Namespace) -> dict[str, fl
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 900
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise SystemExit(f"vllm serve exited:\n{log.read().decode(errors='replace')[-3000:]}")
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("vllm serve did not become healthy in 900 s")
-            time.sleep(1)
+        wait_healthy(proc, url, "vllm serve", 900, log=lambda: file_text(log))
         return measure(url, "gv", a)
     finally:
         proc.terminate()
