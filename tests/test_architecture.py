@@ -4,10 +4,11 @@ unannotated function or a blind ``except`` fails the run like a broken feature w
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from localai.paths import cache_root
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -31,6 +32,5 @@ def test_mypy_is_clean_on_the_core() -> None:
     # mypy's incremental cache, kept between runs and checkouts: an entry is reused only while its module's
     # content hash and its dependencies' interfaces are unchanged, so a warm run checks only what changed
     # (about 4 s against 26 s on 2 cores) and still fails on a new error.
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "localai" / "mypy" / sys.version.split()[0]
-    r = run(sys.executable, "-m", "mypy", "--cache-dir", str(cache))
+    r = run(sys.executable, "-m", "mypy", "--cache-dir", str(cache_root() / "mypy" / sys.version.split()[0]))
     assert r.returncode == 0 and "Success" in r.stdout, r.stdout[-6000:] + r.stderr[-2000:]

@@ -11,6 +11,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from localai.paths import cache_root
+
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 
 
@@ -115,7 +117,7 @@ def llama_cpp_converter(version: str = LLAMA_CPP_VERSION) -> Path:
     """llama.cpp's ``convert_hf_to_gguf.py`` with its ``conversion/`` and ``gguf-py/`` (newer than PyPI's gguf),
     from the llama-cpp-python sdist the llama_cpp plugin is built from: fetched once with pip (the only index
     reachable) and cached under ~/.cache/localai, 2 MB of the 76 MB sdist."""
-    out = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "localai" / f"llama-cpp-converter-{version}"
+    out = cache_root() / f"llama-cpp-converter-{version}"
     if (out / "convert_hf_to_gguf.py").is_file():
         return out
     with tempfile.TemporaryDirectory() as work:
