@@ -21,21 +21,10 @@ import os
 import socket
 import threading
 import time
-from pathlib import Path
+
+from streaming import cpu_seconds
 
 LINE = b'{"id":1,"type":"chunk","data":{"text":" word","tokens":1}}\n'
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of one process's threads (not its children), from each thread's ``schedstat`` (nanoseconds: the
-    ``stat`` file's clock ticks are 10 ms, too coarse for a few hundred microseconds per token)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / 1e9
 
 
 def _bare(inbound: socket.socket, listener: socket.socket) -> None:

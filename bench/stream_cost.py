@@ -33,8 +33,8 @@ from pathlib import Path
 
 import httpx
 from localai.testing import GGUF_NAME, ServerProcess, default_gguf
-from relay_floor import cpu_seconds
 from relay_floor import measure as relay_cost
+from streaming import cpu_seconds
 
 PROMPT = "Write a long story about a lighthouse keeper."
 

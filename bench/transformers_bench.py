@@ -39,11 +39,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 from localai.testing import ServerProcess, backend_python, free_port, gemma_hf_folder, minilm_folder
-from streaming import file_text, streamed_tokens_per_second, wait_healthy
+from streaming import alternate, file_text, streamed_tokens_per_second, wait_healthy
 
 EOS_BIAS = {"1": -100, "106": -100}  # Gemma's <eos> and <end_of_turn>
 PROMPT = "Once upon a time, in a land far away,"
@@ -120,15 +119,6 @@ class Engine:
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait()
-
-
-def alternate(rounds: int, theirs: Any, ours: Any) -> tuple[list[float], list[float]]:
-    """``rounds`` pairs, one run of each side per pair, in turn."""
-    a, b = [], []
-    for _ in range(rounds):
-        a.append(theirs())
-        b.append(ours())
-    return a, b
 
 
 def stream_tokens(url: str, tokens: int, model: str = "gemma") -> float:

@@ -11,7 +11,6 @@ import logging
 import os
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,22 +23,24 @@ from localai.types import EmbeddingResult, GenerateRequest, GenerationChunk, Mod
 from localai_ik_llama import capi
 from localai_ik_llama.cpu import has_vnni
 from localai_ik_llama.grammar import constraint_matcher, converter_available, vocab_tokenizer
-from localai_ik_llama.options import CACHE_TYPES, MIN_ROWS, cache_k, plan_kv
+from localai_ik_llama.options import CACHE_TYPES, CHUNK, cache_k, plan_kv
 from localai_ik_llama.sampling import Sampler, settings
 
 log = logging.getLogger("localai_ik_llama")
 
 DEFAULT_CONTEXT = 4096
-# A fixed text whose first 2 * MIN_ROWS tokens the load-time check evaluates whole and in two halves.
-PROBE = ("The lighthouse keeper climbed the stairs every evening, lit the lamp, and watched the ships come in "
-         "through the fog while the bell on the rocks rang out over the water. ") * 6
 
 
 def chunks(start: int, end: int, size: int) -> list[tuple[int, int]]:
-    """``[start, end)`` in as few batches of at most ``size`` as possible, split evenly (so with at least
-    ``2 * MIN_ROWS`` per batch and ``MIN_ROWS`` to go, none has fewer than MIN_ROWS rows)."""
+    """``[start, end)`` in as few batches of at most ``size`` as possible, split evenly."""
     count = -(-(end - start) // size)
     bounds = [start + (end - start) * i // count for i in range(count + 1)] if count else [start]
+    return list(zip(bounds, bounds[1:]))
+
+
+def fixed_chunks(start: int, end: int, size: int) -> list[tuple[int, int]]:
+    """``[start, end)`` cut at the multiples of ``size``: the same batches for a position whatever came before."""
+    bounds = [start, *range((start // size + 1) * size, end, size), end] if end > start else [start]
     return list(zip(bounds, bounds[1:]))
 
 
@@ -88,8 +89,8 @@ class IkLlamaModel:
         self.cached: list[int] = []  # tokens whose keys/values sit in the KV cache (sequence 0)
         self.reuse = bool(options.get("prompt_cache", True))
         self.invariant = bool(options.get("batch_invariant", True)) and not config.embeddings
-        # how many leading cached tokens were evaluated in prompt batches of MIN_ROWS rows or more: only these are
-        # reused when invariant (a short prompt's rows and generated tokens, decoded one at a time, round otherwise)
+        # how many leading cached tokens were evaluated as a prompt, in the fixed chunks: only these are reused when
+        # invariant (generated tokens, decoded one at a time, round otherwise), and only up to a chunk boundary
         self.evaluated = 0
         self._vocab: Any = None  # the constraint engine's tokenizer description, built on first use
 
@@ -115,51 +116,7 @@ class IkLlamaModel:
             C.llama_free_model(model)
             raise RuntimeError(f"ik_llama.cpp could not create a context for {model_path} "
                                f"(n_ctx={cparams.n_ctx}, cache types {config.cache_type_k or 'f16'}/{config.cache_type_v or 'f16'})")
-        loaded = cls(model, ctx, config, options, backend, model_path, bool(cparams.flash_attn))
-        if loaded.invariant and loaded.reuse:
-            loaded.check_invariance()
-        return loaded
-
-    def check_invariance(self) -> None:
-        """Reusing cached prompts keeps greedy answers only if a row rounds alike in any batch of MIN_ROWS rows or
-        more: evaluate a probe whole and in two halves, and compare the last token's logits bit for bit. If they
-        differ (another CPU's kernels, flash attention), prompt reuse is turned off, which keeps answers invariant at
-        the price of evaluating every prompt whole, and the log says so."""
-        start = time.perf_counter()
-        probe = self.tokenize(PROBE)[: 2 * MIN_ROWS]
-        logits: list[np.ndarray] = []
-        failed: list[BaseException] = []
-
-        def evaluate() -> None:
-            try:
-                for bounds in ([(0, len(probe))], [(0, MIN_ROWS), (MIN_ROWS, len(probe))]):
-                    self._reset()
-                    for a, b in bounds:
-                        self._decode(probe[a:b], a)
-                    logits.append(self.sampler.logits().copy())
-            except BaseException as exc:  # noqa: BLE001 - raised on the loading thread below
-                failed.append(exc)
-            finally:
-                self._reset()
-
-        # On a thread of its own that then ends: the engine's OpenMP keeps a thread team per calling thread, and a
-        # team left on the loading thread made libgomp count more threads than cores and stop spinning between
-        # ops, which halved every later decode's speed (measured: 0.53x tokens/s).
-        worker = threading.Thread(target=evaluate, name="ik-invariance-check")
-        worker.start()
-        worker.join()
-        if failed:
-            raise failed[0]
-        gap = float(np.abs(logits[1] - logits[0]).max())
-        if gap == 0.0:
-            log.info("batch-invariant prompt reuse checked: a %d-token probe gives the same logits whole and in halves "
-                     "(%.2f s)", len(probe), time.perf_counter() - start)
-            return
-        self.reuse = False
-        log.error("batch-invariant prompt reuse does NOT hold for %s on this machine (a %d-token probe's logits differ "
-                  "by %.3g whole and in halves): prompt cache reuse is off, so greedy answers stay the same; "
-                  "set batch_invariant: false to reuse prompts without that guarantee",
-                  os.path.basename(self.path), len(probe), gap)
+        return cls(model, ctx, config, options, backend, model_path, bool(cparams.flash_attn))
 
     # -- metadata -----------------------------------------------------------------------------
 
@@ -226,13 +183,15 @@ class IkLlamaModel:
             raise RuntimeError(f"ik_llama.cpp llama_decode failed ({ret}) at position {pos} with {n} tokens")
 
     def _eval(self, tokens: list[int]) -> None:
-        """Append a prompt's ``tokens`` to the cached sequence in even batches of at most one micro-batch."""
+        """Append a prompt's ``tokens`` to the cached sequence: when invariant in the fixed chunks (a cold prompt and
+        one finished from a cached prefix get every row from the same batch), else in even batches of at most one
+        micro-batch."""
         start = len(self.cached)
-        for a, b in chunks(start, start + len(tokens), self.n_chunk):
+        end = start + len(tokens)
+        for a, b in fixed_chunks(start, end, CHUNK) if self.invariant else chunks(start, end, self.n_chunk):
             self._decode(tokens[a - start: b - start], a)
             self.cached.extend(tokens[a - start: b - start])
-        if len(tokens) >= MIN_ROWS:
-            self.evaluated = len(self.cached)
+        self.evaluated = len(self.cached)
 
     def _step(self, token: int) -> None:
         """Decode one generated token (a batch of one row: never reused as a prompt's when invariant)."""
@@ -241,8 +200,8 @@ class IkLlamaModel:
 
     def _reuse(self, tokens: list[int]) -> int:
         """Keep the cached prefix ``tokens`` shares (at least one token is always re-evaluated for logits). When
-        invariant, the rest must be evaluated as it would be cold: at least MIN_ROWS tokens (a shorter prompt is
-        evaluated whole), after a prefix that was itself evaluated in prompt batches of MIN_ROWS rows or more."""
+        invariant, only whole fixed chunks of a prefix that was itself evaluated as a prompt: the rest is then
+        evaluated in the batches it would have been cold."""
         common = 0
         if self.reuse:
             for a, b in zip(self.cached, tokens):
@@ -251,7 +210,7 @@ class IkLlamaModel:
                 common += 1
         common = min(common, len(tokens) - 1)
         if self.invariant:
-            common = min(common, self.evaluated, max(0, len(tokens) - MIN_ROWS))
+            common = min(common, self.evaluated) // CHUNK * CHUNK
         if not capi.kv_cache_seq_rm(self.ctx, 0, common, -1):
             capi.kv_cache_clear(self.ctx)
             common = 0

@@ -22,12 +22,18 @@ CACHE_TYPES: dict[str, int] = {
 FA_TYPES = ("f16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q6_0")
 V_WITHOUT_FA = ("f16", "bf16")
 
-# ik_llama.cpp's CPU matrix products round a row by how many rows share its batch below 64 rows, and alike at 64
-# or more (measured on Gemma 3 270M: a prompt's last token decoded in a chunk of 63 rows gets logits 0.5 away from
-# the same token in a chunk of 64 or 512). Batch-invariant prompts are evaluated in batches of at least this many.
-MIN_ROWS = 64
-# Prompt batches of at least MIN_ROWS rows, split evenly, need a batch size of at least twice that.
-MIN_BATCH = 2 * MIN_ROWS
+# ik_llama.cpp's CPU kernels round a row by the batch it is computed in: its matrix products by how many rows share
+# the batch below 64 rows (a prompt's last token in a chunk of 63 rows got logits 0.5 away from the same token in a
+# chunk of 64 or 512), and its flash attention by the KV length once that passes 768 cells (on a CPU with
+# AVX512-VNNI: a 771-token prompt finished from its cached first 707 tokens got logits 0.85 away from the cold
+# ones). So batch-invariant prompts are evaluated in chunks of CHUNK tokens at fixed positions (0, CHUNK,
+# 2 * CHUNK, ...), and a cached prefix is reused only up to a chunk boundary: every prompt row is then computed in
+# the same batch, beside the same rows and over the same KV length, whatever the cache held, whatever the kernels
+# round by. 128: chunks of 256 or 512 evaluate a prompt no faster here (655-674 tok/s on 2 cores, 128: 620-642),
+# and a cached prefix gives back on average half a chunk.
+CHUNK = 128
+# A fixed chunk must fit one decode call and one micro-batch.
+MIN_BATCH = CHUNK
 
 _NO_BATCHING = "ik-llama-cpp decodes one sequence at a time (use the llama-cpp backend for continuous batching)"
 _NO_RPC = "this ik_llama.cpp build has no RPC backend"
@@ -37,9 +43,9 @@ OPTIONS: list[OptionSpec] = [
     OptionSpec("n_batch", "int", "prompt tokens evaluated per decode call", default=512, aliases=("batch",), minimum=1),
     OptionSpec("n_ubatch", "int", "physical micro-batch size of one decode (default: n_batch)", aliases=("ubatch",),
                minimum=1),
-    OptionSpec("batch_invariant", "bool", "the same greedy answer whatever the prompt cache held: a cached prefix is "
-               f"reused only when at least {MIN_ROWS} prompt tokens are left to evaluate, and only if it was evaluated as a "
-               "prompt, so every row rounds as it would cold; off: any common prefix is reused",
+    OptionSpec("batch_invariant", "bool", "the same greedy answer whatever the prompt cache held: prompts are "
+               f"evaluated in chunks of {CHUNK} tokens at fixed positions and a cached prefix is reused up to a chunk "
+               "boundary, so every row is computed as it would be cold; off: any common prefix is reused",
                default=True, aliases=("deterministic",)),
     OptionSpec("prompt_cache", "bool", "keep the last prompt's KV cache and only evaluate the new suffix of the next one",
                default=True),
@@ -93,15 +99,14 @@ def plan_kv(k: str | None, v: str | None, fa: Any, vnni: bool, embeddings: bool 
 
 
 def check_batches(options: dict[str, Any]) -> None:
-    """Batch-invariant prompt reuse needs prompt batches that never fall below MIN_ROWS rows."""
+    """Batch-invariant prompt reuse evaluates prompts in fixed chunks of CHUNK tokens: each must fit one batch."""
     if not options.get("batch_invariant", True) or not options.get("prompt_cache", True):
         return  # without reuse every prompt is evaluated whole, the same way each time
     for key in ("n_batch", "n_ubatch"):
         value = options.get(key)
         if value is not None and int(value) < MIN_BATCH:
             raise ValueError(f"option {key}:{value} is below {MIN_BATCH}: batch-invariant prompt reuse evaluates prompts "
-                             f"in batches of at least {MIN_ROWS} rows, split evenly; raise it, or set batch_invariant:false "
-                             "or prompt_cache:false")
+                             f"in fixed chunks of {CHUNK} tokens; raise it, or set batch_invariant:false or prompt_cache:false")
 
 
 def validate_config(config: Any) -> None:

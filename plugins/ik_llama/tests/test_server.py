@@ -13,6 +13,7 @@ import jsonschema
 import openai
 import pytest
 from localai.testing import GGUF_NAME, ServerProcess, write_models
+from localai_ik_llama.options import CHUNK
 
 MODELS = {
     "ik.yaml": f"""
@@ -111,16 +112,16 @@ def test_greedy_is_deterministic_and_reuses_the_prompt_cache(client: openai.Open
     b = complete(client, max_tokens=8)
     assert a.choices[0].text == b.choices[0].text
     assert a.choices[0].text.strip()
-    # batch_invariant (the default): a prompt this short is evaluated whole each time, as it was cold
+    # batch_invariant (the default): a prompt shorter than one fixed chunk is evaluated whole each time, as it was cold
     assert b.usage is not None and b.usage.prompt_tokens_details is not None
     assert b.usage.prompt_tokens_details.cached_tokens == 0
     long = " ".join([PROMPT] * 40)
     c = complete(client, prompt=long, max_tokens=8)
     d = complete(client, prompt=long, max_tokens=8)
     assert c.choices[0].text == d.choices[0].text
-    # a long one was in the KV cache: all but its last 64 tokens (one batch that rounds as cold) are reused
-    assert d.usage is not None and d.usage.prompt_tokens_details is not None and d.usage.prompt_tokens > 128
-    assert d.usage.prompt_tokens_details.cached_tokens == d.usage.prompt_tokens - 64
+    # a long one was in the KV cache: its whole fixed chunks but the last are reused (that one is evaluated as cold)
+    assert d.usage is not None and d.usage.prompt_tokens_details is not None and d.usage.prompt_tokens > CHUNK
+    assert d.usage.prompt_tokens_details.cached_tokens == (d.usage.prompt_tokens - 1) // CHUNK * CHUNK
 
 
 def test_stop_string_ends_generation_and_is_not_returned(client: openai.OpenAI, lenient: openai.OpenAI) -> None:

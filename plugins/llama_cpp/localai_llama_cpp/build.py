@@ -179,11 +179,18 @@ def fetch_sdist(requirement: str, sha256: str, work: Path) -> Path:
     return found[0]
 
 
+# The bindings' modules and the headers that declare what each binds; a header is looked for in these folders of
+# the engine's source (a llama.cpp tree, or an installed package's ``include`` folder).
+BOUND = {"llama_cpp": ("llama.h",), "mtmd_cpp": ("mtmd.h", "mtmd-helper.h")}
+HEADER_DIRS = ("include", "ggml/include", "tools/mtmd")
+
+
 def ctypes_layouts(package_dir: Path) -> dict[str, Any]:
-    """Size and field offsets of every ctypes Structure in the built bindings (imported from ``package_dir``)."""
+    """What the built bindings declare (imported from ``package_dir``): every ctypes Structure's size and field
+    offsets, and how many parameters each bound C function is called with."""
     script = r"""
 import ctypes, json, os, sys, types, typing
-# The bindings module alone, not the package (whose __init__ needs numpy, diskcache, ... not installed yet).
+# The bindings modules alone, not the package (whose __init__ needs numpy, diskcache, ... not installed yet).
 package = types.ModuleType("llama_cpp")
 package.__path__ = [os.path.join(sys.argv[1], "llama_cpp")]
 sys.modules["llama_cpp"] = package
@@ -193,37 +200,65 @@ except ImportError:
     stub = types.ModuleType("typing_extensions")
     stub.TypeAlias = getattr(typing, "TypeAlias", object)
     sys.modules["typing_extensions"] = stub
-from llama_cpp import llama_cpp as L
-out = {}
-for name, cls in vars(L).items():
-    if isinstance(cls, type) and issubclass(cls, (ctypes.Structure, ctypes.Union)) and cls.__module__ == L.__name__ \
-            and getattr(cls, "_fields_", None):
-        out[name] = {"size": ctypes.sizeof(cls), "fields": {f[0]: getattr(cls, f[0]).offset for f in cls._fields_},
-                     # a nested struct/union's first member: C may declare the union anonymous (no field name)
-                     "first": {f[0]: f[1]._fields_[0][0] for f in cls._fields_
-                               if isinstance(f[1], type) and issubclass(f[1], (ctypes.Structure, ctypes.Union))
-                               and getattr(f[1], "_fields_", None)}}
+import importlib
+out = {"structs": {}, "functions": {}, "modules": []}
+for module in json.loads(sys.argv[2]):
+    if not os.path.exists(os.path.join(sys.argv[1], "llama_cpp", module + ".py")):
+        continue
+    L = importlib.import_module("llama_cpp." + module)
+    out["modules"].append(module)
+    for name, obj in vars(L).items():
+        if isinstance(obj, ctypes._CFuncPtr) and obj.argtypes is not None:
+            out["functions"][name] = {"module": module, "params": len(obj.argtypes)}
+        if isinstance(obj, type) and issubclass(obj, (ctypes.Structure, ctypes.Union)) and obj.__module__ == L.__name__ \
+                and getattr(obj, "_fields_", None):
+            out["structs"][name] = {"module": module, "size": ctypes.sizeof(obj),
+                                    "fields": {f[0]: getattr(obj, f[0]).offset for f in obj._fields_},
+                                    # a nested struct/union's first member: C may declare the union anonymous
+                                    "first": {f[0]: f[1]._fields_[0][0] for f in obj._fields_
+                                              if isinstance(f[1], type) and issubclass(f[1], (ctypes.Structure, ctypes.Union))
+                                              and getattr(f[1], "_fields_", None)}}
 print(json.dumps(out))
 """
-    r = subprocess.run([sys.executable, "-c", script, str(package_dir)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-c", script, str(package_dir), json.dumps(sorted(BOUND))],
+                       capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
         raise SystemExit(f"the built bindings do not import:\n{r.stderr[-3000:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
+    return out
 
 
-def c_layouts(source: Path, names: Iterable[str], fields: dict[str, Any], work: Path) -> dict[str, Any]:
+def headers(source: Path, modules: Iterable[str]) -> list[Path]:
+    """The engine's headers for the bindings ``modules`` (a module whose headers are missing fails the check)."""
+    found = []
+    for module in modules:
+        for name in BOUND[module]:
+            path = next((source / d / name for d in HEADER_DIRS if (source / d / name).is_file()), None)
+            if path is None:
+                raise SystemExit(f"the engine's source has no {name} (looked in {', '.join(HEADER_DIRS)}), "
+                                 f"which the bindings' {module} module binds")
+            found.append(path)
+    return found
+
+
+def c_layouts(source: Path, names: Iterable[str], fields: dict[str, Any], work: Path,
+              header_files: list[Path] | None = None) -> dict[str, Any]:
     """The same figures from the engine's own headers, by a C program the compiler lays out.
 
     A field the header lacks fails the compile; when that field is a nested union or struct, C may have declared
     it anonymous, so its first member's offset (the same place) is asked for instead, once.
     """
-    header = (source / "include" / "llama.h").read_text()
-    present = [n for n in names if re.search(rf"\bstruct\s+{re.escape(n)}\s*\{{", header)]
+    header_files = header_files or [source / "include" / "llama.h"]
+    text = "\n".join(h.read_text() for h in header_files)
+    present = [n for n in names if re.search(rf"\bstruct\s+{re.escape(n)}\s*\{{", text)]
     member = {n: {f: f for f in fields[n]["fields"]} for n in present}
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or "cc"
     c_file, exe = work / "layouts.c", work / "layouts"
+    folders = dict.fromkeys([*(h.parent for h in header_files), source / "include", source / "ggml" / "include"])
+    includes = [arg for folder in folders for arg in ("-I", str(folder))]  # the checked headers' own folders first
     for _attempt in range(64):
-        lines = ["#include <stddef.h>", "#include <stdio.h>", '#include "llama.h"', "int main(void) {", 'printf("{");']
+        lines = ["#include <stddef.h>", "#include <stdio.h>", *(f'#include "{h.name}"' for h in header_files),
+                 "int main(void) {", 'printf("{");']
         for i, name in enumerate(present):
             sep = "," if i else ""
             lines.append(f'printf("{sep}\\"{name}\\": {{\\"size\\": %zu, \\"fields\\": {{", sizeof(struct {name}));')
@@ -233,32 +268,69 @@ def c_layouts(source: Path, names: Iterable[str], fields: dict[str, Any], work: 
             lines.append('printf("}}");')
         lines += ['printf("}\\n");', "return 0; }"]
         c_file.write_text("\n".join(lines) + "\n")
-        r = subprocess.run([cc, "-I", str(source / "include"), "-I", str(source / "ggml" / "include"), str(c_file),
-                            "-o", str(exe)], capture_output=True, text=True)
+        r = subprocess.run([cc, *includes, str(c_file), "-o", str(exe)], capture_output=True, text=True)
         if r.returncode == 0:
             return json.loads(subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout)
         missing = re.search(r"struct (\w+).? has no member named .(\w+).", r.stderr)
         first = fields.get(missing.group(1), {}).get("first", {}).get(missing.group(2)) if missing else None
         if not missing or first is None or member[missing.group(1)][missing.group(2)] == first:
-            raise SystemExit("the bindings name struct fields the engine's llama.h does not have:\n" + r.stderr[-3000:])
+            raise SystemExit("the bindings name struct fields the engine's headers do not have:\n" + r.stderr[-3000:])
         member[missing.group(1)][missing.group(2)] = first
     raise SystemExit("the struct layout check did not converge")
 
 
+def c_parameters(header_files: Iterable[Path]) -> dict[str, int]:
+    """How many parameters each exported function of the headers takes (variadic ones left out)."""
+    text = "\n".join(h.read_text() for h in header_files)
+    text = re.sub(r"//[^\n]*|/\*.*?\*/", " ", text, flags=re.S)
+    found: dict[str, int] = {}
+    for m in re.finditer(r"\b[A-Z]+_API\b[^;{}()]*?\b(\w+)\s*\(", text):
+        depth, i = 1, m.end()
+        while depth and i < len(text):
+            depth += {"(": 1, ")": -1}.get(text[i], 0)
+            i += 1
+        params, depth, parts, part = text[m.end():i - 1], 0, [], ""
+        for ch in params:
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+            if ch == "," and depth == 0:
+                parts.append(part)
+                part = ""
+            else:
+                part += ch
+        parts.append(part)
+        parts = [p.strip() for p in parts]
+        if "..." in parts:
+            continue
+        found[m.group(1)] = 0 if parts in ([""], ["void"]) else len(parts)
+    return found
+
+
 def check_layout(package_dir: Path, source: Path, work: Path) -> dict[str, Any]:
-    """Fail unless every struct the bindings declare and the headers define has the same size and offsets."""
-    mine = ctypes_layouts(package_dir)
-    theirs = c_layouts(source, sorted(mine), mine, work)
+    """Fail unless every struct the bindings declare and the headers define has the same size and offsets, and
+    every bound function the headers declare takes as many parameters as the bindings pass.
+
+    Covers llama.h (``llama_cpp``) and, where the bindings have it, the multimodal library's mtmd.h and
+    mtmd-helper.h (``mtmd_cpp``: images through an ``mmproj``)."""
+    declared = ctypes_layouts(package_dir)
+    mine = declared["structs"]
+    header_files = headers(source, declared["modules"])
+    theirs = c_layouts(source, sorted(mine), mine, work, header_files)
     differ = {name for name in theirs if {k: mine[name][k] for k in ("size", "fields")} != theirs[name]}
     problems = [f"{name}: size {mine[name]['size']}, offsets {mine[name]['fields']} in the bindings; size "
-                f"{theirs[name]['size']}, offsets {theirs[name]['fields']} in llama.h" for name in sorted(differ - set(UNUSED))]
+                f"{theirs[name]['size']}, offsets {theirs[name]['fields']} in the headers"
+                for name in sorted(differ - set(UNUSED))]
+    arity = c_parameters(header_files)
+    bound = {name: f for name, f in declared["functions"].items() if name in arity}
+    problems += [f"{name}(): the bindings pass {f['params']} parameters, the headers declare {arity[name]}"
+                 for name, f in sorted(bound.items()) if f["params"] != arity[name] and name not in UNUSED]
     if problems:
-        raise SystemExit("the bindings' structs disagree with the engine's headers:\n" + "\n".join(problems))
+        raise SystemExit("the bindings disagree with the engine's headers:\n" + "\n".join(problems))
     for name in sorted(differ & set(UNUSED)):
-        say(f"{name} differs from llama.h (size {mine[name]['size']} vs {theirs[name]['size']}): {UNUSED[name]}")
-    say(f"struct layouts checked against llama.h: {len(theirs) - len(differ)} identical "
-        f"({', '.join(sorted(set(theirs) - differ))})")
-    return {"structs": sorted(set(theirs) - differ), "ignored": sorted(differ)}
+        say(f"{name} differs from the headers (size {mine[name]['size']} vs {theirs[name]['size']}): {UNUSED[name]}")
+    say(f"struct layouts checked against {', '.join(h.name for h in header_files)}: {len(theirs) - len(differ)} "
+        f"identical ({', '.join(sorted(set(theirs) - differ))}); {len(bound)} functions' parameter counts identical")
+    return {"structs": sorted(set(theirs) - differ), "ignored": sorted(differ), "functions": sorted(bound),
+            "headers": [h.name for h in header_files]}
 
 
 def ggml_types(source: Path) -> dict[str, int]:
@@ -284,6 +356,7 @@ def build(spec: dict[str, Any], wheelhouse_root: Path | None = None) -> Path:
         cached = sorted(house.glob("*.whl"))
         if cached:
             say(f"using the cached build {cached[0]}")
+            check_wheel(cached[0], source, work)  # a few seconds: a cache made before a check was added gets it too
             return cached[0]
         sdist = fetch_sdist(bindings["requirement"], bindings["sha256"], work)
         unpacked = work / "bindings"

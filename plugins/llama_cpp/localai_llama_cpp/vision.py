@@ -81,7 +81,9 @@ class Projector:
         weakref.finalize(media, mtmd.mtmd_input_chunks_free, chunks)  # the image chunks live as long as the job
         try:
             data = prompt.encode("utf-8")
-            text = mtmd.mtmd_input_text(data, len(data), add_special, True)
+            text = mtmd.mtmd_input_text(text=data, add_special=add_special, parse_special=True)
+            if "text_len" in dict(mtmd.mtmd_input_text._fields_):  # newer mtmd.h (0.3.36); the turboquant fork's has none
+                text.text_len = len(data)
             array = (mtmd.mtmd_bitmap_p_ctypes * max(1, len(bitmaps)))(*bitmaps)
             rc = mtmd.mtmd_tokenize(self.ctx, chunks, ctypes.byref(text), array, len(bitmaps))
             if rc != 0:

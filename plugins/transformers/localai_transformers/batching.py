@@ -6,7 +6,10 @@ Why our own loop rather than ``transformers.generation.continuous_batching``: it
 logprobs and constraint mask, applied to its own logits row here exactly as in a solo decode.
 
 How: a new request is prefilled alone (a batch of one, so its prompt's logits never depend on its neighbours),
-its first token sampled, and its KV cache then joined to the running batch's, right-aligned: shorter rows are
+in chunks of ``prefill_chunk_size`` tokens at fixed offsets with one decode step of the running rows between two
+chunks (a long prompt never stalls the streams already running for longer than one chunk; the chunks are the same
+whoever runs beside it, so neither are its logits), its first token sampled, and its KV cache then joined to the
+running batch's, right-aligned: shorter rows are
 left-padded with masked cells, as ``generate`` pads a batch. Every row keeps its own positions (``position_ids``),
 so padding changes nothing but the mask. Finished, stopped and cancelled rows leave between steps; the padding
 columns no row needs any more are cut off. A model whose cache cannot be joined (OpenVINO keeps it inside the
@@ -47,6 +50,8 @@ class Sequence(Delivery):
     usage: Usage = field(init=False)
     stops: StopMatcher = field(init=False)
     history: torch.Tensor | None = None  # prompt and generated ids, for the penalties
+    prefilled: int = 0  # prompt tokens evaluated so far (chunked prefill)
+    pre_cache: Any = None  # the prompt's own KV cache until the row joins the batch
     last: int | None = None  # sampled token still to feed
     length: int = 0  # tokens this row holds in the cache
     pending_tokens: int = 0
@@ -66,13 +71,16 @@ class Sequence(Delivery):
 class Batcher:
     """Owns the running batch of one model; ``submit`` is thread-safe."""
 
-    def __init__(self, lm: Any, parallel: int, queue_size: int) -> None:
+    def __init__(self, lm: Any, parallel: int, queue_size: int, prefill_chunk: int = 0) -> None:
         self.lm = lm  # the CausalLM: model, tokenizer, eos ids, forward argument names
         self.parallel = max(1, parallel)
         self.queue_size = max(0, queue_size)
+        # 0: a prompt in one forward pass; a cache kept inside the engine (OpenVINO) is never fed in pieces
+        self.prefill_chunk = max(0, prefill_chunk) if getattr(lm, "joinable", True) else 0
         # None until the first prompt's cache shows whether rows can join (one row at a time until then)
         self.joinable: bool | None = None if parallel > 1 and getattr(lm, "joinable", True) else False
         self.waiting: deque[Sequence] = deque()
+        self.prefilling: deque[Sequence] = deque()  # admitted, prompt partly evaluated, not in the batch yet
         self.rows: list[Sequence] = []
         self.cache: Any = None
         self.mask: torch.Tensor | None = None  # [rows, cache length]: 1 where a row's cell is real
@@ -117,29 +125,29 @@ class Batcher:
     def _run(self) -> None:
         while True:
             with self.cond:
-                while not self.stopping and not self.waiting and not self.rows:
+                while not self.stopping and not self.waiting and not self.rows and not self.prefilling:
                     self.cond.wait()
                 if self.stopping:
                     break
-                admitted = self._take()
+                self.prefilling.extend(self._take())
             try:
                 with torch.inference_mode():
-                    for seq in admitted:
-                        self._prefill(seq)
+                    self._prefill_some()
                     self._step()
             except BaseException as exc:  # noqa: BLE001 - fail the running requests, keep serving later ones
                 log.exception("model %r: decode step failed", self.lm.name)
-                for seq in [*admitted, *self.rows]:  # a prefilled one is in both: ``counted`` fails it once
+                for seq in [*self.prefilling, *self.rows]:  # ``counted`` fails each once
                     if seq.counted:
                         self._release(seq)
                         seq.deliver(exc)
                 self.rows, self.cache, self.mask = [], None, None
-        for seq in [*self.rows, *self.waiting]:
+                self.prefilling.clear()
+        for seq in [*self.rows, *self.prefilling, *self.waiting]:
             seq.deliver(RuntimeError("the model is shutting down"))
 
     def _take(self) -> list[Sequence]:
         """Waiting sequences that may start now (lock held): up to ``parallel`` rows, one when rows cannot join."""
-        room = (self.parallel if self.joinable else 1) - len(self.rows)
+        room = (self.parallel if self.joinable else 1) - len(self.rows) - len(self.prefilling)
         out: list[Sequence] = []
         for seq in list(self.waiting):
             if seq.gone():
@@ -151,18 +159,48 @@ class Batcher:
                 out.append(seq)
         return out
 
-    def _prefill(self, seq: Sequence) -> None:
-        """The prompt's forward pass alone; its first token; then the row joins the batch (or ends already)."""
+    def _prefill_some(self) -> None:
+        """Prompt chunks of the admitted sequences, oldest first: with rows running, about one chunk's worth of
+        tokens between two steps (whole chunks, at least one); with none running, every prompt to its end."""
+        budget = self.prefill_chunk
+        spent = 0
+        while self.prefilling:
+            seq = self.prefilling[0]
+            if seq.gone():
+                self.prefilling.popleft()
+                self._end(seq, "cancelled")
+                continue
+            size = self._chunk_size(seq)
+            if self.rows and budget and spent and spent + size > budget:
+                return
+            spent += size
+            if self._prefill(seq, size):
+                self.prefilling.popleft()
+
+    def _chunk_size(self, seq: Sequence) -> int:
+        """The next chunk of ``seq``'s prompt: fixed offsets, so the same whatever else runs; a prompt with other
+        inputs for its first pass (a vision model's pixels) is evaluated whole."""
+        left = len(seq.prompt) - seq.prefilled
+        return left if not self.prefill_chunk or seq.first else min(left, self.prefill_chunk)
+
+    def _prefill(self, seq: Sequence, size: int) -> bool:
+        """One chunk of the prompt's forward pass, alone; after the last, its first token and the row joins the
+        batch (or ends already). True once the prompt is done."""
         lm = self.lm
-        ids = torch.tensor([seq.prompt], device=lm.tensor_device)
-        seq.history = ids[0]
-        mask = torch.ones_like(ids)
-        out = lm.model(input_ids=ids, attention_mask=mask, use_cache=True, **{lm.cache_arg: None}, **lm.keep_last,
-                       **seq.first)
+        end = seq.prefilled + size
+        ids = torch.tensor([seq.prompt[seq.prefilled:end]], device=lm.tensor_device)
+        mask = torch.ones((1, end), dtype=ids.dtype, device=lm.tensor_device)
+        out = lm.model(input_ids=ids, attention_mask=mask, use_cache=True, **{lm.cache_arg: seq.pre_cache},
+                       **lm.keep_last, **seq.first)
         seq.first = {}
-        seq.length = len(seq.prompt)
+        seq.prefilled = seq.length = end
+        if end < len(seq.prompt):
+            seq.pre_cache = getattr(out, lm.cache_arg)
+            return False
+        seq.pre_cache = None
+        seq.history = torch.tensor(seq.prompt, device=lm.tensor_device)
         if not self._advance(seq, out.logits[0, -1].float()):
-            return
+            return True
         cache = getattr(out, lm.cache_arg)
         if self.joinable is None:
             try:
@@ -173,9 +211,10 @@ class Batcher:
                 log.warning("model %r: %s; it decodes one request at a time", lm.name, exc)
         if not self.rows:
             self.rows, self.cache, self.mask = [seq], cache, mask
-            return
+            return True
         self.cache, self.mask = join(self.cache, self.mask, cache, mask)
         self.rows.append(seq)
+        return True
 
     def _step(self) -> None:
         """One forward pass for every running row, each row's token chosen from its own logits."""

@@ -66,7 +66,8 @@ class CausalLM(TransformersModel):
         self.keep_last = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         from localai_transformers.batching import Batcher
 
-        self.batcher = Batcher(self, int(options.get("parallel", 1)), int(options.get("queue_size", 64)))
+        self.batcher = Batcher(self, int(options.get("parallel", 1)), int(options.get("queue_size", 64)),
+                               int(options.get("prefill_chunk_size", 0)))
         if self.batcher.joinable is not False:
             from localai_transformers.head import tune_head
 

@@ -37,6 +37,10 @@ OPTIONS: list[OptionSpec] = [
     OptionSpec("parallel", "int", "requests decoded together in one batch (continuous batching: a request joins "
                "and leaves between steps); 1 decodes one at a time", default=8, aliases=("n_parallel",),
                env="TRANSFORMERS_PARALLEL", minimum=1),
+    OptionSpec("prefill_chunk_size", "int", "prompt tokens evaluated per forward pass (transformers' own name for "
+               "it); between two chunks the running requests decode a token, so a long prompt never stalls them "
+               "for longer than one chunk; 0 evaluates a prompt whole", default=512, aliases=("prefill_chunk",),
+               env="TRANSFORMERS_PREFILL_CHUNK_SIZE", minimum=0),
     OptionSpec("queue_size", "int", "requests that may wait while the batch is full; beyond it the API answers 429 "
                "(Anthropic: 529) with Retry-After", default=64, aliases=("max_queue",), env="TRANSFORMERS_QUEUE_SIZE"),
     OptionSpec("normalize", "bool", "L2-normalise mean-pooled embeddings of a plain AutoModel (default: as the "

@@ -57,6 +57,8 @@ def server(models_folder: Path, engine_python: str) -> Iterator[ServerProcess]:
                          "\"queue_size:0\"]\nparameters:\n  model: gemma-hf\n  temperature: 0\n",
         "gemma-p2.yaml": "name: gemma-p2\nbackend: transformers\ncontext_size: 1024\noptions: [\"parallel:2\", "
                          "\"queue_size:0\"]\nparameters:\n  model: gemma-hf\n  temperature: 0\n",
+        "gemma-chunks.yaml": "name: gemma-chunks\nbackend: transformers\ncontext_size: 1024\n"
+                             "options: [\"prefill_chunk_size:64\"]\nparameters:\n  model: gemma-hf\n  temperature: 0\n",
         "minilm.yaml": "name: minilm\nbackend: sentencetransformers\nembeddings: true\nparameters:\n  model: minilm\n",
         "minilm-pooled.yaml": "name: minilm-pooled\nbackend: transformers\ntype: AutoModel\nembeddings: true\n"
                               "parameters:\n  model: minilm\n",

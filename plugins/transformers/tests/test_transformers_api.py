@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 
 import anthropic
 import httpx
@@ -259,6 +260,61 @@ def test_parallel_decodes_that_many_at_once_and_queue_size_bounds_the_rest(serve
         finally:
             for ctx, _ in held:
                 ctx.__exit__(None, None, None)  # type: ignore[attr-defined]
+
+
+# -- chunked prefill ("gemma-chunks": prefill_chunk_size 64; "gemma": the default 512) -------------------------
+
+LONG = "The quick brown fox jumps over the lazy dog. " * 40  # about 400 tokens: 7 chunks of 64, one of 512
+
+
+def test_a_prompt_evaluated_in_chunks_gets_the_answer_of_the_whole_prompt(server: ServerProcess) -> None:
+    """Chunks compute the same function: the greedy text and the first token's logprob of the whole prompt."""
+    whole = plain(server, LONG, 12, logprobs=1)["choices"][0]
+    chunked = plain(server, LONG, 12, model="gemma-chunks", logprobs=1)["choices"][0]
+    assert chunked["text"] == whole["text"] and whole["text"].strip()
+    assert chunked["logprobs"]["token_logprobs"][0] == pytest.approx(whole["logprobs"]["token_logprobs"][0], abs=1e-3)
+
+
+def test_a_long_prompt_joining_does_not_stall_the_running_stream(server: ServerProcess) -> None:
+    """While a ~650-token prompt is evaluated (11 chunks of 64), the stream already running keeps getting tokens:
+    one step between two chunks. Evaluated whole, the running stream would wait for all of it."""
+    arrivals: list[float] = []
+    started = threading.Event()
+
+    def running() -> str:
+        text = []
+        with httpx.stream("POST", server.url + "/v1/completions", timeout=600,
+                          json={"model": "gemma-chunks", "prompt": PROMPT, "max_tokens": 120, "stream": True,
+                                "ignore_eos": True}) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: {"):
+                    arrivals.append(time.monotonic())
+                    text.append(json.loads(line[6:])["choices"][0]["text"])
+                    if len(arrivals) == 3:
+                        started.set()
+        return "".join(text)
+
+    def joining() -> tuple[float, float, str]:
+        assert started.wait(300)
+        sent = time.monotonic()
+        first, text = None, []
+        with httpx.stream("POST", server.url + "/v1/completions", timeout=600,
+                          json={"model": "gemma-chunks", "prompt": LONG + "Once upon a time, " * 40, "max_tokens": 8,
+                                "stream": True}) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: {"):
+                    first = first or time.monotonic()
+                    text.append(json.loads(line[6:])["choices"][0]["text"])
+        assert first is not None
+        return sent, first, "".join(text)
+
+    solo = plain(server, PROMPT, 120, model="gemma-chunks", ignore_eos=True)["choices"][0]["text"]
+    alone = plain(server, LONG + "Once upon a time, " * 40, 8, model="gemma-chunks")["choices"][0]["text"]
+    got = together((running,), (joining,))
+    sent, first, joined_text = got[1]  # type: ignore[misc]
+    during = [t for t in arrivals if sent < t < first]
+    assert len(during) >= 6, f"the running stream got {len(during)} tokens while the long prompt was evaluated"
+    assert got[0] == solo and joined_text == alone  # neither answer changed by sharing the model
 
 
 # -- constraints --------------------------------------------------------------------------------

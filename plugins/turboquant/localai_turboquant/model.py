@@ -12,16 +12,14 @@ from localai_turboquant.options import is_turbo
 
 
 class TurboQuantModel(LlamaCppModel):
-    """Everything but the cache types is llama-cpp's: the llama-cpp plugin's code serves this class too."""
+    """Everything but the cache types is llama-cpp's, images (``mmproj``) included: the llama-cpp plugin's code serves
+    this class too. The build checked the multimodal library's structs and functions against the fork's mtmd.h."""
 
     @classmethod
     def load(cls, config: Any, model_path: str | None, options: dict[str, Any], backend: str) -> LlamaCppModel:
         problem = engine.check()
         if problem:
             raise RuntimeError(problem)
-        if config.mmproj:
-            raise ValueError(f"model {config.name!r}: mmproj (images) is not supported on turboquant yet; "
-                             "use backend: llama-cpp for vision")
         k, v = cache_types_of(config)
         if is_turbo(k) or is_turbo(v):
             # Resolved here, by the pinned ids the build verified, rather than by a name lookup in the library.

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from localai.testing import GGUF_NAME, BackendConformance, default_gguf, engine_python_or_skip
+from localai.testing import GGUF_NAME, BackendConformance, backend_python, default_gguf, engine_python_or_skip
+from localai.testing.models import gemma_vision
 
 
 @pytest.mark.engine
@@ -16,12 +17,24 @@ class TestTurboQuantConformance(BackendConformance):
     model = {"context_size": 512, "threads": 1, "cache_type_k": "turbo3", "cache_type_v": "turbo3",
              "parameters": {"model": GGUF_NAME}}
     embeddings_model = {"context_size": 256, "threads": 1, "embeddings": True, "parameters": {"model": GGUF_NAME}}
-    capabilities = ("chat", "completion", "embeddings", "tokenize", "grammar")
+    capabilities = ("chat", "completion", "embeddings", "tokenize", "grammar", "vision")
     normalized_embeddings = True
     engine_modules = ("llama_cpp",)
     batch_invariant = True  # option batch_invariant, on by default
+    # The tiny Gemma 3 vision model (localai.testing.models.gemma_vision: the real 270M GGUF plus the mmproj of a
+    # random 2-layer SigLIP tower) with a turbo3 cache, so the images' embeddings are decoded into turbo3 KV (flash
+    # attention on, as the fork's turbo kernels need); four slots, so the concurrent image checks run batched.
+    vision_model = {"context_size": 2048, "threads": 1, "cache_type_k": "turbo3", "cache_type_v": "turbo3",
+                    "options": ["parallel:4"], "mmproj": "mmproj.gguf", "parameters": {"model": GGUF_NAME}}
+    image_tokens = 66  # 64 embeddings plus <start_of_image> and <end_of_image>, which mtmd wraps them in
 
     @classmethod
     def model_files(cls) -> dict[str, Path]:
         engine_python_or_skip("turboquant")  # the fork's build: `localai backends install turboquant`
-        return {GGUF_NAME: default_gguf()}
+        files = {GGUF_NAME: default_gguf()}
+        python, reason = backend_python("transformers")  # the test model is built with transformers
+        if python:
+            files["mmproj.gguf"] = gemma_vision(python)[1]
+        else:
+            cls.vision_missing = f"the vision test model is built in a transformers environment: {reason}"
+        return files

@@ -198,28 +198,42 @@ def test_a_repacked_copy_of_the_pinned_source_is_accepted_by_its_tree_hash(tmp_p
 
 
 def test_a_header_that_disagrees_with_the_bindings_fails_the_build_check(engine_python: str, tmp_path: Path) -> None:
-    """The build's layout check on the installed bindings: the fork's headers pass; one extra field in
-    llama_context_params (a patched copy) is refused, naming the struct and both layouts."""
+    """The build's check on the installed bindings: the fork's headers pass (llama.h, and mtmd.h / mtmd-helper.h for
+    images); one extra field in llama_context_params or mtmd_context_params, or one extra parameter of a bound
+    function (patched copies), is refused, naming the struct or function and both figures."""
     site = Path(subprocess.run([engine_python, "-c", "import llama_cpp, os; print(os.path.dirname(os.path.dirname("
                                 "llama_cpp.__file__)))"], capture_output=True, text=True, check=True).stdout.strip())
-    source = tmp_path / "fork"
-    (source / "ggml").mkdir(parents=True)
-    shutil.copytree(site / "include", source / "include")
-    shutil.copytree(site / "include", source / "ggml" / "include")
+    pristine = tmp_path / "fork"
+    (pristine / "ggml").mkdir(parents=True)
+    shutil.copytree(site / "include", pristine / "include")
+    shutil.copytree(site / "include", pristine / "ggml" / "include")
     work = tmp_path / "ok"
     work.mkdir()
-    result = build.check_layout(site, source, work)
-    assert "llama_context_params" in result["structs"] and "llama_model_params" in result["structs"]
-    header = source / "include" / "llama.h"
-    text = header.read_text()
-    anchor = "struct llama_context_params {\n        uint32_t n_ctx;"
-    assert anchor in text
-    header.write_text(text.replace(anchor, anchor + "\n        uint32_t n_localai_extra;", 1))
-    work = tmp_path / "patched"
-    work.mkdir()
-    with pytest.raises(SystemExit, match="llama_context_params: size 136") as err:
-        build.check_layout(site, source, work)
-    assert "disagree with the engine's headers" in str(err.value) and "size 144" in str(err.value)
+    result = build.check_layout(site, pristine, work)
+    assert {"llama_context_params", "llama_model_params", "mtmd_context_params", "mtmd_input_text"} <= set(result["structs"])
+    assert {"llama_decode", "mtmd_tokenize", "mtmd_helper_eval_chunk_single"} <= set(result["functions"])
+    assert result["headers"] == ["llama.h", "mtmd.h", "mtmd-helper.h"]
+
+    def patched(name: str, header: str, anchor: str, extra: str) -> str:
+        source = tmp_path / name
+        shutil.copytree(pristine, source)
+        text = (source / "include" / header).read_text()
+        assert anchor in text, anchor
+        (source / "include" / header).write_text(text.replace(anchor, anchor + extra, 1))
+        (tmp_path / f"{name}-work").mkdir()
+        with pytest.raises(SystemExit) as err:
+            build.check_layout(site, source, tmp_path / f"{name}-work")
+        assert "disagree with the engine's headers" in str(err.value)
+        return str(err.value)
+
+    message = patched("llama", "llama.h", "struct llama_context_params {\n        uint32_t n_ctx;",
+                      "\n        uint32_t n_localai_extra;")
+    assert "llama_context_params: size 136" in message and "size 144" in message
+    message = patched("mtmd", "mtmd.h", "struct mtmd_context_params {\n    bool use_gpu;", "\n    int n_localai_extra;")
+    assert "mtmd_context_params: size" in message and "llama_context_params" not in message
+    message = patched("helper", "mtmd-helper.h", "MTMD_API int32_t mtmd_helper_eval_chunk_single(mtmd_context * ctx,",
+                      " int n_localai_extra,")
+    assert "mtmd_helper_eval_chunk_single(): the bindings pass 8 parameters, the headers declare 9" in message
 
 
 def test_a_build_whose_type_ids_disagree_is_refused_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
