@@ -94,6 +94,17 @@ def gemma_vision(python: str) -> tuple[Path, Path]:
     return folder, mmproj
 
 
+def gguf_with_mmproj() -> tuple[dict[str, Path], str | None]:
+    """A llama.cpp-family conformance class's model files: the default GGUF and, where a transformers environment
+    can build it, the :func:`gemma_vision` projector as ``mmproj.gguf``; else ``None`` and why it is missing."""
+    files = {GGUF_NAME: default_gguf()}
+    python, reason = backend_python("transformers")  # the test model is built with transformers
+    if not python:
+        return files, f"the vision test model is built in a transformers environment: {reason}"
+    files["mmproj.gguf"] = gemma_vision(python)[1]
+    return files, None
+
+
 def gemma_vision_vllm(python: str) -> Path:
     """The :func:`gemma_vision` model for vLLM (same weights, image soft token inside the vocabulary: vLLM serves it
     with its Transformers modeling backend, see ``engine_side.build_vision_vllm``), written once by ``python`` (the

@@ -209,10 +209,10 @@ for module in json.loads(sys.argv[2]):
     out["modules"].append(module)
     for name, obj in vars(L).items():
         if isinstance(obj, ctypes._CFuncPtr) and obj.argtypes is not None:
-            out["functions"][name] = {"module": module, "params": len(obj.argtypes)}
+            out["functions"][name] = len(obj.argtypes)
         if isinstance(obj, type) and issubclass(obj, (ctypes.Structure, ctypes.Union)) and obj.__module__ == L.__name__ \
                 and getattr(obj, "_fields_", None):
-            out["structs"][name] = {"module": module, "size": ctypes.sizeof(obj),
+            out["structs"][name] = {"size": ctypes.sizeof(obj),
                                     "fields": {f[0]: getattr(obj, f[0]).offset for f in obj._fields_},
                                     # a nested struct/union's first member: C may declare the union anonymous
                                     "first": {f[0]: f[1]._fields_[0][0] for f in obj._fields_
@@ -241,14 +241,13 @@ def headers(source: Path, modules: Iterable[str]) -> list[Path]:
     return found
 
 
-def c_layouts(source: Path, names: Iterable[str], fields: dict[str, Any], work: Path,
-              header_files: list[Path] | None = None) -> dict[str, Any]:
+def c_layouts(source: Path, header_files: list[Path], names: Iterable[str], fields: dict[str, Any],
+              work: Path) -> dict[str, Any]:
     """The same figures from the engine's own headers, by a C program the compiler lays out.
 
     A field the header lacks fails the compile; when that field is a nested union or struct, C may have declared
     it anonymous, so its first member's offset (the same place) is asked for instead, once.
     """
-    header_files = header_files or [source / "include" / "llama.h"]
     text = "\n".join(h.read_text() for h in header_files)
     present = [n for n in names if re.search(rf"\bstruct\s+{re.escape(n)}\s*\{{", text)]
     member = {n: {f: f for f in fields[n]["fields"]} for n in present}
@@ -286,22 +285,15 @@ def c_parameters(header_files: Iterable[Path]) -> dict[str, int]:
     found: dict[str, int] = {}
     for m in re.finditer(r"\b[A-Z]+_API\b[^;{}()]*?\b(\w+)\s*\(", text):
         depth, i = 1, m.end()
-        while depth and i < len(text):
+        while depth and i < len(text):  # to the parenthesis that closes the parameter list
             depth += {"(": 1, ")": -1}.get(text[i], 0)
             i += 1
-        params, depth, parts, part = text[m.end():i - 1], 0, [], ""
-        for ch in params:
-            depth += {"(": 1, ")": -1}.get(ch, 0)
-            if ch == "," and depth == 0:
-                parts.append(part)
-                part = ""
-            else:
-                part += ch
-        parts.append(part)
-        parts = [p.strip() for p in parts]
-        if "..." in parts:
-            continue
-        found[m.group(1)] = 0 if parts in ([""], ["void"]) else len(parts)
+        params = text[m.end():i - 1]
+        while re.search(r"\([^()]*\)", params):  # a function-pointer parameter's own list holds commas too
+            params = re.sub(r"\([^()]*\)", "", params)
+        parts = [p.strip() for p in params.split(",")]
+        if "..." not in parts:
+            found[m.group(1)] = 0 if parts in ([""], ["void"]) else len(parts)
     return found
 
 
@@ -314,15 +306,15 @@ def check_layout(package_dir: Path, source: Path, work: Path) -> dict[str, Any]:
     declared = ctypes_layouts(package_dir)
     mine = declared["structs"]
     header_files = headers(source, declared["modules"])
-    theirs = c_layouts(source, sorted(mine), mine, work, header_files)
+    theirs = c_layouts(source, header_files, sorted(mine), mine, work)
     differ = {name for name in theirs if {k: mine[name][k] for k in ("size", "fields")} != theirs[name]}
     problems = [f"{name}: size {mine[name]['size']}, offsets {mine[name]['fields']} in the bindings; size "
                 f"{theirs[name]['size']}, offsets {theirs[name]['fields']} in the headers"
                 for name in sorted(differ - set(UNUSED))]
     arity = c_parameters(header_files)
     bound = {name: f for name, f in declared["functions"].items() if name in arity}
-    problems += [f"{name}(): the bindings pass {f['params']} parameters, the headers declare {arity[name]}"
-                 for name, f in sorted(bound.items()) if f["params"] != arity[name] and name not in UNUSED]
+    problems += [f"{name}(): the bindings pass {n} parameters, the headers declare {arity[name]}"
+                 for name, n in sorted(bound.items()) if n != arity[name] and name not in UNUSED]
     if problems:
         raise SystemExit("the bindings disagree with the engine's headers:\n" + "\n".join(problems))
     for name in sorted(differ & set(UNUSED)):

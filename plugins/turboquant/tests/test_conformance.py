@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from localai.testing import GGUF_NAME, BackendConformance, backend_python, default_gguf, engine_python_or_skip
-from localai.testing.models import gemma_vision
+from localai.testing import GGUF_NAME, BackendConformance, engine_python_or_skip
+from localai.testing.models import gguf_with_mmproj
 
 
 @pytest.mark.engine
@@ -31,10 +31,5 @@ class TestTurboQuantConformance(BackendConformance):
     @classmethod
     def model_files(cls) -> dict[str, Path]:
         engine_python_or_skip("turboquant")  # the fork's build: `localai backends install turboquant`
-        files = {GGUF_NAME: default_gguf()}
-        python, reason = backend_python("transformers")  # the test model is built with transformers
-        if python:
-            files["mmproj.gguf"] = gemma_vision(python)[1]
-        else:
-            cls.vision_missing = f"the vision test model is built in a transformers environment: {reason}"
+        files, cls.vision_missing = gguf_with_mmproj()
         return files
