@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import fake_backend
 import pytest
+from localai import hookimpl
 from localai.config import load_folder, resolve_model_file
 from localai.registry.backends import Registry
 from localai.registry.catalog import Catalog
@@ -186,3 +188,35 @@ def test_an_option_outside_its_bounds_is_refused_wherever_it_comes_from(entries:
     for table in (specs, [OptionSpec.from_dict(s.to_dict()) for s in specs]):
         with pytest.raises(ValueError, match=message):
             parse_option_list(entries, table, environ)
+
+
+class _PromptCacheBackend:
+    """A backend declaring the prompt_cache capability (registration only: nothing loads)."""
+
+    @hookimpl
+    def register_backends(self, register: Any) -> None:
+        register("cachey", capabilities=("completion", "prompt_cache"), description="declares prompt_cache")
+
+
+def test_prompt_cache_path_is_resolved_for_backends_that_keep_one_and_refused_elsewhere(tmp_path: Path) -> None:
+    """LocalAI's prompt_cache_path: made absolute inside the models folder for the worker, never ignored: a backend
+    without the capability, or a path leaving the folder, makes the model unusable with the reason."""
+    pm = PluginManager()
+    pm.add_plugin(fake_backend, "fake")
+    pm.add_plugin(_PromptCacheBackend(), "cachey")
+    write(tmp_path, "m.yaml", "- {name: ok, backend: cachey, prompt_cache_path: cache/ok.bin, prompt_cache_all: true}\n"
+                              "- {name: plain, backend: fake, prompt_cache_path: cache/p.bin}\n"
+                              "- {name: out, backend: cachey, prompt_cache_path: ../p.bin}\n"
+                              "- {name: none, backend: cachey}\n")
+    catalog = Catalog(tmp_path, Registry(pm)).load()
+    ok = catalog.entries["ok"]
+    assert ok.usable, ok.problems
+    config = ok.worker_config()
+    assert config["prompt_cache_path"] == str(tmp_path.absolute() / "cache" / "ok.bin")
+    assert config["prompt_cache_all"] is True and config["prompt_cache_ro"] is False
+    assert "prompt_cache" not in ok.usecases()  # a capability, not something a model is used for
+    assert catalog.entries["plain"].problems == [
+        "prompt_cache_path: backend fake keeps no prompt cache file (backends that do: those declaring the "
+        "prompt_cache capability, e.g. llama-cpp)"]
+    assert "leaves the models folder" in catalog.entries["out"].problems[0]
+    assert catalog.entries["none"].usable and catalog.entries["none"].worker_config()["prompt_cache_path"] is None

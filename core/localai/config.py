@@ -113,6 +113,11 @@ class ModelConfig(BaseModel):
     flash_attention: bool | str | None = None
     main_gpu: str | int | None = None
     mmproj: str | None = None
+    # LocalAI's prompt cache file (relative to the models folder): a prompt's KV state kept on disk across restarts;
+    # prompt_cache_all keeps the generated tokens too, prompt_cache_ro only reads it. Backends with "prompt_cache".
+    prompt_cache_path: str | None = None
+    prompt_cache_all: bool = False
+    prompt_cache_ro: bool = False
     type: str | None = None
     quantization: str | None = None  # transformers: bnb_4bit / bnb_8bit (CUDA)
     trust_remote_code: bool | None = None  # transformers: run a model folder's own code

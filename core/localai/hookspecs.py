@@ -46,7 +46,9 @@ def register_backends(register: Callable[..., None]) -> None:
         * ``name``: the canonical backend id a model YAML's ``backend:`` names.
         * ``aliases``: other accepted spellings (case, ``.`` and ``_`` are normalised anyway).
         * ``capabilities``: what the backend can do: ``"completion"``, ``"chat"``,
-          ``"embeddings"``, ``"tokenize"``, ``"grammar"``, ``"vision"``, ``"image"`` (image generation).
+          ``"embeddings"``, ``"tokenize"``, ``"grammar"``, ``"vision"``, ``"image"`` (image generation),
+          ``"prompt_cache"`` (keeps a prompt's state in the YAML's ``prompt_cache_path`` file, which the worker gets
+          as an absolute path, honouring ``prompt_cache_all`` and ``prompt_cache_ro``; without it that key is refused).
         * ``formats``: model file suffixes it serves without a ``backend:`` line, e.g. ``("gguf",)``.
         * ``check``: a callable returning ``None`` when the engine can run here, else a
           human-readable reason (``"llama_cpp is not installed"``). It must not import the engine.

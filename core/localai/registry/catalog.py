@@ -24,6 +24,7 @@ class ModelEntry:
     backend: Backend | None = None
     model_path: Path | None = None
     mmproj_path: Path | None = None  # the YAML's ``mmproj:`` (a multimodal projector) inside the models folder
+    prompt_cache_path: Path | None = None  # the YAML's ``prompt_cache_path:`` inside the models folder
     options: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -39,7 +40,7 @@ class ModelEntry:
         """What the model serves: ``chat``, ``completion``, ``embeddings``, ``image`` (LocalAI's known_usecases wins)."""
         if self.config.known_usecases:
             return {u.lower().replace("flag_", "") for u in self.config.known_usecases}
-        caps = set(self.backend.capabilities) if self.backend else {"chat", "completion"}
+        caps = set(self.backend.capabilities) - {"prompt_cache"} if self.backend else {"chat", "completion"}
         if self.config.embeddings:
             return {"embeddings"} | (caps & {"tokenize"})
         if "vision" in caps and not self.takes_images():
@@ -61,6 +62,15 @@ class ModelEntry:
             return config is not None and config.is_file() and "vision_config" in json.loads(config.read_text())
         except (OSError, ValueError):
             return False
+
+    def worker_config(self) -> dict[str, Any]:
+        """The config a worker loads: file fields made absolute (the worker does not know the models folder)."""
+        config = self.config.model_dump(mode="json")
+        if self.mmproj_path is not None:
+            config["mmproj"] = str(self.mmproj_path)
+        if self.prompt_cache_path is not None:
+            config["prompt_cache_path"] = str(self.prompt_cache_path)
+        return config
 
 
 class Catalog:
@@ -137,6 +147,15 @@ class Catalog:
                 entry.problems.append("no backend and no parameters.model given")
         except BackendError as exc:
             entry.problems.append(str(exc))
+        if cfg.prompt_cache_path and entry.backend is not None:
+            if "prompt_cache" not in entry.backend.capabilities:
+                entry.problems.append(f"prompt_cache_path: backend {entry.backend.name} keeps no prompt cache file "
+                                      "(backends that do: those declaring the prompt_cache capability, e.g. llama-cpp)")
+            else:
+                try:
+                    entry.prompt_cache_path = resolve_model_file(self.models_path, cfg.prompt_cache_path)
+                except ValueError as exc:
+                    entry.problems.append(f"prompt_cache_path: {exc}")
         if entry.backend is not None and entry.backend.unavailable:
             # Registered but unable to run here (a torch backend's plugin in the server's environment without its
             # engine): not served, and `localai models` says how to fix it.

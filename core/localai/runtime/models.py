@@ -110,11 +110,8 @@ class Runtime:
             self._workers[entry.name] = worker
         started = time.monotonic()
         try:
-            config = entry.config.model_dump(mode="json")
-            if entry.mmproj_path is not None:
-                config["mmproj"] = str(entry.mmproj_path)  # the worker does not know the models folder
             info = await worker.start(
-                config,
+                entry.worker_config(),
                 str(entry.model_path) if entry.model_path else None,
                 entry.options,
                 parse_options=entry.backend.environment is not None,

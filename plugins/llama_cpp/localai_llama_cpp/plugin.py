@@ -26,7 +26,7 @@ def register_backends(register: Callable[..., None]) -> None:
     register(
         BACKEND,
         aliases=("llama", "llama.cpp", "llamacpp"),
-        capabilities=("chat", "completion", "embeddings", "tokenize", "grammar", "vision"),  # vision: with mmproj
+        capabilities=("chat", "completion", "embeddings", "tokenize", "grammar", "vision", "prompt_cache"),  # vision: with mmproj
         formats=("gguf",),
         description="GGUF models on llama.cpp via llama-cpp-python",
         check=check,

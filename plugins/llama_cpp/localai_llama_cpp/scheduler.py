@@ -31,6 +31,7 @@ from localai.types import GenerateRequest, GenerationChunk, TokenLogprob, Usage
 
 from localai_llama_cpp.options import default_cache_ram
 from localai_llama_cpp.prompt_cache import PromptCache, common_prefix
+from localai_llama_cpp.prompt_file import PromptFile
 from localai_llama_cpp.sampling import free_sampler, token_logprob
 from localai_llama_cpp.vision import prompt_usage
 
@@ -105,6 +106,9 @@ class Scheduler:
         self.similarity = float(options.get("slot_prompt_similarity", 0.1) or 0.0)
         ram = options.get("cache_ram")
         self.ram = PromptCache(default_cache_ram() if ram is None else int(ram))
+        config = model.config
+        path = getattr(config, "prompt_cache_path", None)
+        self.file = PromptFile(path, bool(config.prompt_cache_all), bool(config.prompt_cache_ro)) if path else None
         self.can_shift = bool(llama_cpp.llama_memory_can_shift(self.mem))
         # A window-sized SWA cache (swa_full off) drops cells older than the window: a prefix is reusable only
         # while the window before its end is still held (llama-server's check).
@@ -228,6 +232,15 @@ class Scheduler:
                     slot.cache, n_past = [], 0
             elif len(slot.cache) - n_past >= len(slot.cache) // 2:
                 self.ram.save(self.ctx, slot.seq, slot.cache)  # most of this slot's KV is about to go
+        if self.file is not None and common_prefix(self.file.tokens, prompt) > n_past:
+            self.ram.save(self.ctx, slot.seq, slot.cache)
+            llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
+            tokens = self.file.load(self.ctx, slot.seq, self.n_ctx_slot)
+            if tokens is None:
+                llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
+                slot.cache, n_past, restored = [], 0, False
+            else:
+                slot.cache, n_past, restored = tokens, common_prefix(tokens, prompt), True
         if self.cache_reuse > 0 and self.can_shift and n_past < len(prompt) and job.media is None \
                 and min(slot.cache, default=0) >= 0:  # image KV is never shifted into place
             n_past = self._reuse_chunks(slot, prompt, n_past)
@@ -317,6 +330,8 @@ class Scheduler:
             slot.cache.extend(slot.todo[:take])
             slot.todo = slot.todo[take:]
             if not slot.todo:
+                if self.file is not None and not self.file.save_all:
+                    self.file.save(self.ctx, slot.seq, slot.cache)
                 self._sample(slot, take - 1)
 
     def _fillers(self, live: set[int]) -> list[Slot]:
@@ -447,6 +462,8 @@ class Scheduler:
             job.deliver(GenerationChunk(text=text, tokens=job.pending_tokens, logprobs=job.pending_logprobs or None))
             job.pending_tokens, job.pending_logprobs = 0, []
         job.usage.completion_tokens = job.generated
+        if self.file is not None and self.file.save_all and reason != "cancelled":
+            self.file.save(self.ctx, slot.seq, slot.cache)  # prompt_cache_all: the generated tokens too
         job.deliver(GenerationChunk(tokens=job.pending_tokens, logprobs=job.pending_logprobs or None,
                                     finish_reason=reason, stop_sequence=stop_sequence, usage=job.usage))
         self._release(slot)

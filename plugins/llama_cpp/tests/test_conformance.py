@@ -17,7 +17,7 @@ class TestLlamaCppConformance(BackendConformance):
     # weights (repacked kernels, llama.cpp's single-slot default, round batch rows differently).
     model = {"context_size": 512, "threads": 1, "options": ["repack:false"], "parameters": {"model": GGUF_NAME}}
     embeddings_model = {"context_size": 256, "threads": 1, "embeddings": True, "parameters": {"model": GGUF_NAME}}
-    capabilities = ("chat", "completion", "embeddings", "tokenize", "grammar", "vision")
+    capabilities = ("chat", "completion", "embeddings", "tokenize", "grammar", "vision", "prompt_cache")
     normalized_embeddings = True
     engine_modules = ("llama_cpp",)
     batch_invariant = True  # option batch_invariant, on by default

@@ -19,7 +19,7 @@ def register_backends(register: Callable[..., None]) -> None:
     register(
         BACKEND,
         aliases=("llama-cpp-turboquant", "turbo-quant"),
-        capabilities=("chat", "completion", "embeddings", "tokenize", "grammar", "vision"),  # vision: with mmproj
+        capabilities=("chat", "completion", "embeddings", "tokenize", "grammar", "vision", "prompt_cache"),  # vision: with mmproj
         formats=("gguf",),
         description="GGUF models on llama.cpp built from the llama-cpp-turboquant fork: its turbo2/turbo3/turbo4 "
                     "KV cache types besides the standard ones",

@@ -17,7 +17,7 @@ class TestTurboQuantConformance(BackendConformance):
     model = {"context_size": 512, "threads": 1, "cache_type_k": "turbo3", "cache_type_v": "turbo3",
              "parameters": {"model": GGUF_NAME}}
     embeddings_model = {"context_size": 256, "threads": 1, "embeddings": True, "parameters": {"model": GGUF_NAME}}
-    capabilities = ("chat", "completion", "embeddings", "tokenize", "grammar", "vision")
+    capabilities = ("chat", "completion", "embeddings", "tokenize", "grammar", "vision", "prompt_cache")
     normalized_embeddings = True
     engine_modules = ("llama_cpp",)
     batch_invariant = True  # option batch_invariant, on by default

@@ -53,8 +53,7 @@ class WorkerHarness:
 
     def load(self) -> ModelInfo:
         e = self.entry
-        self.info = self.run(self.worker.start(e.config.model_dump(mode="json"), str(e.model_path) if e.model_path else None,
-                                               e.options))
+        self.info = self.run(self.worker.start(e.worker_config(), str(e.model_path) if e.model_path else None, e.options))
         return self.info
 
     def call(self, hook: str, **args: Any) -> Any:

@@ -35,13 +35,14 @@ import pytest
 from localai.testing.conformance.contract import check, contract, fail
 from localai.testing.conformance.harness import WorkerHarness, catalog, in_threads, write_model_yaml
 from localai.testing.conformance.vision import VISION, VISION_COLD, VisionChecks
-from localai.types import Constraint, GenerateRequest, GenerationChunk, SamplingParams
+from localai.types import Constraint, GenerateRequest, GenerationChunk, SamplingParams, Usage
 
-KNOWN_CAPABILITIES = ("completion", "chat", "embeddings", "tokenize", "grammar", "vision", "image")
+KNOWN_CAPABILITIES = ("completion", "chat", "embeddings", "tokenize", "grammar", "vision", "image", "prompt_cache")
 HEAVY_MODULES = ("torch", "transformers", "vllm", "llama_cpp", "ik_llama_cpp", "diffusers", "openvino",
                  "onnxruntime", "tensorflow", "jax")
 MAIN, EMBED, OTHER, BADOPT, MISSING = "conformance", "conformance-embed", "conformance-b", "conformance-badopt", "conformance-missing"
 BAD_OPTION = "no_such_option_for_conformance"
+PROMPT_CACHE, PROMPT_CACHE_FILE = "conformance-prompt-cache", "prompt-cache/conformance.bin"
 
 WEATHER_SCHEMA = {
     "type": "object",
@@ -156,6 +157,8 @@ class BackendConformance(VisionChecks):
         if "vision" in cls.capabilities:
             for name in (VISION, VISION_COLD):
                 write_model_yaml(folder, name, cls.backend, cls.vision_model or cls.model)
+        if "prompt_cache" in cls.capabilities:
+            write_model_yaml(folder, PROMPT_CACHE, cls.backend, {**cls.model, "prompt_cache_path": PROMPT_CACHE_FILE})
         params = dict(cls.model.get("parameters") or {})
         if params.get("model"):
             write_model_yaml(folder, MISSING, cls.backend, {**cls.model, "parameters": {**params, "model": "missing-conformance-file.bin"}})
@@ -548,6 +551,30 @@ class BackendConformance(VisionChecks):
         if self.normalized_embeddings:
             norms = [math.sqrt(sum(x * x for x in v)) for v in vectors]
             check(all(abs(n - 1) < 1e-3 for n in norms), "embeddings", f"vectors are claimed unit length, norms are {norms}")
+
+    def test_prompt_cache_survives_a_restart(self, models: Any, registered: Any) -> None:
+        """``prompt_cache_path``: the state one worker writes starts the same prompt in the next, same answer."""
+        self.needs("prompt_cache")
+        entry = self._entry(models, PROMPT_CACHE)
+        request = self.greedy(" ".join([self.prompt] * 8)).model_copy(update={"model": PROMPT_CACHE})
+        answers = []
+        for _ in range(2):
+            harness = WorkerHarness(entry, timeout=self.timeout)
+            self._load(harness)
+            try:
+                with contract("prompt-cache"):
+                    answers.append(harness.generate(request))
+            finally:
+                harness.stop()
+        cold, warm = (_last(chunks, "prompt-cache").usage or Usage() for chunks in answers)
+        check(entry.prompt_cache_path is not None and entry.prompt_cache_path.is_file(), "prompt-cache",
+              f"no prompt cache file at {entry.prompt_cache_path} after a request and an unload")
+        check(cold.cached_tokens == 0, "prompt-cache", f"the first request reports {cold.cached_tokens} cached tokens "
+                                                       "with no cache file yet")
+        check(warm.cached_tokens >= cold.prompt_tokens // 2, "prompt-cache",
+              f"after a restart the same {cold.prompt_tokens}-token prompt reused {warm.cached_tokens} tokens of the file")
+        check(_text(answers[1]) == _text(answers[0]), "prompt-cache",
+              f"the answer from the cache file differs: {_text(answers[1])!r} against {_text(answers[0])!r}")
 
     def test_unload(self, worker: WorkerHarness) -> None:
         """Last of the worker checks: shuts the class's worker down."""
