@@ -112,7 +112,7 @@ def test_generated_plugin_installs_in_its_own_environment_and_runs_the_conforman
     # the capabilities it lacks (image generation, vision) and the batch invariance it does not claim
     skipped = sorted(n for n, o in outcomes.items() if o == "skipped")
     assert skipped == ["test_http_images", "test_http_same_answer_cold_warm_and_batched", "test_http_vision",
-                       "test_image_generation", "test_vision_answers_follow_the_image",
+                       "test_image_generation", "test_prompt_cache_survives_a_restart", "test_vision_answers_follow_the_image",
                        "test_vision_cache_never_reuses_another_images_kv",
                        "test_vision_concurrent_requests_get_their_solo_answers", "test_vision_stream_equals_non_stream",
                        "test_vision_three_apis_one_answer", "test_vision_usage_counts_the_image"]

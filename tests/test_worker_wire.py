@@ -51,3 +51,34 @@ def test_message_lines_are_delivered_whole_and_in_order_however_the_bytes_arrive
                 closed.result()
 
     asyncio.run(main())
+
+
+def test_a_worker_whose_message_stream_is_closing_counts_as_dead_before_its_exit_is_read() -> None:
+    """Between a worker's crash closing the socket and the reader task marking it dead, a request must see a dead
+    worker (reload, or the one retry on a new worker), never write to the closed transport (uvloop raises
+    RuntimeError there, which reached a client as a 500 in the SIGSEGV-under-load test)."""
+    import pytest
+    from localai.runtime.worker.client import WorkerDied, WorkerProcess
+
+    class ClosedTransport:
+        def is_closing(self) -> bool:
+            return True
+
+        def write(self, data: bytes) -> None:
+            raise RuntimeError("unable to perform operation on <UnixTransport closed=True>; the handler is closed")
+
+    class OpenButFailing(ClosedTransport):
+        def is_closing(self) -> bool:
+            return False
+
+    worker = WorkerProcess("m", "fake")
+    worker.proc = object()  # type: ignore[assignment]  # started, exit not yet seen
+    worker._writer = ClosedTransport()  # type: ignore[assignment]
+    assert not worker.alive and not worker.dead
+    with pytest.raises(WorkerDied) as died:
+        worker._send({"op": "generate", "id": 1})
+    assert died.value.kind is None  # a crash, not an unload: the engine retries the request once on a new worker
+    worker._writer = OpenButFailing()  # type: ignore[assignment]
+    assert worker.alive
+    with pytest.raises(WorkerDied):
+        worker._send({"op": "generate", "id": 2})

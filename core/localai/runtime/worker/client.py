@@ -135,7 +135,12 @@ class WorkerProcess:
 
     @property
     def alive(self) -> bool:
-        return self.proc is not None and not self.dead
+        return self.proc is not None and not self.dead and not self._broken()
+
+    def _broken(self) -> bool:
+        """The message stream is closing: the worker is gone even before ``_read`` has run to mark it dead (a
+        request arriving in between would otherwise write to a closed transport)."""
+        return self._writer is not None and self._writer.is_closing()
 
     @property
     def pid(self) -> int | None:
@@ -268,9 +273,12 @@ class WorkerProcess:
         return WorkerDied(self.model, self.returncode, self.stop_kind, self.stop_reason)
 
     def _send(self, msg: dict[str, Any]) -> None:
-        if self._writer is None or self.dead:
+        if self._writer is None or self.dead or self._broken():
             raise self.died()
-        self._writer.write(protocol.encode(msg))
+        try:
+            self._writer.write(protocol.encode(msg))
+        except RuntimeError as exc:  # uvloop: "unable to perform operation on <transport>; the handler is closed"
+            raise self.died() from exc
 
     def _raise_for(self, msg: dict[str, Any]) -> None:
         if msg["type"] == "died":
