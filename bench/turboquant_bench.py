@@ -103,16 +103,14 @@ def seed_state(work: Path, cache_type: str, tokens: list[int], threads: int) -> 
     return folder / "seed.bin"
 
 
-def first_token_seconds(url: str, prompt: list[int], who: str) -> float:
+def require_loaded_state(url: str, prompt: list[int], who: str) -> None:
     """One token on the loaded state: fails instead of waiting hours when a side evaluates the whole prompt again."""
-    started = time.perf_counter()
     try:
         r = httpx.post(url + "/v1/completions", json={"model": "m", "prompt": prompt, "max_tokens": 1, "temperature": 0},
                        timeout=300)
     except httpx.TimeoutException:
         raise SystemExit(f"{who} took over 300 s for one token: it evaluated the prompt instead of the loaded state") from None
     r.raise_for_status()
-    return time.perf_counter() - started
 
 
 def state_row(binary: str, model: str, work: Path, seed: Path, cache_type: str, depth: int,
@@ -136,8 +134,8 @@ def state_row(binary: str, model: str, work: Path, seed: Path, cache_type: str, 
         if r.json().get("n_restored") != depth:
             raise SystemExit(f"llama-server restored {r.json()} instead of {depth} tokens")
         with ServerProcess(folder, env={"LOCALAI_ENGINE_VERBOSE": "1"}) as ours:
-            first_token_seconds(url, prompt, "llama-server")
-            first_token_seconds(ours.url, prompt, "our server")
+            require_loaded_state(url, prompt, "llama-server")
+            require_loaded_state(ours.url, prompt, "our server")
             mine, theirs = [], []
             for _ in range(args.rounds):
                 theirs.append(decode_rate(url, "m", prompt, args.tokens))

@@ -107,8 +107,8 @@ class Scheduler:
         ram = options.get("cache_ram")
         self.ram = PromptCache(default_cache_ram() if ram is None else int(ram))
         config = model.config
-        path = getattr(config, "prompt_cache_path", None)
-        self.file = PromptFile(path, bool(config.prompt_cache_all), bool(config.prompt_cache_ro)) if path else None
+        self.file = PromptFile(config.prompt_cache_path, config.prompt_cache_all, config.prompt_cache_ro) \
+            if config.prompt_cache_path else None
         self.can_shift = bool(llama_cpp.llama_memory_can_shift(self.mem))
         # A window-sized SWA cache (swa_full off) drops cells older than the window: a prefix is reusable only
         # while the window before its end is still held (llama-server's check).
@@ -216,31 +216,22 @@ class Scheduler:
         self.cond.notify_all()
 
     def _assign(self, slot: Slot, job: Job) -> None:
-        """Reuse what the slot's KV (or the RAM cache) shares with the prompt; queue the rest for decoding."""
+        """Reuse what the slot's KV (or the RAM cache, or the prompt cache file) shares with the prompt; queue the rest
+        for decoding."""
         prompt = job.prompt
         n_past = common_prefix(slot.cache, prompt)
         restored = False
         if self.ram.enabled:
             tokens, n = self.ram.best(prompt)
             if n > n_past:
-                self.ram.save(self.ctx, slot.seq, slot.cache)
-                llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
-                if self.ram.restore(self.ctx, slot.seq, tokens):
-                    slot.cache, n_past, restored = tokens, n, True
-                else:
-                    llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
-                    slot.cache, n_past = [], 0
+                restored = self._replace_kv(slot, lambda: tokens if self.ram.restore(self.ctx, slot.seq, tokens) else None)
+                n_past = n if restored else 0
             elif len(slot.cache) - n_past >= len(slot.cache) // 2:
                 self.ram.save(self.ctx, slot.seq, slot.cache)  # most of this slot's KV is about to go
-        if self.file is not None and common_prefix(self.file.tokens, prompt) > n_past:
-            self.ram.save(self.ctx, slot.seq, slot.cache)
-            llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
-            tokens = self.file.load(self.ctx, slot.seq, self.n_ctx_slot)
-            if tokens is None:
-                llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
-                slot.cache, n_past, restored = [], 0, False
-            else:
-                slot.cache, n_past, restored = tokens, common_prefix(tokens, prompt), True
+        file = self.file
+        if file is not None and common_prefix(file.tokens, prompt) > n_past:
+            restored = self._replace_kv(slot, lambda: file.load(self.ctx, slot.seq, self.n_ctx_slot))
+            n_past = common_prefix(slot.cache, prompt)
         if self.cache_reuse > 0 and self.can_shift and n_past < len(prompt) and job.media is None \
                 and min(slot.cache, default=0) >= 0:  # image KV is never shifted into place
             n_past = self._reuse_chunks(slot, prompt, n_past)
@@ -260,6 +251,17 @@ class Scheduler:
         slot.last = None
         slot.used = time.monotonic()
         job.usage.cached_tokens = n_past
+
+    def _replace_kv(self, slot: Slot, load: Callable[[], list[int] | None]) -> bool:
+        """Swap the slot's KV for a stored state (``load`` fills the emptied sequence and returns its tokens, or None):
+        the KV it held goes to the RAM cache first; when the load fails the slot is left empty."""
+        self.ram.save(self.ctx, slot.seq, slot.cache)
+        llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
+        tokens = load()
+        if tokens is None:
+            llama_cpp.llama_memory_seq_rm(self.mem, slot.seq, -1, -1)
+        slot.cache = tokens or []
+        return tokens is not None
 
     def _reuse_chunks(self, slot: Slot, prompt: list[int], n_past: int) -> int:
         """llama.cpp server's ``n_cache_reuse``: shift matching chunks of the old KV into place after the prefix."""
